@@ -1,0 +1,94 @@
+"""Every error handrail raises, in one place.
+
+The tree is split by what the caller does next::
+
+    HandrailError                  catch-all for handrail's own failures
+    ├── PermissionDenied           refuse: the policy (or a failure in it) said no
+    ├── EscalationRequired         wait: a human must decide before the action runs
+    └── PolicyError                fix the configuration: a policy or its tests are malformed
+
+Each carries the data a caller needs (``.decision``, ``.path``, ``.line``), not
+only a message.  Third-party errors are translated at one boundary with
+``raise ... from exc``; the user's own exceptions pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .policy._decision import Decision
+
+
+class HandrailError(Exception):
+    """The root of every error handrail raises."""
+
+
+class PermissionDenied(HandrailError):  # noqa: N818 - the name users say aloud
+    """The action was refused; ``.decision`` says by which rule and why.
+
+    Also raised when the guard itself could not decide (no principal in scope,
+    no policy, an error while evaluating): a guard that fails denies.
+    """
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(f"{decision.request.action}: denied: {decision.reason}")
+
+
+class EscalationRequired(HandrailError):  # noqa: N818 - the name users say aloud
+    """The action needs a human decision first; ``.decision.escalate_to`` names the route.
+
+    ``.escalation_id`` is set once an escalation router has opened a case for it.
+    """
+
+    def __init__(self, decision: Decision, escalation_id: str | None = None) -> None:
+        self.decision = decision
+        self.escalation_id = escalation_id
+        super().__init__(
+            f"{decision.request.action}: escalate to {decision.escalate_to!r}: {decision.reason}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    """One thing wrong with a policy: what, and where (file, line, rule, field)."""
+
+    message: str
+    path: Path | None = None
+    line: int | None = None
+    rule_id: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
+        rule = f"rule {self.rule_id!r}: " if self.rule_id else ""
+        field = f"{self.field}: " if self.field else ""
+        return f"{where}{rule}{field}{self.message}"
+
+
+class PolicyError(HandrailError):
+    """A policy (or a policy test file) is malformed; nothing of it was used.
+
+    ``.problems`` lists everything found; ``.path``, ``.line``, ``.rule_id`` and
+    ``.field`` describe the first.
+    """
+
+    def __init__(self, problems: PolicyProblem | list[PolicyProblem] | str) -> None:
+        if isinstance(problems, str):
+            problems = PolicyProblem(problems)
+        if isinstance(problems, PolicyProblem):
+            problems = [problems]
+        if not problems:
+            raise ValueError("PolicyError needs at least one problem")
+        self.problems: tuple[PolicyProblem, ...] = tuple(problems)
+        first = self.problems[0]
+        self.path = first.path
+        self.line = first.line
+        self.rule_id = first.rule_id
+        self.field = first.field
+        super().__init__("\n".join(str(p) for p in self.problems))

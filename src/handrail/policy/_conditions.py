@@ -1,0 +1,691 @@
+"""Conditions: typed, analysable predicates over a request, in three-valued logic.
+
+A condition evaluates to True, False or *undetermined* (``None``): an
+attribute is missing, or has the wrong type for the comparison.  The policy
+decides what undetermined means (never enough for a grant, always enough for
+a restriction); this module only computes it.
+
+The file syntax is a small mapping language::
+
+    when:
+      args.discount_pct: {gt: 20}          # one comparison
+      context.environment: production      # shorthand for {eq: production}
+      any:                                 # all / any / not combine
+        - args.to_domain: {not_in: [acme.com]}
+        - args.cc: {exists: true}
+
+Several entries in one mapping must all hold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from operator import attrgetter
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from ._model import ActionRequest
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "Compare",
+    "Condition",
+    "ConditionSyntaxError",
+    "Exists",
+    "Not",
+    "Predicate",
+    "Trace",
+    "parse_condition",
+]
+
+Tri: TypeAlias = bool | None
+"""True, False, or None for undetermined."""
+
+Test: TypeAlias = Callable[["ActionRequest"], Tri]
+
+Operator = Literal[
+    "eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "startswith", "matches"
+]
+OPERATORS: tuple[str, ...] = Operator.__args__
+_ORDERING = frozenset({"lt", "le", "gt", "ge"})
+_SYMBOL = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+# A path is a root, then the fields of handrail's models, then free keys
+# into mappings.  Validating this at load means a typo fails there, not at 3 a.m.
+_ROOTS = ("principal", "resource", "args", "context")
+_MODEL_FIELDS: dict[str, dict[str, str | None]] = {
+    # model -> field -> the model that field holds (None: a mapping or a value)
+    "principal": {"agent": None, "roles": None, "attributes": None, "on_behalf_of": "user"},
+    "user": {"id": None, "roles": None, "groups": None, "attributes": None},
+    "resource": {"type": None, "id": None, "attributes": None},
+}
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
+
+
+class ConditionSyntaxError(ValueError):
+    """A condition in a policy is malformed; ``.loc`` points inside it."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+        self.loc = loc
+        self.message = message
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+# -- paths -------------------------------------------------------------------
+
+
+def _path_steps(path: str) -> tuple[tuple[bool, str], ...]:
+    """Turn ``principal.on_behalf_of.id`` into (is_attribute, name) steps, or raise."""
+    parts = path.split(".")
+    if parts[0] not in _ROOTS or any(not p for p in parts):
+        raise ValueError(
+            f"path {path!r} must start with one of {', '.join(_ROOTS)} and name fields "
+            "separated by single dots (for example args.amount or resource.attributes.owner)"
+        )
+    steps: list[tuple[bool, str]] = [(True, parts[0])]
+    model: str | None = parts[0] if parts[0] in _MODEL_FIELDS else None
+    for part in parts[1:]:
+        if model is None:
+            steps.append((False, part))
+            continue
+        fields = _MODEL_FIELDS[model]
+        if part not in fields:
+            raise ValueError(
+                f"path {path!r}: {model} has no field {part!r} "
+                f"(expected one of {', '.join(fields)}; free keys go under .attributes)"
+            )
+        steps.append((True, part))
+        model = fields[part]
+    return tuple(steps)
+
+
+def _getter(path: str) -> Callable[[ActionRequest], Any]:
+    steps = _path_steps(path)
+    # Specialise the common shape (args.x, context.y): a decision walks it on every call.
+    if len(steps) == 2 and not steps[1][0]:
+        root, key = attrgetter(steps[0][1]), steps[1][1]
+
+        def get_key(request: ActionRequest) -> Any:
+            mapping = root(request)
+            if type(mapping) is dict or isinstance(mapping, Mapping):
+                return mapping.get(key, MISSING)
+            return MISSING
+
+        return get_key
+
+    def get(request: ActionRequest) -> Any:
+        current: Any = request
+        for is_attribute, name in steps:
+            if current is None:
+                return MISSING
+            if is_attribute:
+                current = getattr(current, name)
+            elif isinstance(current, Mapping):
+                current = current.get(name, MISSING)
+                if current is MISSING:
+                    return MISSING
+            else:
+                return MISSING
+        return current
+
+    return get
+
+
+# -- value kinds: a comparison across kinds is undetermined, never False -----
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dt.datetime):
+        return "datetime"
+    if isinstance(value, dt.date):
+        return "date"
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "list"
+    if isinstance(value, Mapping):
+        return "mapping"
+    return type(value).__name__
+
+
+def _is_kind(kind: str) -> Callable[[object], bool]:
+    """A fast check that a value is of ``kind`` (the hot path avoids _kind's chain)."""
+    if kind == "number":
+        return _is_number
+    if kind == "string":
+        return lambda v: isinstance(v, str)
+    if kind == "bool":
+        return lambda v: isinstance(v, bool)
+    if kind == "datetime":
+        return lambda v: isinstance(v, dt.datetime)
+    if kind == "date":
+        return lambda v: isinstance(v, dt.date) and not isinstance(v, dt.datetime)
+    if kind == "null":
+        return lambda v: v is None
+    return lambda v: _kind(v) == kind
+
+
+def _is_number(value: object) -> bool:
+    kind = type(value)
+    if kind is int or kind is float:  # the common case, without isinstance chains
+        return True
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def _show(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+# -- the nodes ---------------------------------------------------------------
+
+
+class Trace(BaseModel):
+    """How a condition evaluated on one request, for humans (``Policy.explain``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: bool | None
+    text: str
+    undetermined: tuple[str, ...] = ()
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def compile(self) -> Test:
+        """Return a fast function of the request giving True, False or None (undetermined)."""
+        raise NotImplementedError  # pragma: no cover - every node overrides
+
+    def trace(self, request: ActionRequest) -> Trace:
+        """Evaluate slowly, saying why; used by explain and to name missing attributes."""
+        raise NotImplementedError  # pragma: no cover
+
+    def render(self) -> str:
+        """A one-line human reading of the condition."""
+        raise NotImplementedError  # pragma: no cover
+
+    def to_data(self) -> Any:
+        """The condition in the file syntax (what ``parse_condition`` reads back)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def paths(self) -> frozenset[str]:
+        """Every attribute path the condition reads."""
+        raise NotImplementedError  # pragma: no cover
+
+
+class Compare(_Node):
+    """``path op value``: eq, ne, lt, le, gt, ge, in, not_in, contains, startswith, matches.
+
+    The attribute must have the value's kind (number, string, bool, date, ...);
+    otherwise the comparison is undetermined.  ``matches`` is a regular
+    expression searched in the string (anchor it with ``^…$`` for a full match).
+    """
+
+    kind: Literal["compare"] = "compare"
+    path: str
+    op: Operator
+    value: Any
+
+    @field_validator("path")
+    @classmethod
+    def _valid_path(cls, value: str) -> str:
+        _path_steps(value)
+        return value
+
+    @model_validator(mode="after")
+    def _valid_value(self) -> Compare:
+        op, value = self.op, self.value
+        if op in ("in", "not_in"):
+            if not isinstance(value, list | tuple | set | frozenset):
+                raise ValueError(f"{op} needs a list of values, got {_show(value)}")
+            kinds = {_kind(v) for v in value}
+            if len(kinds) > 1:
+                raise ValueError(f"{op} needs values of one kind, got {', '.join(sorted(kinds))}")
+            if isinstance(value, list | set | frozenset):
+                object.__setattr__(self, "value", tuple(value))
+        elif op in _ORDERING:
+            if _kind(value) not in ("number", "string", "datetime", "date"):
+                raise ValueError(
+                    f"{op} compares numbers, strings or dates, got {_kind(value)} {_show(value)}"
+                )
+        elif op in ("startswith", "matches"):
+            if not isinstance(value, str):
+                raise ValueError(f"{op} needs a string, got {_show(value)}")
+            if op == "matches":
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        elif _kind(value) in ("list", "mapping"):
+            raise ValueError(f"{op} compares single values, got {_kind(value)} {_show(value)}")
+        return self
+
+    def compile(self) -> Test:
+        get, op, value = _getter(self.path), self.op, self.value
+        if op == "contains":
+            return _compile_contains(get, value)
+        if op == "matches":
+            search = re.compile(value).search
+
+            def matches(request: ActionRequest) -> Tri:
+                actual = get(request)
+                if not isinstance(actual, str):
+                    return None
+                return search(actual) is not None
+
+            return matches
+        if op in ("in", "not_in"):
+            expected = value[0] if value else None
+            fits = _is_kind(_kind(expected)) if value else (lambda v: True)
+            try:
+                options: frozenset[Any] | tuple[Any, ...] = frozenset(value)
+            except TypeError:
+                options = tuple(value)
+            negate = op == "not_in"
+
+            def member(request: ActionRequest) -> Tri:
+                actual = get(request)
+                if actual is MISSING or not fits(actual):
+                    return None
+                try:
+                    return (actual in options) is not negate
+                except TypeError:  # unhashable actual value
+                    return None
+
+            return member
+        fits = _is_kind(_kind(value))
+        if op == "startswith":
+
+            def startswith(request: ActionRequest) -> Tri:
+                actual = get(request)
+                return actual.startswith(value) if fits(actual) else None
+
+            return startswith
+        compare = _COMPARE[op]
+
+        def compare_test(request: ActionRequest) -> Tri:
+            actual = get(request)
+            if actual is MISSING or not fits(actual):
+                return None
+            try:
+                return compare(actual, value)  # type: ignore[no-any-return]
+            except TypeError:  # e.g. naive vs aware datetimes
+                return None
+
+        return compare_test
+
+    def trace(self, request: ActionRequest) -> Trace:
+        actual = _getter(self.path)(request)
+        value = self.compile()(request)
+        text = self.render()
+        if actual is MISSING:
+            return Trace(value=None, text=f"{text}: {self.path} is missing", undetermined=(self.path,))
+        if value is None:
+            return Trace(
+                value=None,
+                text=f"{text}: {self.path} is {_kind(actual)} {_show(actual)}, "
+                f"not comparable with {_kind(self.value)}",
+                undetermined=(self.path,),
+            )
+        return Trace(value=value, text=f"{text}: {self.path} is {_show(actual)}")
+
+    def render(self) -> str:
+        if self.op in _SYMBOL:
+            return f"{self.path} {_SYMBOL[self.op]} {_show(self.value)}"
+        if self.op in ("in", "not_in"):
+            word = "in" if self.op == "in" else "not in"
+            return f"{self.path} {word} [{', '.join(_show(v) for v in self.value)}]"
+        return f"{self.path} {self.op} {_show(self.value)}"
+
+    def to_data(self) -> Any:
+        value = list(self.value) if isinstance(self.value, tuple) else self.value
+        return {self.path: {self.op: value}}
+
+    def paths(self) -> frozenset[str]:
+        return frozenset({self.path})
+
+
+def _compile_contains(get: Callable[[ActionRequest], Any], value: Any) -> Test:
+    fits = _is_kind(_kind(value))
+
+    def contains(request: ActionRequest) -> Tri:
+        actual = get(request)
+        if isinstance(actual, str):
+            return (value in actual) if isinstance(value, str) else None
+        if isinstance(actual, list | tuple | set | frozenset):
+            mismatched = False
+            for item in actual:
+                if not fits(item):
+                    mismatched = True
+                elif item == value:
+                    return True
+            return None if mismatched else False
+        return None
+
+    return contains
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+}
+
+
+class Exists(_Node):
+    """True when ``path`` resolves to a value that is not null.
+
+    The one operator that observes absence, so it is never undetermined.
+    """
+
+    kind: Literal["exists"] = "exists"
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _valid_path(cls, value: str) -> str:
+        _path_steps(value)
+        return value
+
+    def compile(self) -> Test:
+        get = _getter(self.path)
+
+        def exists(request: ActionRequest) -> Tri:
+            actual = get(request)
+            return actual is not MISSING and actual is not None
+
+        return exists
+
+    def trace(self, request: ActionRequest) -> Trace:
+        value = self.compile()(request)
+        return Trace(value=value, text=f"{self.render()}: {'yes' if value else 'no'}")
+
+    def render(self) -> str:
+        return f"{self.path} exists"
+
+    def to_data(self) -> Any:
+        return {self.path: {"exists": True}}
+
+    def paths(self) -> frozenset[str]:
+        return frozenset({self.path})
+
+
+class AllOf(_Node):
+    """Every condition holds (undetermined if none fails and one is undetermined)."""
+
+    kind: Literal["all"] = "all"
+    conditions: tuple[Condition, ...]
+
+    def compile(self) -> Test:
+        tests = tuple(c.compile() for c in self.conditions)
+        if len(tests) == 1:
+            return tests[0]
+
+        def all_of(request: ActionRequest) -> Tri:
+            result: Tri = True
+            for test in tests:
+                value = test(request)
+                if value is False:
+                    return False
+                if value is None:
+                    result = None
+            return result
+
+        return all_of
+
+    def trace(self, request: ActionRequest) -> Trace:
+        traces = [c.trace(request) for c in self.conditions]
+        value: Tri = True
+        for t in traces:
+            if t.value is False:
+                value = False
+                break
+            if t.value is None:
+                value = None
+        return _combine(value, "all of", traces)
+
+    def render(self) -> str:
+        return " and ".join(_group(c) for c in self.conditions) or "always"
+
+    def to_data(self) -> Any:
+        return {"all": [c.to_data() for c in self.conditions]}
+
+    def paths(self) -> frozenset[str]:
+        return frozenset().union(*(c.paths() for c in self.conditions))
+
+
+class AnyOf(_Node):
+    """At least one condition holds (undetermined if none holds and one is undetermined)."""
+
+    kind: Literal["any"] = "any"
+    conditions: tuple[Condition, ...]
+
+    def compile(self) -> Test:
+        tests = tuple(c.compile() for c in self.conditions)
+        if len(tests) == 1:
+            return tests[0]
+
+        def any_of(request: ActionRequest) -> Tri:
+            result: Tri = False
+            for test in tests:
+                value = test(request)
+                if value is True:
+                    return True
+                if value is None:
+                    result = None
+            return result
+
+        return any_of
+
+    def trace(self, request: ActionRequest) -> Trace:
+        traces = [c.trace(request) for c in self.conditions]
+        value: Tri = False
+        for t in traces:
+            if t.value is True:
+                value = True
+                break
+            if t.value is None:
+                value = None
+        return _combine(value, "any of", traces)
+
+    def render(self) -> str:
+        return " or ".join(_group(c) for c in self.conditions) or "never"
+
+    def to_data(self) -> Any:
+        return {"any": [c.to_data() for c in self.conditions]}
+
+    def paths(self) -> frozenset[str]:
+        return frozenset().union(*(c.paths() for c in self.conditions))
+
+
+class Not(_Node):
+    """The condition does not hold (undetermined stays undetermined)."""
+
+    kind: Literal["not"] = "not"
+    condition: Condition
+
+    def compile(self) -> Test:
+        test = self.condition.compile()
+
+        def negate(request: ActionRequest) -> Tri:
+            value = test(request)
+            return None if value is None else not value
+
+        return negate
+
+    def trace(self, request: ActionRequest) -> Trace:
+        inner = self.condition.trace(request)
+        value = None if inner.value is None else not inner.value
+        return _combine(value, "not", [inner])
+
+    def render(self) -> str:
+        return f"not {_group(self.condition)}"
+
+    def to_data(self) -> Any:
+        return {"not": self.condition.to_data()}
+
+    def paths(self) -> frozenset[str]:
+        return self.condition.paths()
+
+
+class Predicate(_Node):
+    """A Python callable over the request, for policies defined in code.
+
+    It must return a bool; anything else, or an exception, fails the
+    decision closed (DENY).  It cannot be written to a policy file.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    kind: Literal["predicate"] = "predicate"
+    fn: Callable[[ActionRequest], bool]
+    name: str = ""
+
+    def compile(self) -> Test:
+        fn, name = self.fn, self.label
+
+        def predicate(request: ActionRequest) -> Tri:
+            value = fn(request)
+            if not isinstance(value, bool):
+                raise TypeError(f"predicate {name} returned {type(value).__name__}, not bool")
+            return value
+
+        return predicate
+
+    @property
+    def label(self) -> str:
+        """The predicate's name, or its function's."""
+        return self.name or getattr(self.fn, "__qualname__", repr(self.fn))
+
+    def trace(self, request: ActionRequest) -> Trace:
+        value = self.compile()(request)
+        return Trace(value=value, text=f"{self.render()}: {value}")
+
+    def render(self) -> str:
+        return f"{self.label}(request)"
+
+    def to_data(self) -> Any:
+        raise ValueError(
+            f"predicate {self.label} is Python code and cannot be written to a policy file"
+        )
+
+    def paths(self) -> frozenset[str]:
+        return frozenset()
+
+
+Condition: TypeAlias = Annotated[
+    Union[Compare, Exists, AllOf, AnyOf, Not, Predicate],  # noqa: UP007 - forward refs
+    Field(discriminator="kind"),
+]
+
+
+
+def _finish(action_request: type) -> None:
+    """Resolve the forward references to ActionRequest once _model has defined it."""
+    namespace = {"ActionRequest": action_request, "Condition": Condition}
+    for node in (Predicate, AllOf, AnyOf, Not):
+        node.model_rebuild(_types_namespace=namespace)
+
+
+def _group(condition: _Node) -> str:
+    text = condition.render()
+    return f"({text})" if isinstance(condition, AllOf | AnyOf) and len(condition.conditions) > 1 else text
+
+
+def _combine(value: Tri, label: str, traces: Sequence[Trace]) -> Trace:
+    undetermined = tuple(dict.fromkeys(p for t in traces for p in t.undetermined))
+    inner = "; ".join(t.text for t in traces)
+    return Trace(value=value, text=f"{label} [{inner}]", undetermined=undetermined)
+
+
+# -- the file syntax ---------------------------------------------------------
+
+_COMBINATORS = ("all", "any", "not")
+
+
+def parse_condition(data: object, loc: tuple[str | int, ...] = ()) -> Condition:
+    """Read a condition written in the file syntax; raise ConditionSyntaxError naming where."""
+    if isinstance(data, _Node):
+        return data  # type: ignore[return-value]
+    if not isinstance(data, Mapping) or not data:
+        raise ConditionSyntaxError(
+            "a condition is a mapping of paths to tests, or all / any / not, "
+            f"got {_show(data)}",
+            loc,
+        )
+    parts: list[Condition] = []
+    for key, value in data.items():
+        here = (*loc, key)
+        if key in ("all", "any"):
+            if not isinstance(value, list):
+                raise ConditionSyntaxError(f"{key} takes a list of conditions", here)
+            items = tuple(parse_condition(item, (*here, i)) for i, item in enumerate(value))
+            parts.append(AllOf(conditions=items) if key == "all" else AnyOf(conditions=items))
+        elif key == "not":
+            parts.append(Not(condition=parse_condition(value, here)))
+        elif isinstance(key, str):
+            parts.extend(_parse_tests(key, value, here))
+        else:
+            raise ConditionSyntaxError(f"a condition key must be a path, got {key!r}", here)
+    return parts[0] if len(parts) == 1 else AllOf(conditions=tuple(parts))
+
+
+def _parse_tests(path: str, spec: object, loc: tuple[str | int, ...]) -> list[Condition]:
+    try:
+        _path_steps(path)
+    except ValueError as exc:
+        raise ConditionSyntaxError(str(exc), loc) from None
+    if not isinstance(spec, Mapping):
+        if isinstance(spec, list):
+            raise ConditionSyntaxError(
+                f"a list needs an operator: write {{in: [...]}} or {{contains: ...}} for {path}",
+                loc,
+            )
+        spec = {"eq": spec}
+    if not spec:
+        raise ConditionSyntaxError(f"no test given for {path}", loc)
+    tests: list[Condition] = []
+    for op, value in spec.items():
+        here = (*loc, op)
+        if op == "exists":
+            if not isinstance(value, bool):
+                raise ConditionSyntaxError("exists takes true or false", here)
+            exists = Exists(path=path)
+            tests.append(exists if value else Not(condition=exists))
+            continue
+        if op not in OPERATORS:
+            raise ConditionSyntaxError(
+                f"unknown operator {op!r} (expected {', '.join(OPERATORS)} or exists)", here
+            )
+        try:
+            tests.append(Compare(path=path, op=op, value=value))
+        except ValueError as exc:
+            message = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+            raise ConditionSyntaxError(message.removeprefix("Value error, "), here) from None
+    return tests

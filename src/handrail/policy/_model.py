@@ -1,0 +1,181 @@
+"""The request, the rule and the effect: the data a policy reasons about."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..identity import Principal
+from ._conditions import Condition, _finish, parse_condition
+
+__all__ = ["ActionRequest", "Effect", "PrincipalMatch", "Resource", "Rule"]
+
+_SEGMENT = r"[A-Za-z0-9_-]+"
+ACTION_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
+ACTION_PATTERN_RE = re.compile(rf"(?:{_SEGMENT}|\*)(?:\.(?:{_SEGMENT}|\*))*")
+RULE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+
+
+class Effect(enum.StrEnum):
+    """What a rule (or a decision) says about an action.
+
+    ``ALLOW`` and ``AUDIT`` are grants; ``ESCALATE`` and ``DENY`` are
+    restrictions that only narrow a grant.  Strictness: DENY > ESCALATE >
+    AUDIT > ALLOW.
+    """
+
+    ALLOW = "allow"
+    AUDIT = "audit"
+    ESCALATE = "escalate"
+    DENY = "deny"
+
+    @property
+    def is_grant(self) -> bool:
+        """True for ALLOW and AUDIT: the effects that let an action run."""
+        return self is Effect.ALLOW or self is Effect.AUDIT
+
+    @property
+    def strictness(self) -> int:
+        """0 (ALLOW) to 3 (DENY); the stricter effect wins."""
+        return _STRICTNESS[self]
+
+
+_STRICTNESS = {Effect.ALLOW: 0, Effect.AUDIT: 1, Effect.ESCALATE: 2, Effect.DENY: 3}
+
+
+class Resource(BaseModel):
+    """What the action touches: a type, an optional id, and attributes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str = Field(min_length=1)
+    id: str | None = None
+    attributes: Mapping[str, Any] = Field(default_factory=dict)
+
+
+class ActionRequest(BaseModel):
+    """One thing an agent wants to do: who, what, on what, with which arguments, in which context.
+
+    Conditions address its parts by path: ``principal.*``, ``resource.*``,
+    ``args.*`` and ``context.*``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    principal: Principal
+    action: str
+    resource: Resource | None = None
+    args: Mapping[str, Any] = Field(default_factory=dict)
+    context: Mapping[str, Any] = Field(default_factory=dict)
+
+    @field_validator("action")
+    @classmethod
+    def _valid_action(cls, value: str) -> str:
+        if not ACTION_RE.fullmatch(value):
+            raise ValueError(
+                f"action {value!r} is not a dotted name such as 'crm.contact.update' "
+                "(letters, digits, '_' and '-' between dots)"
+            )
+        return value
+
+
+_finish(ActionRequest)
+
+
+class PrincipalMatch(BaseModel):
+    """Whom a rule applies to.  Empty means everyone; otherwise any listed match is enough.
+
+    ``agents`` match the agent's id, ``users`` and ``groups`` the user it acts
+    for, ``roles`` the roles of either.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agents: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def is_anyone(self) -> bool:
+        """True when the rule names nobody, and so applies to every principal."""
+        return not (self.agents or self.users or self.groups or self.roles)
+
+
+class Rule(BaseModel):
+    """One line of policy: for these actions and principals, when this holds, this effect.
+
+    ``description`` and ``owner`` say why the rule exists and who set it, so
+    whoever inherits the agent knows whom to ask.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    effect: Effect
+    actions: tuple[str, ...] = Field(min_length=1)
+    principals: PrincipalMatch = PrincipalMatch()
+    when: Condition | None = None
+    escalate_to: str | None = None
+    description: str = ""
+    owner: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not RULE_ID_RE.fullmatch(value):
+            raise ValueError(
+                f"rule id {value!r} must start with a letter or digit and use only "
+                "letters, digits, '_', '.', ':' and '-'"
+            )
+        return value
+
+    @field_validator("effect", mode="before")
+    @classmethod
+    def _known_effect(cls, value: object) -> object:
+        if isinstance(value, str) and not isinstance(value, Effect):
+            try:
+                return Effect(value.lower())
+            except ValueError:
+                raise ValueError(
+                    f"unknown effect {value!r} (expected allow, audit, escalate, deny)"
+                ) from None
+        return value
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("actions")
+    @classmethod
+    def _valid_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            if not ACTION_PATTERN_RE.fullmatch(pattern):
+                raise ValueError(
+                    f"malformed action pattern {pattern!r}: use dotted names where a whole "
+                    "segment may be '*', such as 'crm.*.read', 'crm.contact.*' or '*'"
+                )
+        return value
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _parse_when(cls, value: object) -> object:
+        return parse_condition(value) if isinstance(value, Mapping) else value
+
+    @model_validator(mode="after")
+    def _route_iff_escalate(self) -> Rule:
+        if self.effect is Effect.ESCALATE and not self.escalate_to:
+            raise ValueError(
+                "an escalate rule needs 'escalate_to': the name of the route whose "
+                "people decide (for example escalate_to: sales-managers)"
+            )
+        if self.escalate_to is not None and self.effect is not Effect.ESCALATE:
+            raise ValueError(
+                f"'escalate_to' is only meaningful on an escalate rule, not on {self.effect.value}"
+            )
+        return self

@@ -1,0 +1,141 @@
+"""``Policy``: a set of rules, compiled once, that decides requests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._errors import PolicyError, PolicyProblem
+from ._compile import CompiledPolicy
+from ._decision import Decision, Explanation
+from ._model import ActionRequest, Rule
+
+__all__ = ["Policy"]
+
+
+class Policy:
+    """An immutable set of rules that decides ``ActionRequest``\\ s.
+
+    Semantics: ALLOW and AUDIT grant, ESCALATE and DENY restrict.  With no
+    matching grant the answer is DENY; with one, the strictest matching effect
+    wins (DENY > ESCALATE > AUDIT > ALLOW).  Rule order never matters.  A
+    condition that cannot be evaluated never grants and always restricts.  A
+    principal acting for a user gets the stricter of the agent's and the
+    user's decisions.  ``evaluate`` never raises: an internal error is a DENY.
+
+    Thread-safe and async-safe: nothing about a policy changes after it is built.
+    """
+
+    __slots__ = ("_compiled", "_rules", "description", "name", "source")
+
+    def __init__(
+        self,
+        rules: Iterable[Rule] = (),
+        *,
+        name: str = "",
+        description: str = "",
+        source: Path | None = None,
+    ) -> None:
+        self._rules = tuple(rules)
+        seen: set[str] = set()
+        problems = []
+        for rule in self._rules:
+            if not isinstance(rule, Rule):
+                raise TypeError(f"Policy takes Rule objects, got {type(rule).__name__}")
+            if rule.id in seen:
+                problems.append(
+                    PolicyProblem(
+                        "duplicate rule id: each rule needs its own id", source, rule_id=rule.id
+                    )
+                )
+            seen.add(rule.id)
+        if problems:
+            raise PolicyError(problems)
+        self.name = name
+        self.description = description
+        self.source = source
+        self._compiled = CompiledPolicy(self._rules)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The rules, in the order they were given (which never affects a decision)."""
+        return self._rules
+
+    def rule(self, rule_id: str) -> Rule:
+        """The rule with this id; raises KeyError naming the id if there is none."""
+        for rule in self._rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(f"no rule {rule_id!r} in policy {self.name or '(unnamed)'}")
+
+    def with_rules(self, *rules: Rule) -> Policy:
+        """A new policy with these rules added (ids must stay unique)."""
+        return Policy(
+            (*self._rules, *rules), name=self.name, description=self.description, source=None
+        )
+
+    def evaluate(self, request: ActionRequest) -> Decision:
+        """Decide one request.  Never raises: an error inside evaluation is a DENY saying why."""
+        return self._compiled.evaluate(request)
+
+    def explain(self, request: ActionRequest) -> Explanation:
+        """Decide, and account for every rule: which matched, which did not, and why."""
+        return self._compiled.explain(request)
+
+    # -- files -----------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Policy:
+        """Load a YAML (``.yaml``/``.yml``) or TOML (``.toml``) policy file.
+
+        Raises ``PolicyError`` naming the file, line and field of every problem;
+        a policy that fails to load is never partly used.
+        """
+        from ._load import load_file
+
+        return load_file(Path(path))
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str | os.PathLike[str] | None = None) -> Policy:
+        """Load a policy from YAML text (``source`` names it in errors)."""
+        from ._load import loads
+
+        return loads(text, "yaml", None if source is None else Path(source))
+
+    @classmethod
+    def from_toml(cls, text: str, *, source: str | os.PathLike[str] | None = None) -> Policy:
+        """Load a policy from TOML text (``source`` names it in errors)."""
+        from ._load import loads
+
+        return loads(text, "toml", None if source is None else Path(source))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
+        """Build a policy from already-parsed data in the file format."""
+        from ._load import from_data
+
+        return from_data(data, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy in the file format, as plain data (Python predicates cannot be written)."""
+        from ._load import to_data
+
+        return to_data(self)
+
+    def to_yaml(self) -> str:
+        """The policy as YAML text that ``from_yaml`` reads back to an equivalent policy."""
+        from ._load import dumps
+
+        return dumps(self, "yaml")
+
+    def to_toml(self) -> str:
+        """The policy as TOML text (needs the ``toml`` extra: tomli-w)."""
+        from ._load import dumps
+
+        return dumps(self, "toml")
+
+    def __repr__(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        return f"<Policy{name} with {len(self._rules)} rules>"
