@@ -5,7 +5,8 @@ The tree is split by what the caller does next::
     HandrailError                  catch-all for handrail's own failures
     ├── PermissionDenied           refuse: the policy (or a failure in it) said no
     ├── EscalationRequired         wait: a human must decide before the action runs
-    └── PolicyError                fix the configuration: a policy or its tests are malformed
+    └── ConfigurationError         fix the configuration (also a ValueError)
+        └── PolicyError            a policy or its test cases are malformed
 
 Each carries the data a caller needs (``.decision``, ``.path``, ``.line``), not
 only a message.  Third-party errors are translated at one boundary with
@@ -26,7 +27,7 @@ class HandrailError(Exception):
     """The root of every error handrail raises."""
 
 
-class PermissionDenied(HandrailError):  # noqa: N818 - the name users say aloud
+class PermissionDenied(HandrailError):
     """The action was refused; ``.decision`` says by which rule and why.
 
     Also raised when the guard itself could not decide (no principal in scope,
@@ -38,7 +39,7 @@ class PermissionDenied(HandrailError):  # noqa: N818 - the name users say aloud
         super().__init__(f"{decision.request.action}: denied: {decision.reason}")
 
 
-class EscalationRequired(HandrailError):  # noqa: N818 - the name users say aloud
+class EscalationRequired(HandrailError):
     """The action needs a human decision first; ``.decision.escalate_to`` names the route.
 
     ``.escalation_id`` is set once an escalation router has opened a case for it.
@@ -50,6 +51,10 @@ class EscalationRequired(HandrailError):  # noqa: N818 - the name users say alou
         super().__init__(
             f"{decision.request.action}: escalate to {decision.escalate_to!r}: {decision.reason}"
         )
+
+
+class ConfigurationError(HandrailError, ValueError):
+    """handrail was set up wrongly (a malformed action name, a bad argument); fix the code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +76,7 @@ class PolicyProblem:
         return f"{where}{rule}{field}{self.message}"
 
 
-class PolicyError(HandrailError):
+class PolicyError(ConfigurationError):
     """A policy (or a policy test file) is malformed; nothing of it was used.
 
     ``.problems`` lists everything found; ``.path``, ``.line``, ``.rule_id`` and

@@ -35,7 +35,7 @@ def _pattern_matcher(pattern: str) -> Callable[[tuple[str, ...]], bool]:
                 return False
         elif len(segments) != n:
             return False
-        return all(p == "*" or p == s for p, s in zip(fixed, segments, strict=False))
+        return all(p in ("*", s) for p, s in zip(fixed, segments, strict=False))
 
     return matches
 
@@ -150,7 +150,7 @@ class CompiledPolicy:
             subject = (True, user.id, user.roles, user.groups)
             as_user = self._decide(candidates, request, subject)  # type: ignore[arg-type]
             return _combine(request, as_agent, as_user)
-        except Exception as exc:  # noqa: BLE001 - a guard that errors must deny
+        except Exception as exc:
             return _failed(request, exc)
 
     def _decide(
@@ -264,7 +264,7 @@ def _trace_rule(compiled: _CompiledRule, subject: _Subject, request: ActionReque
         return RuleTrace(rule, subject.label, "matched", "no condition")
     try:
         trace = rule.when.trace(request)
-    except Exception as exc:  # noqa: BLE001 - report, the decision already failed closed
+    except Exception as exc:
         return RuleTrace(rule, subject.label, "undetermined", f"error: {type(exc).__name__}: {exc}")
     if trace.value is None:
         return RuleTrace(rule, subject.label, "undetermined", trace.text)
@@ -278,7 +278,10 @@ def _describe_principals(rule: Rule) -> str:
     parts = [
         f"{name} {', '.join(sorted(values))}"
         for name, values in (
-            ("agents", p.agents), ("users", p.users), ("groups", p.groups), ("roles", p.roles)
+            ("agents", p.agents),
+            ("users", p.users),
+            ("groups", p.groups),
+            ("roles", p.roles),
         )
         if values
     ]
@@ -296,7 +299,7 @@ _tuple_new = tuple.__new__
 
 
 def _new_decision(fields: tuple[Any, ...]) -> Decision:
-    return _tuple_new(Decision, fields)  # type: ignore[no-any-return]
+    return _tuple_new(Decision, fields)
 
 
 def _reason(rule: Rule) -> str:
@@ -344,7 +347,7 @@ def _combine(request: ActionRequest, as_agent: Decision, as_user: Decision) -> D
 def _failed(request: ActionRequest, exc: Exception) -> Decision:
     try:
         subject = f"agent:{request.principal.agent}"
-    except Exception:  # noqa: BLE001 - the request itself may be the problem
+    except Exception:
         subject = "unknown"
     return Decision(
         Effect.DENY,

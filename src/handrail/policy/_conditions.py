@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from operator import attrgetter
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -53,7 +53,7 @@ Test: TypeAlias = Callable[["ActionRequest"], Tri]
 Operator = Literal[
     "eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "startswith", "matches"
 ]
-OPERATORS: tuple[str, ...] = Operator.__args__
+OPERATORS: tuple[str, ...] = get_args(Operator)
 _ORDERING = frozenset({"lt", "le", "gt", "ge"})
 _SYMBOL = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
@@ -342,7 +342,9 @@ class Compare(_Node):
         value = self.compile()(request)
         text = self.render()
         if actual is MISSING:
-            return Trace(value=None, text=f"{text}: {self.path} is missing", undetermined=(self.path,))
+            return Trace(
+                value=None, text=f"{text}: {self.path} is missing", undetermined=(self.path,)
+            )
         if value is None:
             return Trace(
                 value=None,
@@ -605,7 +607,6 @@ Condition: TypeAlias = Annotated[
 ]
 
 
-
 def _finish(action_request: type) -> None:
     """Resolve the forward references to ActionRequest once _model has defined it."""
     namespace = {"ActionRequest": action_request, "Condition": Condition}
@@ -615,7 +616,11 @@ def _finish(action_request: type) -> None:
 
 def _group(condition: _Node) -> str:
     text = condition.render()
-    return f"({text})" if isinstance(condition, AllOf | AnyOf) and len(condition.conditions) > 1 else text
+    return (
+        f"({text})"
+        if isinstance(condition, AllOf | AnyOf) and len(condition.conditions) > 1
+        else text
+    )
 
 
 def _combine(value: Tri, label: str, traces: Sequence[Trace]) -> Trace:
@@ -635,8 +640,7 @@ def parse_condition(data: object, loc: tuple[str | int, ...] = ()) -> Condition:
         return data  # type: ignore[return-value]
     if not isinstance(data, Mapping) or not data:
         raise ConditionSyntaxError(
-            "a condition is a mapping of paths to tests, or all / any / not, "
-            f"got {_show(data)}",
+            f"a condition is a mapping of paths to tests, or all / any / not, got {_show(data)}",
             loc,
         )
     parts: list[Condition] = []

@@ -1,0 +1,40 @@
+"""The public surface: exactly what __all__ promises, and nothing heavy at import."""
+
+import subprocess
+import sys
+
+import handrail
+import handrail.identity
+import handrail.permissions
+import handrail.policy
+
+
+def test_all_names_are_exported() -> None:
+    """Every name in each public module's __all__ exists, and __all__ is sorted."""
+    for module in (handrail, handrail.policy, handrail.permissions, handrail.identity):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+        assert list(module.__all__) == sorted(module.__all__, key=lambda n: (n.islower(), n))
+
+
+def test_top_level_public_names() -> None:
+    """handrail's top level exports these names, and only these."""
+    public = {n for n in dir(handrail) if not n.startswith("_")} - {
+        "identity",
+        "permissions",
+        "policy",
+    }
+    assert public == set(handrail.__all__) - {"__version__"}
+
+
+def test_import_is_light() -> None:
+    """Importing handrail loads no YAML, Hypothesis, HTTP client or OpenTelemetry SDK."""
+    code = (
+        "import sys, handrail; "
+        "print(sorted(m for m in ('yaml', 'hypothesis', 'httpx', 'opentelemetry.sdk', 'casbin')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
