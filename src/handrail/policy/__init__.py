@@ -3,7 +3,9 @@
 See ``docs/policies.md`` for the semantics and the file format.
 """
 
-from .._errors import PolicyError, PolicyProblem
+from handrail._errors import PolicyError, PolicyProblem
+
+from ._cases import CaseResult, PolicyCases, PolicyTestReport
 from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, Not, Predicate, Trace
 from ._decision import Decision, Explanation, RuleTrace
 from ._model import ActionRequest, Effect, PrincipalMatch, Resource, Rule
@@ -13,6 +15,7 @@ __all__ = [
     "ActionRequest",
     "AllOf",
     "AnyOf",
+    "CaseResult",
     "Compare",
     "Condition",
     "Decision",
@@ -21,8 +24,10 @@ __all__ = [
     "Explanation",
     "Not",
     "Policy",
+    "PolicyCases",
     "PolicyError",
     "PolicyProblem",
+    "PolicyTestReport",
     "Predicate",
     "PrincipalMatch",
     "Resource",

@@ -1,0 +1,34 @@
+"""examples/demo.py runs from the repository root and prints the tour it promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_and_prints_the_tour() -> None:
+    """The demo exits 0 and prints the table, one explanation and full rule coverage."""
+    result = subprocess.run(
+        [sys.executable, "examples/demo.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    lines = out.splitlines()
+    assert len(lines) < 60
+    assert "\x1b" not in out  # no colour codes
+    assert lines[0].startswith("policy 'crm-agent': 12 rules")
+    assert lines[2].split() == ["who", "action", "details", "effect", "deciding", "rule"]
+    row = next(line for line in lines if "discount_pct=35" in line)
+    assert row.split()[-2:] == ["ESCALATE", "big-discount"]
+    row = next(line for line in lines if "to_domain=mailinator.com" in line)
+    assert row.split()[-2:] == ["DENY", "no-disposable-email"]
+    assert "email.send by agent:sales-assistant for user:ivan: DENY" in out
+    assert lines[-1] == "policy tests: 23 cases, 0 failed; rule coverage 12/12 (100%)"
