@@ -5,11 +5,15 @@ reached through a ``_private`` module may change without notice.
 """
 
 from ._errors import (
+    AuditError,
+    AuditIntegrityError,
+    CircuitOpen,
     ConfigurationError,
     EscalationRequired,
     HandrailError,
     PermissionDenied,
     PolicyError,
+    WriteNotRetried,
 )
 from ._version import __version__
 from .identity import Principal, User
@@ -24,6 +28,9 @@ from .policy import ActionRequest, Decision, Effect, Explanation, Policy, Resour
 
 __all__ = [
     "ActionRequest",
+    "AuditError",
+    "AuditIntegrityError",
+    "CircuitOpen",
     "ConfigurationError",
     "Decision",
     "Effect",
@@ -37,6 +44,7 @@ __all__ = [
     "Resource",
     "Rule",
     "User",
+    "WriteNotRetried",
     "__version__",
     "acting_as",
     "current_principal",

@@ -5,6 +5,10 @@ The tree is split by what the caller does next::
     HandrailError                  catch-all for handrail's own failures
     ├── PermissionDenied           refuse: the policy (or a failure in it) said no
     ├── EscalationRequired         wait: a human must decide before the action runs
+    ├── CircuitOpen                retry later: calls to a failing system are paused
+    ├── WriteNotRetried            a write failed once and was not retried (no idempotency key)
+    ├── AuditError                 the audit trail could not be written or read
+    │   └── AuditIntegrityError    the audit trail fails verification (edited, torn, ...)
     └── ConfigurationError         fix the configuration (also a ValueError)
         └── PolicyError            a policy or its test cases are malformed
 
@@ -16,6 +20,7 @@ only a message.  Third-party errors are translated at one boundary with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +60,52 @@ class EscalationRequired(HandrailError):
 
 class ConfigurationError(HandrailError, ValueError):
     """handrail was set up wrongly (a malformed action name, a bad argument); fix the code."""
+
+
+class CircuitOpen(HandrailError):  # noqa: N818 - the name users say aloud
+    """The circuit breaker ``.name`` is open; no call was made.  Try again after ``.retry_at``."""
+
+    def __init__(self, name: str, retry_at: datetime | None = None) -> None:
+        self.name = name
+        self.retry_at = retry_at
+        when = f" until {retry_at.isoformat()}" if retry_at is not None else ""
+        super().__init__(f"circuit {name!r} is open{when}: calls fail fast while it recovers")
+
+
+class WriteNotRetried(HandrailError):  # noqa: N818 - the name users say aloud
+    """A write failed with a transient error and was not retried: it has no idempotency key.
+
+    Retrying a write without one could apply it twice.  The original error is
+    ``__cause__``; pass ``idempotency_key=`` to make the write retryable.
+    """
+
+    def __init__(self, action: str, cause: BaseException) -> None:
+        self.action = action
+        super().__init__(
+            f"{action}: failed with {type(cause).__name__} and was not retried: "
+            "a write is retried only when it carries an idempotency key"
+        )
+
+
+class AuditError(HandrailError):
+    """The audit trail could not be written or read."""
+
+
+class AuditIntegrityError(AuditError):
+    """The audit trail fails verification.
+
+    ``.path`` is the log, ``.index`` the 0-based position of the first bad
+    record, ``.kind`` what was found: ``edited``, ``deleted``, ``inserted``,
+    ``reordered``, ``torn`` or ``corrupt``.
+    """
+
+    def __init__(
+        self, message: str, *, path: Path | None = None, index: int | None = None, kind: str = ""
+    ) -> None:
+        self.path = path
+        self.index = index
+        self.kind = kind
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
