@@ -1,0 +1,126 @@
+"""How a call to a guarded function becomes an ``ActionRequest``.
+
+Worked out once per function (at decoration time) and shared by
+``@requires_permission`` and the ``Guard``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..identity import Principal
+from ..policy import ActionRequest, Decision, Effect, Resource
+from ..policy._model import resource_from, trusted_request
+from ._context import _context, _principal
+
+__all__ = ["ContextSpec", "RequestBuilder", "ResourceSpec", "refusal"]
+
+ResourceSpec = Resource | Mapping[str, Any] | Callable[..., Resource | Mapping[str, Any] | None]
+ContextSpec = Mapping[str, Any] | Callable[..., Mapping[str, Any]]
+
+# Stands in for the missing principal in the DENY decision it produces; never evaluated.
+_NOBODY = Principal(agent="<no principal>")
+_SKIPPED = frozenset({"self", "cls"})
+
+
+class RequestBuilder:
+    """Builds the request for each call of one function; or, if it cannot, a DENY saying why."""
+
+    __slots__ = (
+        "_defaults",
+        "_names",
+        "_signature",
+        "_skipped",
+        "action",
+        "context",
+        "principal_arg",
+        "resource",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        action: str,
+        *,
+        resource: ResourceSpec | None = None,
+        context: ContextSpec | None = None,
+        principal_arg: str = "principal",
+    ) -> None:
+        signature = inspect.signature(fn)
+        params = list(signature.parameters.values())
+        simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
+        # Simple signatures bind with a zip (fast); *args/**kwargs use inspect.
+        self._signature = None if simple else signature
+        self._names = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
+        self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        self._skipped = (_SKIPPED & {p.name for p in params[:1]}) | {principal_arg}
+        self.action = action
+        self.resource = resource
+        self.context = context
+        self.principal_arg = principal_arg
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The call's arguments by name, defaults applied."""
+        if self._signature is None:
+            bound = dict(self._defaults) if self._defaults else {}
+            bound.update(zip(self._names, args, strict=False))
+            if kwargs:
+                bound.update(kwargs)
+            return bound
+        call = self._signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        return dict(call.arguments)
+
+    def build(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> ActionRequest | Decision:
+        """The request for this call, or a DENY ``Decision`` when it cannot be built."""
+        bound = self.bind(args, kwargs)
+        principal = bound.get(self.principal_arg)
+        if principal is None:
+            principal = _principal.get()
+        try:
+            resource = self._resource_for(bound)
+            context = self._context_for(bound)
+        except Exception as exc:
+            who = principal if isinstance(principal, Principal) else None
+            return refusal(
+                self.action, who, f"could not build the request: {type(exc).__name__}: {exc}"
+            )
+        # `type(...) is` first: isinstance on pydantic models goes through ABCMeta.
+        if type(principal) is not Principal and not isinstance(principal, Principal):
+            if principal is None:
+                why = (
+                    "no principal in scope: run the call inside `with acting_as(principal):` "
+                    f"or pass {self.principal_arg}="
+                )
+            else:
+                why = f"{self.principal_arg} must be a Principal, got {type(principal).__name__}"
+            return refusal(self.action, None, why)
+        skipped = self._skipped
+        call_args = {k: v for k, v in bound.items() if k not in skipped}
+        return trusted_request(principal, self.action, resource, call_args, context)
+
+    def _resource_for(self, bound: dict[str, Any]) -> Resource | None:
+        spec = self.resource
+        if spec is None:
+            return None
+        value = spec(**bound) if callable(spec) else spec
+        if value is None or type(value) is Resource or isinstance(value, Resource):
+            return value
+        return resource_from(value)
+
+    def _context_for(self, bound: dict[str, Any]) -> Mapping[str, Any]:
+        scope = _context.get()
+        spec = self.context
+        if spec is None:
+            return scope
+        extra = spec(**bound) if callable(spec) else spec
+        return {**scope, **extra} if scope else extra
+
+
+def refusal(action: str, principal: Principal | None, reason: str) -> Decision:
+    """A DENY decision made by the guard itself, not by a policy."""
+    request: ActionRequest = trusted_request(principal or _NOBODY, action, None, {}, {})
+    subject = f"agent:{principal.agent}" if principal is not None else "nobody"
+    return Decision(Effect.DENY, reason, request, subject=subject)
