@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from operator import attrgetter
+from typing import NamedTuple
 
 from ._conditions import Test
 from ._decision import Decision, Explanation, RuleTrace
 from ._model import ActionRequest, Effect, Rule
 
-# Bound the per-action cache so a stream of distinct (possibly hostile)
-# action names cannot grow memory without limit; beyond it we just scan.
+# Bound the caches so a stream of distinct (possibly hostile) action names or
+# principals cannot grow memory without limit.
 _CACHE_LIMIT = 4096
 
 
@@ -57,6 +58,9 @@ class _CompiledRule:
     roles: frozenset[str]
     test: Test | None
     reason: str  # precomputed: the reason when this rule decides
+    # Copied out of the Rule: reading a pydantic model's attribute costs ~3x a slot's.
+    effect: Effect
+    escalate_to: str | None
 
     @classmethod
     def of(cls, rule: Rule) -> _CompiledRule:
@@ -72,6 +76,8 @@ class _CompiledRule:
             roles=p.roles,
             test=None if rule.when is None else rule.when.compile(),
             reason=_reason(rule),
+            effect=rule.effect,
+            escalate_to=rule.escalate_to,
         )
 
     def applies_to(self, subject: _Subject) -> bool:
@@ -97,6 +103,9 @@ class _Subject(NamedTuple):
 
 
 _NO_GROUPS: frozenset[str] = frozenset()
+# Enum members read once: `Effect.DENY` goes through EnumType.__getattr__ (~150 ns).
+_DENY = Effect.DENY
+_rule_of = attrgetter("rule")
 
 
 def _order(rule: _CompiledRule) -> tuple[int, str]:
@@ -104,10 +113,71 @@ def _order(rule: _CompiledRule) -> tuple[int, str]:
     return (-rule.strictness, rule.rule.id)
 
 
+# What deciding one action for one subject needs, worked out once per (action,
+# subject) and cached: the rules that cover the action and apply to the subject,
+# strictest first; the subject's label; the reason for a default deny.  The
+# principal checks and both strings then cost nothing per decision.
+_Plan = tuple[tuple[_CompiledRule, ...], str, str]
+
+
+def _decide(plan: _Plan, request: ActionRequest) -> Decision:
+    rules, label, no_grant = plan
+    matched: list[_CompiledRule] = []
+    undetermined: list[_CompiledRule] = []
+    for compiled in rules:
+        test = compiled.test
+        if test is not None:
+            value = test(request)
+            if value is not True:
+                if value is None:
+                    undetermined.append(compiled)
+                    # Undetermined never grants, and always restricts.
+                    if not compiled.is_grant:
+                        matched.append(compiled)
+                continue
+        matched.append(compiled)
+    # The rules are sorted strictest first, so matched is too: the first
+    # decides, and the last is a grant if any is (grants are least strict).
+    if not matched or not matched[-1].is_grant:  # restrictions alone never grant
+        return _default_deny(request, label, no_grant, undetermined, matched)
+    top = matched[0]
+    reason = top.reason
+    missing: tuple[str, ...] = ()
+    if undetermined:
+        missing = _undetermined_paths(undetermined, request)
+        reason = _note_missing(reason, missing)
+    return _tuple_new(
+        Decision,
+        (top.effect, reason, request, top.rule, tuple(map(_rule_of, matched)),
+         top.escalate_to, missing, label, None, None),
+    )  # fmt: skip
+
+
+def _default_deny(
+    request: ActionRequest,
+    label: str,
+    no_grant: str,
+    undetermined: list[_CompiledRule],
+    matched: list[_CompiledRule],
+) -> Decision:
+    missing = _undetermined_paths(undetermined, request) if undetermined else ()
+    top = matched[0] if matched else None
+    if top is not None and top.effect is _DENY:
+        deny: Rule | None = top.rule
+        reason = top.reason
+    else:
+        deny, reason = None, no_grant
+    return _tuple_new(
+        Decision,
+        (_DENY, _note_missing(reason, missing), request, deny,
+         tuple(map(_rule_of, matched)), None, missing, label, None, None),
+    )  # fmt: skip
+
+
 class CompiledPolicy:
     """Rules indexed by action; evaluates requests without raising."""
 
-    __slots__ = ("_cache", "_exact", "_rules", "_wildcard")
+    __slots__ = ("_agent_plans", "_cache", "_exact", "_rules", "_user_plans", "_wildcard")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._rules = tuple(_CompiledRule.of(r) for r in rules)
@@ -120,9 +190,12 @@ class CompiledPolicy:
                 else:
                     self._exact.setdefault(pattern, []).append(compiled)
         self._cache: dict[str, tuple[_CompiledRule, ...]] = {}
+        # Keyed by (action, agent id, roles) and (action, user id, roles, groups).
+        self._agent_plans: dict[tuple[str, str, frozenset[str]], _Plan] = {}
+        self._user_plans: dict[tuple[str, str, frozenset[str], frozenset[str]], _Plan] = {}
 
     def candidates(self, action: str) -> tuple[_CompiledRule, ...]:
-        """The rules whose action patterns cover ``action``, each once."""
+        """The rules whose action patterns cover ``action``, each once, strictest first."""
         found = self._cache.get(action)
         if found is None:
             segments = tuple(action.split("."))
@@ -130,7 +203,9 @@ class CompiledPolicy:
             for matches, compiled in self._wildcard:
                 if compiled not in chosen and matches(segments):
                     chosen[compiled] = None
-            found = tuple(chosen)
+            # Sorted once here, so the rules a decision matches come out in
+            # decision order and no call sorts them.
+            found = tuple(sorted(chosen, key=_order))
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[action] = found
         return found
@@ -141,95 +216,42 @@ class CompiledPolicy:
         """Decide; any error inside evaluation yields DENY with the reason (fail closed)."""
         try:
             principal = request.principal
-            candidates = self.candidates(request.action)
-            agent = (False, principal.agent, principal.roles, _NO_GROUPS)
-            as_agent = self._decide(candidates, request, agent)  # type: ignore[arg-type]
+            action = request.action
+            agent, roles = principal.agent, principal.roles
+            # The cache hit inline: a method call would cost as much as the lookup.
+            plan = self._agent_plans.get((action, agent, roles))
+            if plan is None:
+                plan = self._plan(action, _Subject(False, agent, roles, _NO_GROUPS))
+            as_agent = _decide(plan, request)
             user = principal.on_behalf_of
             if user is None:
                 return as_agent
-            subject = (True, user.id, user.roles, user.groups)
-            as_user = self._decide(candidates, request, subject)  # type: ignore[arg-type]
-            return _combine(request, as_agent, as_user)
+            plan = self._user_plans.get((action, user.id, user.roles, user.groups))
+            if plan is None:
+                plan = self._plan(action, _Subject(True, user.id, user.roles, user.groups))
+            return _combine(request, as_agent, _decide(plan, request))
         except Exception as exc:
             return _failed(request, exc)
 
-    def _decide(
-        self, candidates: tuple[_CompiledRule, ...], request: ActionRequest, subject: _Subject
-    ) -> Decision:
-        matched: list[_CompiledRule] = []
-        undetermined: list[_CompiledRule] = []
-        is_user, subject_id, roles, groups = subject
-        for compiled in candidates:
-            if not compiled.anyone:  # inlined applies_to: this loop is the hot path
-                if is_user:
-                    covered = subject_id in compiled.users or not compiled.groups.isdisjoint(groups)
-                else:
-                    covered = subject_id in compiled.agents
-                if not covered and compiled.roles.isdisjoint(roles):
-                    continue
-            test = compiled.test
-            if test is not None:
-                value = test(request)
-                if value is not True:
-                    if value is None:
-                        undetermined.append(compiled)
-                        # Undetermined never grants, and always restricts.
-                        if not compiled.is_grant:
-                            matched.append(compiled)
-                    continue
-            matched.append(compiled)
-        if not matched:
-            if undetermined:
-                return self._default_deny(request, is_user, subject_id, undetermined)
-            label = f"user:{subject_id}" if is_user else f"agent:{subject_id}"
-            return _new_decision(
-                (Effect.DENY, f"no rule grants {request.action} to {label} (default deny)",
-                 request, None, (), None, (), label, None, None)
-            )  # fmt: skip
-        if len(matched) == 1:
-            top = matched[0]
-            rules: tuple[Rule, ...] = (top.rule,)
+    def _plan(self, action: str, subject: _Subject) -> _Plan:
+        """Work out, and cache, what deciding ``action`` for ``subject`` needs."""
+        label = subject.label
+        plan = (
+            tuple(c for c in self.candidates(action) if c.applies_to(subject)),
+            label,
+            f"no rule grants {action} to {label} (default deny)",
+        )
+        # Bounded like the action cache, but starting over when full: the
+        # principals in use change over a process's life; action names do not.
+        if subject.is_user:
+            if len(self._user_plans) >= _CACHE_LIMIT:
+                self._user_plans.clear()
+            self._user_plans[action, subject.id, subject.roles, subject.groups] = plan
         else:
-            matched.sort(key=_order)
-            top = matched[0]
-            rules = tuple([m.rule for m in matched])
-        label = f"user:{subject_id}" if is_user else f"agent:{subject_id}"
-        if not top.is_grant:
-            for m in matched:
-                if m.is_grant:
-                    break
-            else:  # restrictions alone never grant
-                return self._default_deny(request, is_user, subject_id, undetermined, matched)
-        reason = top.reason
-        missing: tuple[str, ...] = ()
-        if undetermined:
-            missing = _undetermined_paths(undetermined, request)
-            reason = _note_missing(reason, missing)
-        rule = top.rule
-        return _new_decision(
-            (rule.effect, reason, request, rule, rules, rule.escalate_to, missing, label,
-             None, None)
-        )  # fmt: skip
-
-    def _default_deny(
-        self,
-        request: ActionRequest,
-        is_user: bool,
-        subject_id: str,
-        undetermined: list[_CompiledRule],
-        matched: list[_CompiledRule] = [],  # noqa: B006 - read only
-    ) -> Decision:
-        label = f"user:{subject_id}" if is_user else f"agent:{subject_id}"
-        missing = _undetermined_paths(undetermined, request) if undetermined else ()
-        deny = matched[0].rule if matched and matched[0].rule.effect is Effect.DENY else None
-        if deny is not None:
-            reason = _reason(deny)
-        else:
-            reason = f"no rule grants {request.action} to {label} (default deny)"
-        return _new_decision(
-            (Effect.DENY, _note_missing(reason, missing), request, deny,
-             tuple([m.rule for m in matched]), None, missing, label, None, None)
-        )  # fmt: skip
+            if len(self._agent_plans) >= _CACHE_LIMIT:
+                self._agent_plans.clear()
+            self._agent_plans[action, subject.id, subject.roles] = plan
+        return plan
 
     # -- explaining ----------------------------------------------------------
 
@@ -296,10 +318,6 @@ _VERB = {
 
 # Build Decisions without NamedTuple's Python-level __new__ (it checks defaults).
 _tuple_new = tuple.__new__
-
-
-def _new_decision(fields: tuple[Any, ...]) -> Decision:
-    return _tuple_new(Decision, fields)
 
 
 def _reason(rule: Rule) -> str:

@@ -116,11 +116,19 @@ def _path_steps(path: str) -> tuple[tuple[bool, str], ...]:
     return tuple(steps)
 
 
-def _getter(path: str) -> Callable[[ActionRequest], Any]:
+def _mapping_key(path: str) -> tuple[Callable[[ActionRequest], Any], str] | None:
+    """For a key into a root mapping (``args.x``, ``context.y``): the root's getter and the key."""
     steps = _path_steps(path)
-    # Specialise the common shape (args.x, context.y): a decision walks it on every call.
     if len(steps) == 2 and not steps[1][0]:
-        root, key = attrgetter(steps[0][1]), steps[1][1]
+        return attrgetter(steps[0][1]), steps[1][1]
+    return None
+
+
+def _getter(path: str) -> Callable[[ActionRequest], Any]:
+    # Specialise the common shape (args.x, context.y): a decision walks it on every call.
+    direct = _mapping_key(path)
+    if direct is not None:
+        root, key = direct
 
         def get_key(request: ActionRequest) -> Any:
             mapping = root(request)
@@ -129,6 +137,8 @@ def _getter(path: str) -> Callable[[ActionRequest], Any]:
             return MISSING
 
         return get_key
+
+    steps = _path_steps(path)
 
     def get(request: ActionRequest) -> Any:
         current: Any = request
@@ -186,6 +196,18 @@ def _is_kind(kind: str) -> Callable[[object], bool]:
     if kind == "null":
         return lambda v: v is None
     return lambda v: _kind(v) == kind
+
+
+# The types that certainly are of a kind: a set lookup on type(value) settles
+# the common case without calling the kind check.
+_EXACT_TYPES: dict[str, frozenset[type]] = {
+    "number": frozenset({int, float}),
+    "string": frozenset({str}),
+    "bool": frozenset({bool}),
+    "datetime": frozenset({dt.datetime}),
+    "date": frozenset({dt.date}),
+    "null": frozenset({type(None)}),
+}
 
 
 def _is_number(value: object) -> bool:
@@ -297,14 +319,34 @@ class Compare(_Node):
                 return search(actual) is not None
 
             return matches
+        direct = _mapping_key(self.path)
         if op in ("in", "not_in"):
             expected = value[0] if value else None
             fits = _is_kind(_kind(expected)) if value else (lambda v: True)
+            exact = _EXACT_TYPES.get(_kind(expected), frozenset()) if value else frozenset()
             try:
                 options: frozenset[Any] | tuple[Any, ...] = frozenset(value)
             except TypeError:
                 options = tuple(value)
             negate = op == "not_in"
+            if direct is not None:
+                root, key = direct
+
+                # get_key and the kind check inlined: `args.to_domain in [...]`
+                # is among the commonest tests, and each call saved is ~70 ns.
+                def member_key(request: ActionRequest) -> Tri:
+                    mapping = root(request)
+                    if type(mapping) is not dict and not isinstance(mapping, Mapping):
+                        return None
+                    actual = mapping.get(key, MISSING)
+                    if type(actual) not in exact and (actual is MISSING or not fits(actual)):
+                        return None
+                    try:
+                        return (actual in options) is not negate
+                    except TypeError:  # unhashable actual value
+                        return None
+
+                return member_key
 
             def member(request: ActionRequest) -> Tri:
                 actual = get(request)
@@ -325,6 +367,25 @@ class Compare(_Node):
 
             return startswith
         compare = _COMPARE[op]
+        exact = _EXACT_TYPES.get(_kind(value), frozenset())
+        if direct is not None:
+            root, key = direct
+
+            # get_key and the kind check inlined: `args.amount > 10000` is the
+            # commonest test there is, and each call saved is ~70 ns.
+            def compare_key(request: ActionRequest) -> Tri:
+                mapping = root(request)
+                if type(mapping) is not dict and not isinstance(mapping, Mapping):
+                    return None
+                actual = mapping.get(key, MISSING)
+                if type(actual) not in exact and (actual is MISSING or not fits(actual)):
+                    return None
+                try:
+                    return compare(actual, value)  # type: ignore[no-any-return]
+                except TypeError:  # e.g. naive vs aware datetimes
+                    return None
+
+            return compare_key
 
         def compare_test(request: ActionRequest) -> Tri:
             actual = get(request)
