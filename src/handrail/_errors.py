@@ -62,7 +62,7 @@ class ConfigurationError(HandrailError, ValueError):
     """handrail was set up wrongly (a malformed action name, a bad argument); fix the code."""
 
 
-class CircuitOpen(HandrailError):  # noqa: N818 - the name users say aloud
+class CircuitOpen(HandrailError):
     """The circuit breaker ``.name`` is open; no call was made.  Try again after ``.retry_at``."""
 
     def __init__(self, name: str, retry_at: datetime | None = None) -> None:
@@ -72,7 +72,7 @@ class CircuitOpen(HandrailError):  # noqa: N818 - the name users say aloud
         super().__init__(f"circuit {name!r} is open{when}: calls fail fast while it recovers")
 
 
-class WriteNotRetried(HandrailError):  # noqa: N818 - the name users say aloud
+class WriteNotRetried(HandrailError):
     """A write failed with a transient error and was not retried: it has no idempotency key.
 
     Retrying a write without one could apply it twice.  The original error is

@@ -24,7 +24,7 @@ POLICY = Policy.from_yaml(
           - id: eu-reads
             effect: audit
             actions: [crm.contact.read]
-            when: {resource.attributes.region: eu}
+            when: {resource.attributes.region: {exists: true, eq: eu}}
           - id: update
             effect: allow
             actions: [crm.deal.update]
@@ -53,7 +53,11 @@ def cases(body: str) -> PolicyCases:
 
 
 def one_case(
-    expectations: str, request: str = "{principal: {agent: bot}, action: crm.contact.read}"
+    expectations: str,
+    request: str = (
+        "{principal: {agent: bot}, action: crm.contact.read,"
+        " resource: {type: contact, attributes: {region: us}}}"
+    ),
 ) -> PolicyCases:
     return cases(
         f"""
@@ -80,7 +84,10 @@ def test_matching_cases_pass() -> None:
         f"""
         cases:
           - name: a rep reads
-            request: {{principal: {REP}, action: crm.contact.read}}
+            request:
+              principal: {REP}
+              action: crm.contact.read
+              resource: {{type: contact, attributes: {{region: us}}}}
             expect: allow
             rule: read
           - name: a big discount escalates

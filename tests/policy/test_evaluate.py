@@ -474,3 +474,59 @@ def test_decision_to_dict_omits_arguments() -> None:
     data = decision.to_dict()
     assert data["rule_id"] == "update"
     assert "hunter2" not in str(data)
+
+
+class TestAwkwardValues:
+    """Values that compare strangely are undetermined, never a silent False."""
+
+    DENY_BIG = Policy(
+        [
+            rule("update", "allow"),
+            rule("big", "deny", when={"args.amount": {"gt": 1000}}),
+        ]
+    )
+
+    def test_nan_is_undetermined(self) -> None:
+        """A NaN amount cannot slip past `amount > 1000`: it counts against the request."""
+        for nan in (float("nan"), __import__("decimal").Decimal("NaN")):
+            decision = self.DENY_BIG.evaluate(request("crm.contact.update", args={"amount": nan}))
+            assert decision.effect is Effect.DENY
+            assert decision.rule_id == "big"
+            assert decision.undetermined == ("args.amount",)
+
+    def test_nan_is_refused_in_a_rule(self) -> None:
+        """A rule comparing with NaN is malformed."""
+        with pytest.raises(ValueError, match="NaN compares with nothing"):
+            rule("r", "deny", when={"args.amount": {"gt": float("nan")}})
+
+    def test_naive_and_aware_datetimes_do_not_compare(self) -> None:
+        """A naive datetime against an aware one is undetermined, for eq and ne too."""
+        cutoff = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        policy = Policy([rule("r", "allow", when={"context.now": {"ne": cutoff}})])
+        naive = request("crm.contact.update", context={"now": dt.datetime(2026, 5, 1)})
+        aware = request(
+            "crm.contact.update", context={"now": dt.datetime(2026, 5, 1, tzinfo=dt.UTC)}
+        )
+        assert policy.evaluate(naive).effect is Effect.DENY
+        assert policy.evaluate(aware).effect is Effect.ALLOW
+
+
+def test_undetermined_audit_flags_but_never_grants() -> None:
+    """An AUDIT rule that cannot be evaluated flags what another rule grants, and grants nothing."""
+    flag = rule("eu", "audit", when={"resource.attributes.region": "eu"})
+    granted = Policy([ALLOW_UPDATE, flag]).evaluate(request("crm.contact.update"))
+    assert granted.effect is Effect.AUDIT
+    assert granted.undetermined == ("resource.attributes.region",)
+    alone = Policy([flag]).evaluate(request("crm.contact.update"))
+    assert alone.effect is Effect.DENY
+
+
+def test_rules_survive_model_dump() -> None:
+    """A rule dumped with pydantic validates back to an equal rule."""
+    original = rule(
+        "r",
+        "escalate",
+        when={"args.n": {"gt": 1}, "not": {"args.m": {"exists": True}}},
+        escalate_to="x",
+    )
+    assert Rule.model_validate(original.model_dump()) == original

@@ -105,6 +105,7 @@ class _Subject(NamedTuple):
 _NO_GROUPS: frozenset[str] = frozenset()
 # Enum members read once: `Effect.DENY` goes through EnumType.__getattr__ (~150 ns).
 _DENY = Effect.DENY
+_ALLOW = Effect.ALLOW
 _rule_of = attrgetter("rule")
 
 
@@ -124,6 +125,7 @@ def _decide(plan: _Plan, request: ActionRequest) -> Decision:
     rules, label, no_grant = plan
     matched: list[_CompiledRule] = []
     undetermined: list[_CompiledRule] = []
+    granted = False
     for compiled in rules:
         test = compiled.test
         if test is not None:
@@ -131,14 +133,16 @@ def _decide(plan: _Plan, request: ActionRequest) -> Decision:
             if value is not True:
                 if value is None:
                     undetermined.append(compiled)
-                    # Undetermined never grants, and always restricts.
-                    if not compiled.is_grant:
+                    # Undetermined never grants, but always narrows: restrictions
+                    # apply, and an AUDIT still flags what another rule grants.
+                    if compiled.effect is not _ALLOW:
                         matched.append(compiled)
                 continue
+        if compiled.is_grant:
+            granted = True
         matched.append(compiled)
-    # The rules are sorted strictest first, so matched is too: the first
-    # decides, and the last is a grant if any is (grants are least strict).
-    if not matched or not matched[-1].is_grant:  # restrictions alone never grant
+    # The rules are sorted strictest first, so matched is too: the first decides.
+    if not granted:  # restrictions alone never grant
         return _default_deny(request, label, no_grant, undetermined, matched)
     top = matched[0]
     reason = top.reason

@@ -20,6 +20,7 @@ Several entries in one mapping must all hold.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -200,11 +201,13 @@ def _is_kind(kind: str) -> Callable[[object], bool]:
 
 # The types that certainly are of a kind: a set lookup on type(value) settles
 # the common case without calling the kind check.
+# Floats and datetimes are left out on purpose: a NaN, or a naive datetime
+# against an aware one, must fail the kind check (undetermined), and only the
+# full check (`_fits`) looks that closely.
 _EXACT_TYPES: dict[str, frozenset[type]] = {
-    "number": frozenset({int, float}),
+    "number": frozenset({int}),
     "string": frozenset({str}),
     "bool": frozenset({bool}),
-    "datetime": frozenset({dt.datetime}),
     "date": frozenset({dt.date}),
     "null": frozenset({type(None)}),
 }
@@ -212,9 +215,24 @@ _EXACT_TYPES: dict[str, frozenset[type]] = {
 
 def _is_number(value: object) -> bool:
     kind = type(value)
-    if kind is int or kind is float:  # the common case, without isinstance chains
+    if kind is int:  # the common case, without isinstance chains
         return True
-    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    if kind is float:
+        return not math.isnan(value)  # type: ignore[arg-type] # NaN compares with nothing
+    if isinstance(value, Decimal):
+        return not value.is_nan()
+    if isinstance(value, float):
+        return not math.isnan(value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fits(expected: object) -> Callable[[object], bool]:
+    """The kind check for attributes compared with ``expected``."""
+    if isinstance(expected, dt.datetime):
+        aware = expected.utcoffset() is not None
+        # Naive and aware datetimes do not compare (and == says False, not an error).
+        return lambda v: isinstance(v, dt.datetime) and (v.utcoffset() is not None) is aware
+    return _is_kind(_kind(expected))
 
 
 def _show(value: object) -> str:
@@ -288,7 +306,13 @@ class Compare(_Node):
                 raise ValueError(f"{op} needs values of one kind, got {', '.join(sorted(kinds))}")
             if isinstance(value, list | set | frozenset):
                 object.__setattr__(self, "value", tuple(value))
-        elif op in _ORDERING:
+        if _kind(value) == "number" and not _is_number(value):
+            raise ValueError("NaN compares with nothing: use a number")
+        if op in ("in", "not_in") and any(
+            _kind(v) == "number" and not _is_number(v) for v in self.value
+        ):
+            raise ValueError("NaN compares with nothing: use numbers")
+        if op in _ORDERING:
             if _kind(value) not in ("number", "string", "datetime", "date"):
                 raise ValueError(
                     f"{op} compares numbers, strings or dates, got {_kind(value)} {_show(value)}"
@@ -301,7 +325,7 @@ class Compare(_Node):
                     re.compile(value)
                 except re.error as exc:
                     raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-        elif _kind(value) in ("list", "mapping"):
+        elif op not in ("in", "not_in") and _kind(value) in ("list", "mapping"):
             raise ValueError(f"{op} compares single values, got {_kind(value)} {_show(value)}")
         return self
 
@@ -322,7 +346,7 @@ class Compare(_Node):
         direct = _mapping_key(self.path)
         if op in ("in", "not_in"):
             expected = value[0] if value else None
-            fits = _is_kind(_kind(expected)) if value else (lambda v: True)
+            fits = _fits(expected) if value else (lambda v: True)
             exact = _EXACT_TYPES.get(_kind(expected), frozenset()) if value else frozenset()
             try:
                 options: frozenset[Any] | tuple[Any, ...] = frozenset(value)
@@ -358,7 +382,7 @@ class Compare(_Node):
                     return None
 
             return member
-        fits = _is_kind(_kind(value))
+        fits = _fits(value)
         if op == "startswith":
 
             def startswith(request: ActionRequest) -> Tri:
@@ -432,7 +456,7 @@ class Compare(_Node):
 
 
 def _compile_contains(get: Callable[[ActionRequest], Any], value: Any) -> Test:
-    fits = _is_kind(_kind(value))
+    fits = _fits(value)
 
     def contains(request: ActionRequest) -> Tri:
         actual = get(request)

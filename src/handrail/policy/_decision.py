@@ -80,7 +80,7 @@ class RuleTrace:
     def counted(self) -> bool:
         """True when the rule took part in the decision."""
         return self.outcome == "matched" or (
-            self.outcome == "undetermined" and not self.rule.effect.is_grant
+            self.outcome == "undetermined" and self.rule.effect is not Effect.ALLOW
         )
 
 

@@ -640,6 +640,24 @@ def to_data(policy: Policy) -> dict[str, Any]:
     return data
 
 
+# Characters YAML reads as line breaks inside a plain or single-quoted scalar
+# (so a round trip would fold them into spaces): such strings are double-quoted,
+# where they are escaped.
+_YAML_BREAKS = frozenset("\x85\u2028\u2029")
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if not _YAML_BREAKS.isdisjoint(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def dumps(policy: Policy, fmt: Format) -> str:
     """The policy as YAML or TOML text that ``loads`` reads back to an equivalent policy.
 
@@ -649,7 +667,7 @@ def dumps(policy: Policy, fmt: Format) -> str:
     data = to_data(policy)
     if fmt == "yaml":
         data["rules"] = _plain_rules(data["rules"], fmt)
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     if fmt == "toml":
         try:
             import tomli_w  # an optional extra, needed only here

@@ -197,7 +197,11 @@ class Rule(BaseModel):
     @field_validator("when", mode="before")
     @classmethod
     def _parse_when(cls, value: object) -> object:
-        return parse_condition(value) if isinstance(value, Mapping) else value
+        # A mapping with "kind" is a dumped node (model_dump); others are file syntax,
+        # whose keys are paths or all/any/not and so never "kind".
+        if isinstance(value, Mapping) and "kind" not in value:
+            return parse_condition(value)
+        return value
 
     @model_validator(mode="after")
     def _route_iff_escalate(self) -> Rule:

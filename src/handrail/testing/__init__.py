@@ -1,0 +1,62 @@
+"""Helpers for testing code that uses handrail: a fake clock, policy case checks,
+and Hypothesis strategies for handrail's types.
+
+The strategies import Hypothesis when first used (install it with
+``handrail[testing]``); the rest of this package, and ``import handrail``,
+never do.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from ._cases import check_policy_cases
+from ._clock import FakeClock
+
+if TYPE_CHECKING:
+    from ._strategies import (
+        action_requests,
+        attribute_values,
+        conditions,
+        policies,
+        principals,
+        resources,
+        rules,
+        scalar_values,
+        users,
+    )
+
+__all__ = [
+    "FakeClock",
+    "action_requests",
+    "attribute_values",
+    "check_policy_cases",
+    "conditions",
+    "policies",
+    "principals",
+    "resources",
+    "rules",
+    "scalar_values",
+    "users",
+]
+
+_STRATEGIES = frozenset(
+    {
+        "action_requests",
+        "attribute_values",
+        "conditions",
+        "policies",
+        "principals",
+        "resources",
+        "rules",
+        "scalar_values",
+        "users",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Strategies load Hypothesis, so they are imported on first use only.
+    if name in _STRATEGIES:
+        from . import _strategies
+
+        return getattr(_strategies, name)
+    raise AttributeError(f"module 'handrail.testing' has no attribute {name!r}")

@@ -1,0 +1,64 @@
+"""``FakeClock``: a clock that moves only when the test moves it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+__all__ = ["FakeClock"]
+
+_DEFAULT_START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
+class FakeClock:
+    """A ``handrail.clock.Clock`` for tests: time stands still until you ``advance`` or ``set`` it.
+
+    It starts at ``start`` (an aware datetime, converted to UTC; 2025-01-01
+    00:00 UTC if omitted) and, like real time, never goes backwards:
+    ``advance`` and ``set`` raise ``ValueError`` rather than rewind it.
+    ``monotonic()`` counts seconds since ``start``.  Each move is a single
+    assignment, so readers on other threads see either the old or the new time.
+    """
+
+    __slots__ = ("_now", "_start")
+
+    def __init__(self, start: dt.datetime = _DEFAULT_START) -> None:
+        self._start = _as_utc(start, "start")
+        self._now = self._start
+
+    def now(self) -> dt.datetime:
+        """The fake current time, an aware datetime in UTC."""
+        return self._now
+
+    def monotonic(self) -> float:
+        """Seconds elapsed on this clock since it started."""
+        return (self._now - self._start).total_seconds()
+
+    def advance(self, delta: dt.timedelta) -> None:
+        """Move the clock forward by ``delta``; raises ``ValueError`` if it is negative."""
+        if delta < dt.timedelta(0):
+            raise ValueError(f"a clock cannot go backwards: advance({delta!r}) is negative")
+        self._now += delta
+
+    def set(self, when: dt.datetime) -> None:
+        """Move the clock to ``when`` (aware); raises ``ValueError`` if that is in its past."""
+        target = _as_utc(when, "when")
+        if target < self._now:
+            raise ValueError(
+                f"a clock cannot go backwards: {target.isoformat()} is before "
+                f"{self._now.isoformat()}; build a new FakeClock to start over"
+            )
+        self._now = target
+
+    def __repr__(self) -> str:
+        return f"FakeClock({self._now.isoformat()})"
+
+
+def _as_utc(when: dt.datetime, name: str) -> dt.datetime:
+    if not isinstance(when, dt.datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(when).__name__}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(
+            f"{name} must be timezone-aware, got naive {when.isoformat()}; "
+            "write datetime(..., tzinfo=datetime.UTC)"
+        )
+    return when.astimezone(dt.UTC)
