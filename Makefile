@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench format clean
+.PHONY: demo test test-min lint bench format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90
+
+# The suite against the oldest dependency versions pyproject.toml allows.
+MIN_VENV := .venv-min
+test-min:
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install --quiet -e '.[dev]' -c .ci/minimum-versions.txt
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider -x
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
@@ -31,4 +39,4 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests examples benchmarks
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) $(MIN_VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from handrail.permissions import set_default_policy
+from handrail.testing import set_no_waits
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +14,11 @@ def _no_default_policy() -> Iterator[None]:
     previous = set_default_policy(None)
     yield
     set_default_policy(previous)
+
+
+@pytest.fixture(autouse=True)
+def _waits_restored() -> Iterator[None]:
+    """Every test starts with real retry waits (tests opt in to no_waits) and restores them."""
+    previous = set_no_waits(False)
+    yield
+    set_no_waits(previous)

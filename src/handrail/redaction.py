@@ -35,6 +35,9 @@ DEFAULT_SENSITIVE_KEYS: tuple[str, ...] = (
 ValueRedactor = Callable[[str, Any], Any]
 """A user redactor: receives the dotted path and the value, returns the value to keep."""
 
+# scheme, optional user:password@, host and path, optional ?query
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s@]+@)?([^\s?#'\"]*)(\?[^\s#'\"]*)?")
+
 # Shorter strings are too likely to occur by chance in free text to scrub there.
 _MIN_SCRUB_LENGTH = 4
 
@@ -126,8 +129,21 @@ class Redactor:
                 found.add(value)
 
     def scrub(self, text: str, secrets: Iterable[str]) -> str:
-        """``text`` with every occurrence of each secret replaced by the mask."""
+        """``text`` with each secret, and URL credentials and query strings, masked.
+
+        URLs in error messages (httpx puts the full URL in them) often carry
+        API keys in the query string or ``user:password@``: both are masked.
+        """
         for secret in sorted(set(secrets), key=len, reverse=True):
             if len(secret) >= _MIN_SCRUB_LENGTH:
                 text = text.replace(secret, self.mask)
+        if "://" in text:
+            text = _URL.sub(self._mask_url, text)
         return text
+
+    def _mask_url(self, match: re.Match[str]) -> str:
+        scheme, userinfo, rest, query = match.group(1, 2, 3, 4)
+        return (
+            f"{scheme}{self.mask + '@' if userinfo else ''}{rest}"
+            f"{'?' + self.mask if query else ''}"
+        )

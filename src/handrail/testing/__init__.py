@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cases import check_policy_cases
 from ._clock import FakeClock
+from ._resilience import is_no_waits, no_waits, set_no_waits
 
 if TYPE_CHECKING:
     from ._strategies import (
@@ -30,11 +31,14 @@ __all__ = [
     "attribute_values",
     "check_policy_cases",
     "conditions",
+    "is_no_waits",
+    "no_waits",
     "policies",
     "principals",
     "resources",
     "rules",
     "scalar_values",
+    "set_no_waits",
     "users",
 ]
 

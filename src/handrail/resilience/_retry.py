@@ -1,0 +1,398 @@
+"""Retrying transient failures: ``RetryPolicy``, ``@retry`` and ``AttemptDetails``.
+
+tenacity does the retrying (its ``Retrying``/``AsyncRetrying`` are the pure
+decide-attempt-or-sleep core with sync and async drivers); this module
+chooses what it is told: which errors, how many attempts, how long in all,
+how long between, and what to report.  A write is retried only when it
+carries an idempotency key.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar, cast
+
+import tenacity
+from tenacity.wait import wait_random_exponential
+
+from .._errors import ConfigurationError, WriteNotRetried
+from ..telemetry import Telemetry, default_telemetry
+from ._classify import is_never_transient, is_transient, retry_after
+from ._idempotency import using_idempotency_key
+from ._sleep import async_sleep, sleep
+
+__all__ = ["AttemptDetails", "OnAttempt", "RetryPolicy", "retry"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptDetails:
+    """One attempt about to start; ``on_attempt`` receives one before every attempt, the first too.
+
+    ``action`` names the call (the ``action=`` given, else the function's
+    qualified name); ``attempt`` counts from 1; ``error`` is the failure that
+    caused this retry (None on the first attempt); ``wait`` is how long the
+    policy waited before this attempt (zero on the first; under
+    ``handrail.testing.no_waits`` the wait it chose but skipped);
+    ``elapsed`` is the time since the first attempt started.
+    """
+
+    action: str
+    attempt: int
+    error: BaseException | None
+    wait: timedelta
+    elapsed: timedelta
+
+
+OnAttempt = Callable[[AttemptDetails], object]
+"""Called with the details of each attempt just before it starts."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How to retry transient failures: at most ``attempts`` tries within ``timeout`` in all.
+
+    Between attempts it waits a random time up to ``wait_initial`` doubled
+    per retry and capped at ``wait_max`` (exponential backoff with full
+    jitter), but never less than the server's ``Retry-After``.  An attempt
+    never starts after ``timeout`` has passed: when the next wait would end
+    beyond it, the last error is raised at once.  Which errors are retried is
+    ``is_transient``'s decision (``handrail.resilience.is_transient`` by
+    default), except that refusals and validation errors never are.
+
+    Immutable and thread-safe: share one policy between calls.  Raises
+    ``ConfigurationError`` for a bound that makes no sense.
+    """
+
+    attempts: int = 3
+    timeout: timedelta = timedelta(seconds=30)
+    wait_initial: timedelta = timedelta(milliseconds=100)
+    wait_max: timedelta = timedelta(seconds=10)
+    is_transient: Callable[[BaseException], bool] = is_transient
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise ConfigurationError(
+                f"RetryPolicy: attempts must be an int, got {type(self.attempts).__name__}"
+            )
+        if self.attempts < 1:
+            raise ConfigurationError(
+                f"RetryPolicy: attempts={self.attempts}; it counts the first try, so use 1 or more"
+            )
+        for name in ("timeout", "wait_initial", "wait_max"):
+            value = getattr(self, name)
+            if not isinstance(value, timedelta):
+                raise ConfigurationError(
+                    f"RetryPolicy: {name} must be a datetime.timedelta, got {value!r}; "
+                    f"write {name}=timedelta(seconds=...)"
+                )
+        if self.timeout <= timedelta(0):
+            raise ConfigurationError(f"RetryPolicy: timeout={self.timeout} must be positive")
+        if self.wait_initial < timedelta(0) or self.wait_max < self.wait_initial:
+            raise ConfigurationError(
+                f"RetryPolicy: need 0 <= wait_initial <= wait_max, got "
+                f"wait_initial={self.wait_initial}, wait_max={self.wait_max}"
+            )
+        if not callable(self.is_transient):
+            raise ConfigurationError("RetryPolicy: is_transient must be a function of the error")
+
+    def call(
+        self,
+        fn: Callable[..., R],
+        /,
+        *args: Any,
+        action: str | None = None,
+        is_write: bool = False,
+        idempotency_key: str | None = None,
+        on_attempt: OnAttempt | None = None,
+        telemetry: Telemetry | None = None,
+        **kwargs: Any,
+    ) -> R:
+        """Call ``fn(*args, **kwargs)``, retrying transient failures; return its result.
+
+        On failure raises the last error itself (never a wrapper), once it is
+        not transient, the attempts are used up or the time is.  A write
+        (``is_write=True``) is retried only with an ``idempotency_key``,
+        which ``current_idempotency_key()`` returns inside ``fn``; without
+        one, a transient failure raises ``WriteNotRetried`` (the error is its
+        ``__cause__``) after the first attempt.
+
+        ``on_attempt`` is called with ``AttemptDetails`` before every
+        attempt; the last ``attempt`` it saw is how many were made (for an
+        audit record).  Each retry is counted and logged through
+        ``telemetry`` (``default_telemetry()`` if None).  ``action`` names the
+        call in both (default: ``fn``'s qualified name).  Pass ``fn``
+        arguments that clash with these names through ``functools.partial``.
+
+        Blocks the calling thread while it waits; ``await acall(...)`` in
+        async code.  Raises ``TypeError`` for an async ``fn``.
+        """
+        run = _Run(self, fn, action, is_write, idempotency_key, on_attempt, telemetry)
+        return _call(fn, args, kwargs, run)
+
+    async def acall(
+        self,
+        fn: Callable[..., Awaitable[R]],
+        /,
+        *args: Any,
+        action: str | None = None,
+        is_write: bool = False,
+        idempotency_key: str | None = None,
+        on_attempt: OnAttempt | None = None,
+        telemetry: Telemetry | None = None,
+        **kwargs: Any,
+    ) -> R:
+        """Await ``fn(*args, **kwargs)``, retrying transient failures; as ``call``, for async code.
+
+        Waits without blocking the event loop.  Raises ``TypeError`` when
+        ``fn`` does not return an awaitable (use ``call`` for sync functions).
+        """
+        run = _Run(self, fn, action, is_write, idempotency_key, on_attempt, telemetry)
+        return await _acall(fn, args, kwargs, run)
+
+
+def retry(
+    *,
+    attempts: int = 3,
+    timeout: timedelta = timedelta(seconds=30),
+    wait_initial: timedelta = timedelta(milliseconds=100),
+    wait_max: timedelta = timedelta(seconds=10),
+    is_transient: Callable[[BaseException], bool] = is_transient,
+    is_write: bool = False,
+    idempotency_key: Callable[..., str] | None = None,
+    action: str | None = None,
+    on_attempt: OnAttempt | None = None,
+    telemetry: Telemetry | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Retry a function's transient failures (sync or async; its signature is kept).
+
+    The arguments are ``RetryPolicy``'s and ``RetryPolicy.call``'s, except
+    ``idempotency_key``: for a write, a function receiving the call's
+    arguments and returning the key (e.g. ``lambda order, **_:
+    idempotency_key({"action": "erp.order.create", "order": order.id})``),
+    computed once per call so it is the same on every attempt.  The function
+    reads it with ``current_idempotency_key()``.  A write without one is not
+    retried: see ``RetryPolicy.call``.
+
+    Raises ``ConfigurationError`` at decoration time for bad bounds.
+    """
+    policy = RetryPolicy(
+        attempts=attempts,
+        timeout=timeout,
+        wait_initial=wait_initial,
+        wait_max=wait_max,
+        is_transient=is_transient,
+    )
+    if idempotency_key is not None and not callable(idempotency_key):
+        raise ConfigurationError(
+            "retry: idempotency_key must be a function of the call's arguments that returns "
+            "the key; one fixed key would make every call look like a retry of the first"
+        )
+    derive_key = idempotency_key
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        name = action if action is not None else _name_of(fn)
+        if inspect.iscoroutinefunction(fn):
+            async_fn = cast(Callable[..., Awaitable[Any]], fn)
+
+            @functools.wraps(fn)
+            async def async_retried(*args: Any, **kwargs: Any) -> Any:
+                key = derive_key(*args, **kwargs) if derive_key is not None else None
+                run = _Run(policy, fn, name, is_write, key, on_attempt, telemetry)
+                return await _acall(async_fn, args, kwargs, run)
+
+            return cast(Callable[P, R], async_retried)
+
+        @functools.wraps(fn)
+        def retried(*args: P.args, **kwargs: P.kwargs) -> R:
+            key = derive_key(*args, **kwargs) if derive_key is not None else None
+            run = _Run(policy, fn, name, is_write, key, on_attempt, telemetry)
+            return _call(fn, args, kwargs, run)
+
+        return retried
+
+    return decorate
+
+
+# -- the drivers: tenacity loops, fed the policy; writes without a key tried once --------------
+
+
+def _call(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run) -> R:
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(f"{run.action} is async: use `await policy.acall(...)` to retry it")
+    retrying = tenacity.Retrying(sleep=sleep, **run.tenacity_arguments())
+    with using_idempotency_key(run.key):
+        try:
+            return cast(R, retrying(_attempt, fn, args, kwargs, run))
+        except Exception as exc:
+            refusal = run.refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+
+async def _acall(
+    fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run
+) -> R:
+    retrying = tenacity.AsyncRetrying(sleep=async_sleep, **run.tenacity_arguments())
+    with using_idempotency_key(run.key):
+        try:
+            return cast(R, await retrying(_async_attempt, fn, args, kwargs, run))
+        except Exception as exc:
+            refusal = run.refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+
+def _attempt(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run) -> R:
+    result = fn(*args, **kwargs)
+    if inspect.iscoroutine(result):
+        result.close()
+        raise TypeError(
+            f"{run.action} returned a coroutine: use `await policy.acall(...)` to retry it"
+        )
+    return result
+
+
+async def _async_attempt(
+    fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run
+) -> R:
+    result = fn(*args, **kwargs)
+    if not inspect.isawaitable(result):
+        raise TypeError(
+            f"{run.action} returned {type(result).__name__}, not an awaitable: "
+            "use `policy.call(...)` to retry a sync function"
+        )
+    return await result
+
+
+class _Run:
+    """One retried call: what it is, and the error and wait that led to the next attempt."""
+
+    __slots__ = ("action", "error", "is_write", "key", "on_attempt", "policy", "telemetry", "wait")
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        fn: Callable[..., object],
+        action: str | None,
+        is_write: bool,
+        key: str | None,
+        on_attempt: OnAttempt | None,
+        telemetry: Telemetry | None,
+    ) -> None:
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ConfigurationError(
+                f"idempotency_key must be a non-empty str, got {key!r}; "
+                "derive one with handrail.resilience.idempotency_key(...)"
+            )
+        self.policy = policy
+        self.action = action if action is not None else _name_of(fn)
+        self.is_write = is_write
+        self.key = key
+        self.on_attempt = on_attempt
+        self.telemetry = telemetry
+        self.error: BaseException | None = None
+        self.wait = timedelta(0)
+
+    @property
+    def is_retryable_write(self) -> bool:
+        return not self.is_write or self.key is not None
+
+    def should_retry(self, error: BaseException) -> bool:
+        return not is_never_transient(error) and self.policy.is_transient(error)
+
+    def tenacity_arguments(self) -> dict[str, Any]:
+        attempts = self.policy.attempts if self.is_retryable_write else 1
+        schedule = _Schedule(self.policy, attempts)
+        return {
+            "stop": schedule.stop,
+            "wait": schedule.wait,
+            "retry": tenacity.retry_if_exception(self.should_retry),
+            "before": self.before_attempt,
+            "before_sleep": self.before_sleep,
+            "reraise": True,
+        }
+
+    def before_attempt(self, state: tenacity.RetryCallState) -> None:
+        if self.on_attempt is not None:
+            elapsed = timedelta(seconds=time.monotonic() - state.start_time)
+            details = AttemptDetails(
+                self.action, state.attempt_number, self.error, self.wait, elapsed
+            )
+            self.on_attempt(details)
+
+    def before_sleep(self, state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None
+        error = state.outcome.exception()
+        assert error is not None
+        self.error = error
+        assert state.next_action is not None
+        self.wait = timedelta(seconds=state.next_action.sleep)
+        telemetry = self.telemetry if self.telemetry is not None else default_telemetry()
+        telemetry.retry_attempted(
+            action=self.action, attempt=state.attempt_number + 1, error=error, wait=self.wait
+        )
+
+    def refusal(self, error: Exception) -> WriteNotRetried | None:
+        """The error to raise instead of ``error``: a write not retried for want of a key."""
+        if not self.is_retryable_write and self.should_retry(error):
+            return WriteNotRetried(self.action, error)
+        return None
+
+
+class _Schedule:
+    """When to give up, and how long to wait before the next attempt.
+
+    The wait is exponential backoff with full jitter, but never sooner than
+    the server's Retry-After.  tenacity asks ``stop`` and ``wait`` separately
+    (in either order, depending on its version); both read the one wait
+    planned for the attempt, so the time budget is checked against the wait
+    that will really be made.
+    """
+
+    __slots__ = ("_attempts", "_budget", "_jitter", "_planned")
+
+    def __init__(self, policy: RetryPolicy, attempts: int) -> None:
+        self._attempts = attempts
+        self._budget = policy.timeout.total_seconds()
+        self._jitter = wait_random_exponential(
+            multiplier=policy.wait_initial.total_seconds(), max=policy.wait_max.total_seconds()
+        )
+        self._planned = (0, 0.0)  # (attempt number, the wait planned after it)
+
+    def stop(self, state: tenacity.RetryCallState) -> bool:
+        """Stop when the attempts are used up, or when the next wait would end past the budget."""
+        if state.attempt_number >= self._attempts:
+            return True
+        elapsed = state.seconds_since_start or 0.0
+        return elapsed + self.wait(state) >= self._budget
+
+    def wait(self, state: tenacity.RetryCallState) -> float:
+        """Seconds to wait after the attempt that just failed."""
+        attempt, planned = self._planned
+        if attempt != state.attempt_number:
+            planned = self._jitter(state)
+            outcome = state.outcome
+            error = outcome.exception() if outcome is not None else None
+            asked = retry_after(error) if error is not None else None
+            if asked is not None:
+                planned = max(planned, asked.total_seconds())
+            self._planned = (state.attempt_number, planned)
+        return planned
+
+
+def _name_of(fn: Callable[..., object]) -> str:
+    name = getattr(fn, "__qualname__", None)
+    if not isinstance(name, str):
+        return type(fn).__name__
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{name}" if isinstance(module, str) else name

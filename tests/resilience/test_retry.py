@@ -1,0 +1,449 @@
+"""RetryPolicy and @retry against a real HTTP server: what is retried, how often, and how long."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from handrail import CircuitOpen, ConfigurationError, WriteNotRetried
+from handrail.resilience import (
+    AttemptDetails,
+    RetryPolicy,
+    current_idempotency_key,
+    idempotency_key,
+    retry,
+)
+from handrail.testing._resilience import set_no_waits
+
+from .conftest import Recorded, Reply, Server
+
+FAST = RetryPolicy(attempts=3, timeout=timedelta(seconds=10))
+
+
+def get(client: httpx.Client, url: str) -> httpx.Response:
+    return client.get(url).raise_for_status()
+
+
+async def aget(client: httpx.AsyncClient, url: str) -> httpx.Response:
+    return (await client.get(url)).raise_for_status()
+
+
+class TestWhatIsRetried:
+    def test_503_then_200(self, client: httpx.Client, server: Server) -> None:
+        """A 503 is retried and the 200 that follows is returned."""
+        server.script(Reply(503), Reply(200, body=b"fine"))
+        attempts: list[AttemptDetails] = []
+        response = FAST.call(get, client, server.url, on_attempt=attempts.append)
+        assert response.text == "fine"
+        assert len(server.seen) == 2
+        assert [a.attempt for a in attempts] == [1, 2]
+        assert attempts[0].error is None
+        assert isinstance(attempts[1].error, httpx.HTTPStatusError)
+
+    def test_503_then_200_async(self, server: Server) -> None:
+        """acall retries a 503 in async code and returns the 200."""
+        server.script(Reply(503), Reply(200, body=b"fine"))
+
+        async def main() -> httpx.Response:
+            async with httpx.AsyncClient() as client:
+                return await FAST.acall(aget, client, server.url)
+
+        assert asyncio.run(main()).text == "fine"
+        assert len(server.seen) == 2
+
+    def test_429_waits_at_least_retry_after(self, client: httpx.Client, server: Server) -> None:
+        """A 429's Retry-After sets the least wait before the next attempt."""
+        server.script(Reply(429, {"Retry-After": "3"}), Reply(200))
+        attempts: list[AttemptDetails] = []
+        FAST.call(get, client, server.url, on_attempt=attempts.append)
+        assert attempts[1].wait >= timedelta(seconds=3)
+
+    def test_retry_after_beyond_the_budget_is_not_waited_for(
+        self, client: httpx.Client, server: Server
+    ) -> None:
+        """A Retry-After longer than the time left raises the 429 at once instead of waiting."""
+        server.script(Reply(429, {"Retry-After": "60"}), Reply(200))
+        with pytest.raises(httpx.HTTPStatusError) as caught:
+            RetryPolicy(timeout=timedelta(seconds=30)).call(get, client, server.url)
+        assert caught.value.response.status_code == 429
+        assert len(server.seen) == 1
+
+    @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+    def test_client_errors_are_never_retried(
+        self, client: httpx.Client, server: Server, status: int
+    ) -> None:
+        """A 4xx the caller caused is raised after one attempt."""
+        server.script(Reply(status), Reply(200))
+        with pytest.raises(httpx.HTTPStatusError) as caught:
+            FAST.call(get, client, server.url)
+        assert caught.value.response.status_code == status
+        assert len(server.seen) == 1
+
+    def test_timeouts_are_retried_until_the_attempts_run_out(self, server: Server) -> None:
+        """A read timeout is retried; when every attempt times out, the last timeout is raised."""
+        server.script(*[Reply(hang=True)] * 3)
+        with httpx.Client(timeout=0.05) as client, pytest.raises(httpx.ReadTimeout):
+            FAST.call(get, client, server.url)
+        assert len(server.seen) == 3
+
+    def test_timeout_then_success_async(self, server: Server) -> None:
+        """An async read timeout is retried and the next answer returned."""
+        server.script(Reply(hang=True), Reply(200, body=b"late but fine"))
+
+        async def main() -> httpx.Response:
+            async with httpx.AsyncClient(timeout=0.05) as client:
+                return await FAST.acall(aget, client, server.url)
+
+        assert asyncio.run(main()).text == "late but fine"
+
+    def test_exhausted_retries_raise_the_last_error_itself(
+        self, client: httpx.Client, server: Server
+    ) -> None:
+        """After the last attempt the caller gets its real error, not a retry wrapper."""
+        server.script(Reply(503), Reply(502), Reply(504))
+        with pytest.raises(httpx.HTTPStatusError) as caught:
+            FAST.call(get, client, server.url)
+        assert caught.value.response.status_code == 504
+        assert len(server.seen) == 3
+
+    def test_connection_refused_is_retried(self, client: httpx.Client) -> None:
+        """A refused connection is transient: every attempt is made, then ConnectError raised."""
+        with socket.socket() as probe:  # a port that was free a moment ago and is closed now
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        attempts: list[AttemptDetails] = []
+        with pytest.raises(httpx.ConnectError):
+            FAST.call(get, client, f"http://127.0.0.1:{port}", on_attempt=attempts.append)
+        assert len(attempts) == 3
+
+
+class TestWrites:
+    def test_write_without_a_key_is_not_retried(self, client: httpx.Client, server: Server) -> None:
+        """A write failing transiently with no idempotency key raises WriteNotRetried at once."""
+        server.script(Reply(503), Reply(200))
+        with pytest.raises(WriteNotRetried) as caught:
+            FAST.call(
+                lambda: client.post(server.url, json={"n": 1}).raise_for_status(),
+                action="erp.order.create",
+                is_write=True,
+            )
+        assert len(server.seen) == 1
+        assert caught.value.action == "erp.order.create"
+        assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
+        assert "idempotency key" in str(caught.value)
+        assert str(caught.value).startswith("erp.order.create: failed with HTTPStatusError")
+
+    def test_write_without_a_key_keeps_its_permanent_error(
+        self, client: httpx.Client, server: Server
+    ) -> None:
+        """A write failing permanently raises its own error: there was nothing to retry."""
+        server.script(Reply(400))
+        with pytest.raises(httpx.HTTPStatusError):
+            FAST.call(lambda: client.post(server.url).raise_for_status(), is_write=True)
+
+    def test_write_with_a_key_is_retried_with_the_same_key(
+        self, client: httpx.Client, server: Server
+    ) -> None:
+        """A keyed write is retried, sending the same key on every attempt."""
+        server.script(Reply(503), Reply(502), Reply(201))
+        key = idempotency_key({"action": "erp.order.create", "order": "o-1"})
+
+        def create(client: httpx.Client) -> httpx.Response:
+            headers = {"Idempotency-Key": current_idempotency_key() or ""}
+            return client.post(server.url, headers=headers).raise_for_status()
+
+        response = FAST.call(create, client, is_write=True, idempotency_key=key)
+        assert response.status_code == 201
+        assert [seen.headers["Idempotency-Key"] for seen in server.seen] == [key] * 3
+
+    def test_decorated_write_derives_its_key_from_the_arguments(
+        self, client: httpx.Client, server: Server
+    ) -> None:
+        """@retry(idempotency_key=fn) keys each call from its arguments, stable across attempts."""
+        server.script(Reply(503), Reply(201), Reply(201))
+
+        @retry(
+            is_write=True,
+            idempotency_key=lambda order, **_: idempotency_key({"order": order}),
+        )
+        def create(order: str, client: httpx.Client) -> int:
+            headers = {"Idempotency-Key": current_idempotency_key() or ""}
+            return client.post(server.url, headers=headers).raise_for_status().status_code
+
+        assert create("o-1", client=client) == 201
+        assert create("o-2", client=client) == 201
+        keys = [seen.headers["Idempotency-Key"] for seen in server.seen]
+        assert keys[0] == keys[1] != keys[2]
+
+    def test_async_write_without_a_key_is_not_retried(self, server: Server) -> None:
+        """An async keyless write is tried once, too."""
+        server.script(Reply(503), Reply(200))
+
+        @retry(is_write=True, action="erp.order.create")
+        async def create(client: httpx.AsyncClient) -> httpx.Response:
+            return (await client.post(server.url)).raise_for_status()
+
+        async def main() -> None:
+            async with httpx.AsyncClient() as client:
+                await create(client)
+
+        with pytest.raises(WriteNotRetried):
+            asyncio.run(main())
+        assert len(server.seen) == 1
+
+    def test_reads_need_no_key(self) -> None:
+        """Outside a retried call there is no current idempotency key."""
+        assert current_idempotency_key() is None
+        assert FAST.call(current_idempotency_key) is None
+
+
+class TestClassifier:
+    def test_a_classifier_can_widen_what_is_retried(self) -> None:
+        """is_transient= makes the caller's own errors retryable."""
+        calls = []
+
+        def flaky() -> str:
+            calls.append(1)
+            if len(calls) < 3:
+                raise KeyError("busy")
+            return "done"
+
+        policy = RetryPolicy(is_transient=lambda e: isinstance(e, KeyError))
+        assert policy.call(flaky) == "done"
+        assert len(calls) == 3
+
+    @pytest.mark.parametrize(
+        "error",
+        [CircuitOpen("crm"), WriteNotRetried("x", ValueError()), KeyboardInterrupt()],
+        ids=lambda e: type(e).__name__,
+    )
+    def test_no_classifier_can_retry_refusals(self, error: BaseException) -> None:
+        """Refusals and interrupts are raised at once even when the classifier says retry all."""
+        calls = []
+
+        def refuse() -> None:
+            calls.append(1)
+            raise error
+
+        with pytest.raises(type(error)):
+            RetryPolicy(is_transient=lambda e: True).call(refuse)
+        assert len(calls) == 1
+
+    def test_validation_errors_are_never_retried(self) -> None:
+        """A pydantic ValidationError fails the same way every time, so it is raised at once."""
+
+        class Order(BaseModel):
+            amount: int
+
+        calls = []
+
+        def parse() -> Order:
+            calls.append(1)
+            return Order.model_validate({"amount": "lots"})
+
+        with pytest.raises(ValidationError):
+            RetryPolicy(is_transient=lambda e: True).call(parse)
+        assert len(calls) == 1
+
+
+class TestWaiting:
+    def test_waits_really_happen_without_no_waits(
+        self, client: httpx.Client, server: Server
+    ) -> None:
+        """With no-waits off, the next attempt starts only after the wait."""
+        server.script(Reply(503, {"Retry-After": "0.05"}), Reply(200))
+        attempts: list[AttemptDetails] = []
+        previous = set_no_waits(False)
+        try:
+            FAST.call(get, client, server.url, on_attempt=attempts.append)
+        finally:
+            set_no_waits(previous)
+        assert attempts[1].elapsed >= timedelta(seconds=0.05)
+
+    def test_async_waits_really_happen_without_no_waits(self) -> None:
+        """acall waits without blocking the loop, for as long as it chose."""
+        request = httpx.Request("GET", "http://crm.invalid/")
+        busy = httpx.Response(503, headers={"Retry-After": "0.05"}, request=request)
+        outcomes: list[Any] = [busy, "ok"]
+        attempts: list[AttemptDetails] = []
+
+        async def call() -> str:
+            outcome = outcomes.pop(0)
+            if isinstance(outcome, httpx.Response):
+                outcome.raise_for_status()
+            return str(outcome)
+
+        previous = set_no_waits(False)
+        try:
+            assert asyncio.run(FAST.acall(call, on_attempt=attempts.append)) == "ok"
+        finally:
+            set_no_waits(previous)
+        assert attempts[1].elapsed >= timedelta(seconds=0.05)
+
+    def test_backoff_grows_but_stays_under_wait_max(self) -> None:
+        """Backoff waits are jittered up to wait_initial doubled per retry, capped by wait_max."""
+        attempts: list[AttemptDetails] = []
+        policy = RetryPolicy(
+            attempts=8, wait_initial=timedelta(seconds=1), wait_max=timedelta(seconds=5)
+        )
+        with pytest.raises(TimeoutError):
+            policy.call(_raise(TimeoutError), on_attempt=attempts.append)
+        for details in attempts[1:]:
+            cap = min(2 ** (details.attempt - 2), 5)
+            assert timedelta(0) <= details.wait <= timedelta(seconds=cap)
+
+
+class TestTelemetry:
+    def test_each_retry_is_counted_and_logged(
+        self, client: httpx.Client, server: Server, recorded: Recorded
+    ) -> None:
+        """Every retry adds to handrail.retries and logs the attempt, error type and wait."""
+        server.script(Reply(503), Reply(503), Reply(200))
+        FAST.call(get, client, server.url, action="crm.contact.read", telemetry=recorded.telemetry)
+        events = recorded.events("handrail.retry")
+        assert [e["attempt"] for e in events] == [2, 3]
+        assert {e["error_type"] for e in events} == {"HTTPStatusError"}
+        assert {e["action"] for e in events} == {"crm.contact.read"}
+        assert recorded.counter("handrail.retries") == [
+            ({"handrail.action": "crm.contact.read", "error.type": "HTTPStatusError"}, 2)
+        ]
+
+    def test_no_retry_logs_nothing(
+        self, client: httpx.Client, server: Server, recorded: Recorded
+    ) -> None:
+        """A first-time success is not a retry: no event, no count."""
+        server.script(Reply(200))
+        FAST.call(get, client, server.url, telemetry=recorded.telemetry)
+        assert recorded.events("handrail.retry") == []
+        assert recorded.counter("handrail.retries") == []
+
+
+class TestDecorator:
+    def test_keeps_the_function_s_name_signature_and_kind(self) -> None:
+        """@retry keeps name, docstring and signature; an async function stays async."""
+
+        def read(contact_id: str, *, fields: tuple[str, ...] = ()) -> str:
+            """Read a contact."""
+            return contact_id
+
+        async def aread(contact_id: str) -> str:
+            return contact_id
+
+        retried, aretried = retry()(read), retry()(aread)
+        assert retried.__name__ == "read"
+        assert retried.__doc__ == "Read a contact."
+        assert inspect.signature(retried) == inspect.signature(read)
+        assert inspect.iscoroutinefunction(aretried)
+        assert not inspect.iscoroutinefunction(retried)
+        assert retried("c-1") == "c-1"
+        assert asyncio.run(aretried("c-1")) == "c-1"
+
+    def test_action_defaults_to_the_qualified_name(self) -> None:
+        """Attempts are reported under the function's qualified name unless action= is given."""
+        attempts: list[AttemptDetails] = []
+
+        @retry(on_attempt=attempts.append)
+        def read() -> None:
+            return None
+
+        @retry(on_attempt=attempts.append, action="crm.contact.read")
+        def named() -> None:
+            return None
+
+        read()
+        named()
+        assert attempts[0].action.endswith(
+            "test_action_defaults_to_the_qualified_name.<locals>.read"
+        )
+        assert attempts[1].action == "crm.contact.read"
+
+    def test_bad_bounds_fail_at_decoration(self) -> None:
+        """Impossible bounds raise ConfigurationError when decorating, not on the first call."""
+        with pytest.raises(ConfigurationError, match="attempts=0"):
+            retry(attempts=0)
+        with pytest.raises(ConfigurationError, match="idempotency_key must be a function"):
+            retry(is_write=True, idempotency_key="fixed")  # type: ignore[arg-type]
+
+    def test_a_key_function_must_return_a_string(self) -> None:
+        """A key function must return a non-empty str, or the call is a configuration error."""
+
+        @retry(is_write=True, idempotency_key=lambda: "")
+        def write() -> None:
+            return None
+
+        with pytest.raises(ConfigurationError, match="non-empty str"):
+            write()
+
+
+class TestPolicy:
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"attempts": 0}, "attempts=0"),
+            ({"attempts": 2.5}, "attempts must be an int"),
+            ({"timeout": timedelta(0)}, "timeout=0:00:00 must be positive"),
+            ({"timeout": 30}, "timeout must be a datetime.timedelta"),
+            ({"wait_initial": timedelta(seconds=20)}, "wait_initial <= wait_max"),
+        ],
+    )
+    def test_bounds_are_checked(self, kwargs: dict[str, Any], message: str) -> None:
+        """RetryPolicy refuses bounds that make no sense and says which."""
+        with pytest.raises(ConfigurationError, match=message):
+            RetryPolicy(**kwargs)
+
+    def test_is_frozen(self) -> None:
+        """A policy cannot be changed after it is made, so it can be shared."""
+        with pytest.raises(AttributeError):
+            FAST.attempts = 5  # type: ignore[misc]
+
+    def test_call_refuses_async_functions(self) -> None:
+        """call() on async work says to use acall, and leaves no coroutine un-awaited."""
+
+        async def read() -> None:
+            return None
+
+        with pytest.raises(TypeError, match="acall"):
+            FAST.call(read)
+        with pytest.raises(TypeError, match="returned a coroutine"):
+            FAST.call(functools.partial(_call, read))
+
+    def test_acall_refuses_sync_functions(self) -> None:
+        """acall() on a sync function says to use call."""
+        with pytest.raises(TypeError, match=r"policy\.call"):
+            asyncio.run(FAST.acall(lambda: "sync"))  # type: ignore[arg-type,return-value]
+
+    def test_acall_accepts_a_lambda_returning_a_coroutine(self) -> None:
+        """acall awaits whatever awaitable the function returns."""
+
+        async def read(n: int) -> int:
+            return n
+
+        assert asyncio.run(FAST.acall(lambda: read(7))) == 7
+
+    def test_arguments_reach_the_function(self) -> None:
+        """Positional and keyword arguments pass through; control arguments do not."""
+
+        def echo(*args: object, **kwargs: object) -> tuple[object, ...]:
+            return args, kwargs
+
+        assert FAST.call(echo, 1, 2, x=3, action="a.b") == ((1, 2), {"x": 3})
+
+
+def _call(fn: Callable[[], object]) -> object:
+    return fn()
+
+
+def _raise(kind: type[BaseException]) -> Any:
+    def fail() -> None:
+        raise kind("always")
+
+    return fail
