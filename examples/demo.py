@@ -2,7 +2,9 @@
 
 Loads ``policies/crm-agent.yaml``, decides a dozen requests the assistant
 makes for Acme's sales staff, explains one decision in full, and runs the
-policy's own test cases.  Run it from the repository root::
+policy's own test cases.  Then runs three of the assistant's tools behind a
+``Guard`` against a flaky CRM, writing an audit log, and verifies the log's
+hash chain at the end.  Run it from the repository root::
 
     .venv/bin/python examples/demo.py
 """
@@ -10,11 +12,27 @@ policy's own test cases.  Run it from the repository root::
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from handrail import ActionRequest, Decision, Policy, Principal, Resource, User
+import httpx
+
+from handrail import (
+    ActionRequest,
+    Decision,
+    EscalationRequired,
+    Guard,
+    PermissionDenied,
+    Policy,
+    Principal,
+    Resource,
+    User,
+    acting_as,
+)
+from handrail.audit import AuditLog
 from handrail.policy import PolicyCases
+from handrail.resilience import RetryPolicy
 
 POLICIES = Path(__file__).resolve().parent / "policies"
 
@@ -108,6 +126,68 @@ def table(decisions: list[Decision]) -> list[str]:
     return lines
 
 
+class FlakyCRM:
+    """Stands in for the CRM's API: the first write answers 503, as real ones do."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            request = httpx.Request("PATCH", f"https://crm.example.com{path}")
+            response = httpx.Response(503, request=request)
+            raise httpx.HTTPStatusError(
+                "503 Service Unavailable", request=request, response=response
+            )
+        return {"path": path, **body}
+
+
+def guarded_tools(policy: Policy, log_path: Path) -> bool:
+    """Run three tools behind a Guard, then verify the audit log they wrote."""
+    crm = FlakyCRM()
+
+    def contact(contact_id: str, **_: Any) -> dict[str, str]:
+        return {"type": "contact", "id": contact_id}
+
+    with AuditLog.jsonl(log_path, fsync="batch") as log:
+        guard = Guard(policy, audit=log, retry=RetryPolicy(attempts=3))
+
+        @guard.protect("crm.contact.update", resource=contact, is_write=True, idempotency_key=True)
+        def update_contact(contact_id: str, phone: str) -> dict[str, Any]:
+            return crm.patch(f"/contacts/{contact_id}", {"phone": phone})
+
+        @guard.protect("crm.opportunity.update", is_write=True, idempotency_key=True)
+        def update_opportunity(opportunity_id: str, discount_pct: float) -> dict[str, Any]:
+            return crm.patch(f"/opportunities/{opportunity_id}", {"discount_pct": discount_pct})
+
+        @guard.protect("crm.contact.delete", resource=contact)
+        def delete_contact(contact_id: str) -> None:
+            raise AssertionError("never runs: deletes are denied")
+
+        with acting_as(Principal(agent="sales-assistant", on_behalf_of=PEOPLE["alice"])):
+            update_contact("c-1", phone="+1 415 555 0100")
+            try:
+                update_opportunity("opp-9", discount_pct=35)
+            except EscalationRequired as exc:
+                print(f"  escalated to {exc.decision.escalate_to}: {exc.decision.rule_id}")
+            try:
+                delete_contact("c-1")
+            except PermissionDenied as exc:
+                print(f"  denied: {exc.decision.rule_id}")
+
+    with AuditLog.open(log_path, read_only=True) as log:
+        for record in log.records():
+            print(
+                f"  {record.seq}  {record.action:<23} {record.outcome:<9} "
+                f"rule={record.rule_id}  attempts={record.attempts}  hash={record.hash[:12]}…"
+            )
+        report = log.verify()
+    print(f"  audit log {log_path.name}: {report.message}")
+    print(f"  (from a shell: handrail audit verify {log_path.name})")
+    return report.ok
+
+
 def main() -> int:
     """Print the tour; exit 1 if the policy's own test cases fail."""
     policy = Policy.from_file(POLICIES / "crm-agent.yaml")
@@ -129,7 +209,12 @@ def main() -> int:
     )
     if not report.passed:
         print(report)
-    return 0 if report.passed else 1
+
+    print()
+    print("The tools behind a Guard (the CRM fails the first write with 503; it is retried):")
+    with tempfile.TemporaryDirectory() as directory:
+        verified = guarded_tools(policy, Path(directory) / "audit.jsonl")
+    return 0 if report.passed and verified else 1
 
 
 if __name__ == "__main__":

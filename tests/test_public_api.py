@@ -5,14 +5,31 @@ import sys
 import types
 
 import handrail
+import handrail.audit
+import handrail.guard
 import handrail.identity
 import handrail.permissions
 import handrail.policy
+import handrail.redaction
+import handrail.resilience
+import handrail.telemetry
+import handrail.testing
 
 
 def test_all_names_are_exported() -> None:
     """Every name in each public module's __all__ exists, and __all__ is sorted."""
-    for module in (handrail, handrail.policy, handrail.permissions, handrail.identity):
+    for module in (
+        handrail,
+        handrail.audit,
+        handrail.guard,
+        handrail.identity,
+        handrail.permissions,
+        handrail.policy,
+        handrail.redaction,
+        handrail.resilience,
+        handrail.telemetry,
+        handrail.testing,
+    ):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
         assert list(module.__all__) == sorted(module.__all__, key=lambda n: (n.islower(), n))

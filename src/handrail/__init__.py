@@ -16,6 +16,7 @@ from ._errors import (
     WriteNotRetried,
 )
 from ._version import __version__
+from .guard import Guard
 from .identity import Principal, User
 from .permissions import (
     acting_as,
@@ -36,6 +37,7 @@ __all__ = [
     "Effect",
     "EscalationRequired",
     "Explanation",
+    "Guard",
     "HandrailError",
     "PermissionDenied",
     "Policy",

@@ -144,6 +144,5 @@ class Redactor:
     def _mask_url(self, match: re.Match[str]) -> str:
         scheme, userinfo, rest, query = match.group(1, 2, 3, 4)
         return (
-            f"{scheme}{self.mask + '@' if userinfo else ''}{rest}"
-            f"{'?' + self.mask if query else ''}"
+            f"{scheme}{self.mask + '@' if userinfo else ''}{rest}{'?' + self.mask if query else ''}"
         )

@@ -97,3 +97,15 @@ def test_run_collects_every_benchmark() -> None:
     assert "policy" in result["benchmarks"]
     policy = result["benchmarks"]["policy"]
     assert {row["contender"] for row in policy["rows"]} == CONTENDERS
+
+
+def test_telemetry_benchmark_reports_overhead() -> None:
+    """bench_telemetry --quick reports the bare, no-SDK and SDK medians and judges nothing."""
+    result = run_json("bench_telemetry.py")
+    assert set(result["medians_ns"]) == {
+        "bare call",
+        "instrumented, no SDK",
+        "instrumented, SDK in memory",
+    }
+    assert "no_sdk_added_ns" in result["figures"]
+    assert result["passed"] is None

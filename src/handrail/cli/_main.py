@@ -1,7 +1,7 @@
 """The top-level parser and ``main``: dispatch, exit codes, and one-line usage errors.
 
 Exit codes: 0 success, 1 the policy (or its cases) failed or is malformed,
-2 the command line itself is wrong.
+or the audit log fails verification; 2 the command line itself is wrong.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from handrail._version import __version__
 
-from . import _policy
+from . import _audit, _policy
 
 __all__ = ["main"]
 
@@ -28,13 +28,15 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> _Parser:
     parser = _Parser(
         prog="handrail",
-        description="Guardrails for AI agents: check, explain and test policies.",
+        description="Guardrails for AI agents: check, explain and test policies; verify and "
+        "read audit logs.",
     )
     parser.add_argument("--version", action="version", version=f"handrail {__version__}")
     commands = parser.add_subparsers(
         title="commands", dest="command", metavar="COMMAND", required=True
     )
     _policy.add_commands(commands)
+    _audit.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,264 @@
+"""How a record becomes bytes: plain data, canonical JSON, its SHA-256, and the stored line.
+
+Pure functions, no I/O.  The rules, which ``verify`` relies on:
+
+* the *body* of a record is every field but ``hash``, encoded as canonical
+  JSON: keys sorted, no whitespace (``","`` and ``":"``), UTF-8 rather than
+  ``\\u`` escapes;
+* ``hash`` is the SHA-256 (hex) of the body's UTF-8 bytes; the body includes
+  ``prev_hash``, so each hash covers the whole chain before it;
+* the stored *line* is the body with ``,"hash":"<hex>"`` spliced in before the
+  closing brace, then a newline.  Parsing a line and encoding it again gives
+  the same bytes, so any change of any byte is visible.
+
+Values that are not JSON (datetimes, ``Decimal``, ``bytes``, sets, models,
+dataclasses, ...) are turned into stable JSON forms first; anything else
+unknown is stored as its ``repr()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from pathlib import PurePath
+from typing import Any
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+__all__ = [
+    "GENESIS_HASH",
+    "args_digest",
+    "canonical",
+    "check_line",
+    "digest_text",
+    "encode_revealing",
+    "format_timestamp",
+    "is_plain",
+    "plain",
+    "seal",
+]
+
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of a log's first record."""
+
+_SCALARS = (str, int, float, bool, type(None))
+_JSON_TYPES = frozenset(_SCALARS)
+
+_encode_revealing: Any = None  # built below, once _reveal exists
+
+
+def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """A canonical JSON encoder writing unknown objects as ``default(obj)``."""
+    if c_make_encoder is None:  # pragma: no cover - no C accelerator (PyPy)
+        return json.JSONEncoder(
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default
+        ).encode
+    # json's C encoder, built once: JSONEncoder.encode builds a new one per
+    # call, which costs more than encoding a small record.  No circular
+    # check: plain data is a tree (a cycle fails as RecursionError).
+    chunks = c_make_encoder(None, default, encode_basestring, None, ":", ",", True, False, True)
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+_encode = _encoder(repr)
+
+
+def canonical(value: Any) -> str:
+    """``value`` as canonical JSON text (sorted keys, no whitespace, no ``\\u`` escapes).
+
+    ``value`` must be plain data (see ``plain``); anything the encoder does not
+    know is written as its ``repr()``.  The same text as ``json.dumps(value,
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)``.
+    """
+    return _encode(value)
+
+
+def seal(body: dict[str, Any]) -> tuple[bytes, str]:
+    """The stored line (with its newline) and the hash for a record ``body`` without ``hash``."""
+    text = _encode(body)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be stored as UTF-8: replace it, so the
+        # line written is the line that verifies.
+        body = _without_surrogates(body)
+        text = _encode(body)
+        data = text.encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()
+    return b'%s,"hash":"%s"}\n' % (data[:-1], digest.encode("ascii")), digest
+
+
+def check_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """Parse one stored line (newline stripped) and check it: (its fields, what is wrong or None).
+
+    What can be wrong: ``"unreadable"`` (not UTF-8, not a JSON object, no
+    ``hash``), ``"hash"`` (the content does not match the stored hash) or
+    ``"form"`` (the hash matches but the bytes are not the canonical encoding,
+    so something that does not change the meaning was changed).
+    """
+    try:
+        fields = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None, "unreadable"
+    if type(fields) is not dict or type(fields.get("hash")) is not str:
+        return None, "unreadable"
+    stored: str = fields.pop("hash")
+    try:
+        data = _encode(fields).encode("utf-8")
+    except (UnicodeEncodeError, ValueError):  # a lone surrogate: never written by seal
+        fields["hash"] = stored
+        return fields, "form"
+    fields["hash"] = stored
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != stored:
+        return fields, "hash"
+    if raw != b'%s,"hash":"%s"}' % (data[:-1], digest.encode("ascii")):
+        return fields, "form"
+    return fields, None
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_surrogates(v) for v in value]
+    return value
+
+
+def format_timestamp(when: dt.datetime) -> str:
+    """``when`` in UTC as ``2025-01-01T12:00:00.000000Z``: fixed width, so it sorts by time."""
+    if when.tzinfo is not dt.UTC:
+        when = when.astimezone(dt.UTC)
+    return when.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
+
+
+# -- plain data ------------------------------------------------------------------
+
+
+def is_plain(value: Any) -> bool:
+    """True when ``value`` is already JSON-shaped: str-keyed dicts, lists and scalars.
+
+    Tuples are not: they would come back from the log as lists.
+    """
+    kind = type(value)
+    if kind in _JSON_TYPES:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in _JSON_TYPES and not is_plain(item):
+                return False
+        return True
+    if kind is list:
+        return all(type(item) in _JSON_TYPES or is_plain(item) for item in value)
+    return False
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-shaped data that encodes the same way every time.
+
+    Mappings become dicts with string keys, sequences lists, sets sorted lists;
+    models and dataclasses dicts of their fields; datetimes ISO 8601 text;
+    ``Decimal``, ``UUID`` and paths text; ``bytes`` base64 text; enums their
+    value.  ``SecretStr`` and ``SecretBytes`` are kept as they are, for the
+    redactor to mask.  Anything else becomes its ``repr()``.
+    """
+    if type(value) in _JSON_TYPES:
+        return value
+    if isinstance(value, SecretStr | SecretBytes):
+        return value
+    if isinstance(value, enum.Enum):
+        return plain(value.value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):  # an int subclass (bool cannot be subclassed)
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, BaseModel):
+        return plain(dict(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    if isinstance(value, Mapping):
+        return {_key(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        items = [plain(v) for v in value]
+        return sorted(items, key=_encode_revealing)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal | uuid.UUID | PurePath):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return repr(value)
+
+
+def _key(key: Any) -> str:
+    """A mapping key as JSON writes it (``1`` as ``"1"``, ``None`` as ``"null"``)."""
+    if isinstance(key, str):
+        return str(key)
+    if isinstance(key, bool | int | float) or key is None:
+        return json.dumps(key)
+    return _encode_revealing(plain(key))  # type: ignore[no-any-return]
+
+
+# -- the digest of the full arguments --------------------------------------------
+
+
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, SecretBytes):
+        return base64.b64encode(value.get_secret_value()).decode("ascii")
+    return repr(value)
+
+
+_encode_revealing = _encoder(_reveal)
+
+
+def args_digest(args: Any, *, key: bytes | None = None) -> str:
+    """The digest of a call's full arguments, secrets included: ``sha256:<hex>``.
+
+    Computed over the canonical JSON of ``plain(args)`` with ``SecretStr``
+    values revealed, so whoever holds the original arguments can show that
+    these were the ones used.  With ``key``, it is an HMAC-SHA256
+    (``hmac-sha256:<hex>``): a bare hash of a guessable secret (a short
+    password, a card number) can be confirmed by guessing; an HMAC cannot
+    without the key.
+    """
+    if not is_plain(args):
+        args = plain(args)
+    return digest_text(encode_revealing(args), key)
+
+
+def encode_revealing(value: Any) -> str:
+    """``canonical``, except that ``SecretStr`` and ``SecretBytes`` values are written out."""
+    return _encode_revealing(value)  # type: ignore[no-any-return]
+
+
+def digest_text(text: str, key: bytes | None) -> str:
+    """``sha256:<hex>`` of ``text``, or ``hmac-sha256:<hex>`` with ``key``."""
+    data = text.encode("utf-8", "surrogatepass")
+    if key is None:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "hmac-sha256:" + hmac.new(key, data, hashlib.sha256).hexdigest()

@@ -1,0 +1,761 @@
+"""``AuditLog``: appends hash-chained, redacted records to a sink, and reads and verifies them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import os
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
+
+import structlog
+
+from handrail._errors import AuditError, AuditIntegrityError, ConfigurationError
+from handrail.clock import Clock, SystemClock
+from handrail.identity import Principal
+from handrail.policy import Decision, Effect, Resource
+from handrail.redaction import Redactor
+
+from ._encoding import GENESIS_HASH, check_line, format_timestamp
+from ._jsonl import JSONLSink, TornTail
+from ._memory import MemorySink
+from ._record import AuditRecord, Entry, Outcome, chain, entry
+from ._redact import PartRedactor
+from ._sink import FSYNC_MODES, FsyncMode, Sink
+from ._sqlite import SQLiteSink
+from ._verify import Anchor, Checkpoint, VerifyReport, verify_lines
+
+__all__ = [
+    "RECOVERED_ACTION",
+    "AuditLog",
+    "LogOptions",
+    "OutcomeFields",
+    "RecordFields",
+    "is_sqlite_path",
+]
+
+RECOVERED_ACTION = "handrail.audit.recovered"
+"""The action of the record a log appends when it reopens after a torn write."""
+
+_HANDRAIL = Principal(agent="handrail")
+_SQLITE_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class LogOptions(TypedDict, total=False):
+    """The options every ``AuditLog`` constructor takes (see ``AuditLog``)."""
+
+    redactor: Redactor | None
+    clock: Clock | None
+    batch_records: int
+    batch_interval: dt.timedelta
+    verify_on_open: bool
+    digest_key: bytes | None
+
+
+class OutcomeFields(TypedDict, total=False):
+    """How an action ended: the keyword arguments ``append_decision`` takes after ``outcome``."""
+
+    error: BaseException | None
+    duration: dt.timedelta | None
+    attempts: int
+    trace_id: str | None
+    span_id: str | None
+    escalation_id: str | None
+    idempotency_key: str | None
+
+
+class RecordFields(OutcomeFields, total=False):
+    """The optional keyword arguments of ``append``."""
+
+    resource: Resource | Mapping[str, Any] | None
+    args: Mapping[str, Any] | None
+    context: Mapping[str, Any] | None
+    effect: Effect | str | None
+    rule_id: str | None
+    reason: str | None
+
+
+@runtime_checkable
+class _SetsAsideTornTails(Protocol):
+    def set_aside_torn_tail(self) -> TornTail | None: ...
+
+
+class AuditLog:
+    """An append-only, hash-chained audit trail over a ``Sink``.
+
+    Build one with ``AuditLog.jsonl(path)`` (the embedded default),
+    ``AuditLog.sqlite(path)``, ``AuditLog.memory()``, ``AuditLog.open(path)``
+    (JSONL or SQLite, by the file), or ``AuditLog(sink)``.
+
+    Every record is redacted with ``redactor`` (default ``Redactor()``)
+    before it is serialized, chained to the one before it by hash, and
+    appended; its timestamp comes from ``clock`` (default ``SystemClock()``).
+    With ``digest_key`` (bytes), ``args_digest`` is an HMAC rather than a
+    bare SHA-256 (see ``handrail.audit.args_digest``).
+
+    ``fsync`` says when records reach stable storage and what a crash can
+    lose (see ``FsyncMode``).  In ``batch`` mode up to ``batch_records``
+    records, at most ``batch_interval`` old, wait in memory, and a
+    background thread writes them when they are due.
+
+    Opening a log for writing verifies the records already there
+    (``verify_on_open=False`` checks only the last one) and raises
+    ``AuditIntegrityError`` if they fail: a tampered log is never extended.
+    A torn last line (left by a crash mid-write) is moved to
+    ``<path>.torn`` and a ``handrail.audit.recovered`` record is appended
+    that names its size and SHA-256.  With ``read_only=True`` nothing is
+    checked or written on opening and ``append`` refuses.
+
+    Options that make no sense raise ``ConfigurationError``.  Thread-safe;
+    one writer per log (a second is refused).  Appends are synchronous and
+    short (``aappend`` moves them off the event loop when
+    ``fsync="always"``).  Close the log, or use it as a context manager:
+    ``close`` writes what is buffered.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_digest_key",
+        "_finalizer",
+        "_read_only",
+        "_redaction",
+        "_writer",
+    )
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        fsync: FsyncMode = "batch",
+        read_only: bool = False,
+        **options: Unpack[LogOptions],
+    ) -> None:
+        if fsync not in FSYNC_MODES:
+            raise ConfigurationError(
+                f"fsync must be one of {', '.join(FSYNC_MODES)}, got {fsync!r}"
+            )
+        batch_records = options.get("batch_records", 1000)
+        batch_interval = options.get("batch_interval", dt.timedelta(milliseconds=200))
+        if type(batch_records) is not int or batch_records < 1:
+            raise ConfigurationError(f"batch_records must be a positive int, got {batch_records!r}")
+        if not isinstance(batch_interval, dt.timedelta) or batch_interval <= dt.timedelta(0):
+            raise ConfigurationError(
+                f"batch_interval must be a positive timedelta, got {batch_interval!r}"
+            )
+        self._redaction = PartRedactor(options.get("redactor") or Redactor())
+        self._clock: Clock = options.get("clock") or SystemClock()
+        self._digest_key = options.get("digest_key")
+        self._read_only = read_only
+        self._writer = _Writer(sink, fsync, batch_records, batch_interval.total_seconds())
+        # Write what is buffered if the log is dropped or the interpreter exits unclosed.
+        self._finalizer = weakref.finalize(self, self._writer.close)
+        if not read_only:
+            try:
+                self._open(verify=options.get("verify_on_open", True))
+            except BaseException:
+                self._finalizer()
+                raise
+
+    # -- constructors ----------------------------------------------------------
+
+    @classmethod
+    def jsonl(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        fsync: FsyncMode = "batch",
+        read_only: bool = False,
+        **options: Unpack[LogOptions],
+    ) -> AuditLog:
+        """A log in the JSON Lines file at ``path`` (created if missing, unless ``read_only``)."""
+        return cls(
+            JSONLSink(path, read_only=read_only), fsync=fsync, read_only=read_only, **options
+        )
+
+    @classmethod
+    def sqlite(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        fsync: FsyncMode = "batch",
+        read_only: bool = False,
+        **options: Unpack[LogOptions],
+    ) -> AuditLog:
+        """A log in the SQLite database at ``path`` (WAL mode; created if missing)."""
+        sink = SQLiteSink(path, fsync=fsync, read_only=read_only)
+        return cls(sink, fsync=fsync, read_only=read_only, **options)
+
+    @classmethod
+    def memory(cls, **options: Unpack[LogOptions]) -> AuditLog:
+        """A log held in memory, for tests: records are written at once and lost at exit."""
+        return cls(MemorySink(), fsync="never", **options)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        fsync: FsyncMode = "batch",
+        read_only: bool = False,
+        **options: Unpack[LogOptions],
+    ) -> AuditLog:
+        """A log at ``path``: SQLite if the file is an SQLite database or ends in ``.db``,
+        ``.sqlite`` or ``.sqlite3``; JSON Lines otherwise."""
+        make = cls.sqlite if is_sqlite_path(path) else cls.jsonl
+        return make(path, fsync=fsync, read_only=read_only, **options)
+
+    # -- appending -------------------------------------------------------------
+
+    def append(
+        self,
+        *,
+        principal: Principal,
+        action: str,
+        outcome: Outcome | str,
+        resource: Resource | Mapping[str, Any] | None = None,
+        args: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        effect: Effect | str | None = None,
+        rule_id: str | None = None,
+        reason: str | None = None,
+        error: BaseException | None = None,
+        duration: dt.timedelta | None = None,
+        attempts: int = 1,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        escalation_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> AuditRecord:
+        """Append one record and return it.
+
+        ``args``, ``resource`` and ``context`` are redacted; ``reason`` and
+        ``error``'s message are scrubbed of the secrets found in them.  Raises
+        ``AuditError`` if the record could not be written (the log then
+        refuses further appends: reopen it), ``TypeError``/``ValueError`` for
+        malformed fields (nothing is written).
+        """
+        user = principal.on_behalf_of
+        prepared = entry(
+            self._redaction,
+            action=action,
+            agent=principal.agent,
+            on_behalf_of=None if user is None else user.id,
+            outcome=outcome,
+            resource=resource,
+            args=args,
+            context=context,
+            effect=effect,
+            rule_id=rule_id,
+            reason=reason,
+            error=error,
+            duration=duration,
+            attempts=attempts,
+            trace_id=trace_id,
+            span_id=span_id,
+            escalation_id=escalation_id,
+            idempotency_key=idempotency_key,
+            digest_key=self._digest_key,
+        )
+        return self._append(prepared)
+
+    def append_decision(
+        self,
+        decision: Decision,
+        outcome: Outcome | str | None = None,
+        *,
+        error: BaseException | None = None,
+        duration: dt.timedelta | None = None,
+        attempts: int = 1,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        escalation_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> AuditRecord:
+        """Append the record of a decided request (principal, action, resource, args, context).
+
+        ``outcome`` defaults from the decision: ``denied`` for DENY,
+        ``escalated`` for ESCALATE, otherwise ``failed`` if ``error`` is given
+        and ``executed`` if not.  Raises like ``append``.
+        """
+        request = decision.request
+        if outcome is None:
+            outcome = _default_outcome(decision.effect, error)
+        principal = request.principal
+        user = principal.on_behalf_of
+        rule = decision.rule
+        prepared = entry(
+            self._redaction,
+            action=request.action,
+            agent=principal.agent,
+            on_behalf_of=None if user is None else user.id,
+            outcome=outcome,
+            resource=request.resource,
+            args=request.args,
+            context=request.context,
+            effect=decision.effect,
+            rule_id=None if rule is None else rule.id,
+            reason=decision.reason,
+            error=error,
+            duration=duration,
+            attempts=attempts,
+            trace_id=trace_id,
+            span_id=span_id,
+            escalation_id=escalation_id,
+            idempotency_key=idempotency_key,
+            digest_key=self._digest_key,
+        )
+        return self._append(prepared)
+
+    async def aappend(
+        self,
+        *,
+        principal: Principal,
+        action: str,
+        outcome: Outcome | str,
+        **fields: Unpack[RecordFields],
+    ) -> AuditRecord:
+        """``append`` for async code: in a thread when ``fsync="always"``, inline otherwise."""
+        if self._writer.fsync != "always":
+            return self.append(principal=principal, action=action, outcome=outcome, **fields)
+        import asyncio  # only here: `import handrail.audit` stays light
+
+        return await asyncio.to_thread(
+            lambda: self.append(principal=principal, action=action, outcome=outcome, **fields)
+        )
+
+    async def aappend_decision(
+        self,
+        decision: Decision,
+        outcome: Outcome | str | None = None,
+        **fields: Unpack[OutcomeFields],
+    ) -> AuditRecord:
+        """``append_decision`` for async code, like ``aappend``."""
+        if self._writer.fsync != "always":
+            return self.append_decision(decision, outcome, **fields)
+        import asyncio
+
+        return await asyncio.to_thread(lambda: self.append_decision(decision, outcome, **fields))
+
+    def _append(self, prepared: Entry) -> AuditRecord:
+        if self._read_only:
+            raise AuditError(f"{self._where()}the audit log is open read-only")
+        return self._writer.append(prepared, self._clock)
+
+    # -- reading ---------------------------------------------------------------
+
+    def records(
+        self,
+        *,
+        action: str | None = None,
+        agent: str | None = None,
+        outcome: Outcome | str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> Iterator[AuditRecord]:
+        """The records, oldest first, that match every filter given.
+
+        ``action`` is a shell-style pattern (``crm.*``, ``*.delete``);
+        ``since`` is inclusive, ``until`` exclusive (aware datetimes).
+        Records are parsed, not verified: use ``verify`` for that.  Raises
+        ``AuditIntegrityError`` on an unreadable line, and after the last
+        record if the log ends in a torn line.
+        """
+        self._writer.flush(sync=False, strict=False)
+        wanted_outcome = None if outcome is None else Outcome(outcome).value
+        low = None if since is None else format_timestamp(_aware(since, "since"))
+        high = None if until is None else format_timestamp(_aware(until, "until"))
+        for index, raw in enumerate(self._writer.sink.read()):
+            if not raw.endswith(b"\n"):
+                raise AuditIntegrityError(
+                    f"{self._where()}record #{index}, the last line, is torn ({len(raw)} bytes "
+                    "without a newline); reopen the log for writing to set it aside",
+                    path=self.path,
+                    index=index,
+                    kind="torn",
+                )
+            try:
+                fields = json.loads(raw)
+                if type(fields) is not dict:
+                    raise TypeError("not a JSON object")
+                stamp: Any = fields.get("timestamp")
+                if (
+                    (action is not None and not fnmatch.fnmatchcase(fields["action"], action))
+                    or (agent is not None and fields.get("agent") != agent)
+                    or (wanted_outcome is not None and fields.get("outcome") != wanted_outcome)
+                    or (low is not None and stamp < low)
+                    or (high is not None and stamp >= high)
+                ):
+                    continue
+                yield AuditRecord.model_validate(fields)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise AuditIntegrityError(
+                    f"{self._where()}record #{index} is unreadable: {exc}",
+                    path=self.path,
+                    index=index,
+                    kind="corrupt",
+                ) from exc
+
+    def verify(self, *, against: Checkpoint | None = None) -> VerifyReport:
+        """Check the whole hash chain; report the first record that breaks it.
+
+        ``against``: a checkpoint taken earlier; the report then also fails
+        if the records it covers changed or were cut.  On a log open for
+        writing, every record this log appended must also still be there,
+        unchanged (nothing cut or rewritten behind its back).  Never raises
+        for a tampered log; ``report.raise_for_problem()`` does.
+        """
+        writer = self._writer
+        anchors = []
+        if not self._read_only:
+            # Everything this writer appended must still be there, unchanged:
+            # its own head is a checkpoint taken just now.
+            count, head = writer.position()
+            anchors.append(Anchor(count, head, "this writer", "this writer has appended"))
+        writer.flush(sync=False, strict=False)
+        return verify_lines(writer.sink.read(), against=against, path=self.path, anchors=anchors)
+
+    def checkpoint(self) -> Checkpoint:
+        """The head hash and record count now, to store elsewhere and verify against later.
+
+        A writer flushes and syncs first, so the checkpoint covers only
+        records on stable storage.  A read-only log verifies itself first and
+        raises ``AuditIntegrityError`` if it fails.
+        """
+        if self._read_only:
+            report = self.verify()
+            report.raise_for_problem()
+            count, head = report.count, report.head_hash
+        else:
+            self._writer.flush(sync=True)
+            count, head = self._writer.position()
+        return Checkpoint(count=count, head_hash=head, created_at=self._clock.now())
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """Where the records live, or None in memory."""
+        return self._writer.sink.path
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the records' timestamps (and ``@audited``'s durations) come from."""
+        return self._clock
+
+    @property
+    def sink(self) -> Sink:
+        """The sink the records go to."""
+        return self._writer.sink
+
+    @property
+    def fsync(self) -> FsyncMode:
+        """When records are forced to stable storage (see ``FsyncMode``)."""
+        return self._writer.fsync
+
+    def flush(self) -> None:
+        """Write every buffered record and fsync the sink, whatever the mode."""
+        self._writer.flush(sync=True)
+
+    def close(self) -> None:
+        """Write what is buffered (fsynced unless ``fsync="never"``) and close the sink.
+
+        Safe to call twice; appending afterwards raises ``AuditError``.
+        """
+        self._finalizer()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AuditLog({self._writer.sink!r}, fsync={self._writer.fsync!r})"
+
+    def _where(self) -> str:
+        path = self.path
+        return "" if path is None else f"{path}: "
+
+    # -- opening ---------------------------------------------------------------
+
+    def _open(self, *, verify: bool) -> None:
+        """Find the chain's head; refuse a log that fails; set a torn tail aside."""
+        sink = self._writer.sink
+        if verify:
+            report = verify_lines(sink.read(), path=sink.path)
+            if not report.ok and report.kind != "torn":
+                report.raise_for_problem()
+            count, head, torn = report.count, report.head_hash, report.kind == "torn"
+        else:
+            count, head, torn = _last_record(sink.read(), sink.path)
+        self._writer.start(count, head)
+        if torn:
+            self._recover_torn_tail(sink)
+
+    def _recover_torn_tail(self, sink: Sink) -> None:
+        if not isinstance(sink, _SetsAsideTornTails):
+            raise AuditIntegrityError(
+                f"{self._where()}the last record is torn and this sink cannot set it aside",
+                path=sink.path,
+                kind="torn",
+            )
+        tail = sink.set_aside_torn_tail()
+        if tail is None:  # pragma: no cover - it was there a moment ago
+            return
+        structlog.get_logger("handrail").warning(
+            "handrail.audit.torn_tail",
+            path=str(sink.path),
+            bytes=tail.size,
+            sha256=tail.sha256,
+            sidecar=str(tail.sidecar),
+        )
+        message = (
+            f"the last write before this reopening was cut short: {tail.size} bytes "
+            f"(SHA-256 {tail.sha256}) moved to {tail.sidecar}"
+        )
+        prepared = entry(
+            self._redaction,
+            action=RECOVERED_ACTION,
+            agent=_HANDRAIL.agent,
+            outcome=Outcome.FAILED,
+            args={
+                "torn_bytes": tail.size,
+                "torn_sha256": tail.sha256,
+                "log_offset": tail.log_offset,
+                "sidecar": str(tail.sidecar),
+                "sidecar_offset": tail.sidecar_offset,
+            },
+            error_type="handrail.audit.TornWrite",
+            error_message=message,
+        )
+        self._writer.append(prepared, self._clock)
+        self._writer.flush(sync=True)
+
+
+def is_sqlite_path(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is (or, by its suffix, will be) an SQLite database."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except FileNotFoundError:
+        return path.suffix.lower() in _SQLITE_SUFFIXES
+    except OSError:
+        return path.suffix.lower() in _SQLITE_SUFFIXES
+
+
+def _default_outcome(effect: Effect, error: BaseException | None) -> Outcome:
+    if effect is Effect.DENY:
+        return Outcome.DENIED
+    if effect is Effect.ESCALATE:
+        return Outcome.ESCALATED
+    return Outcome.FAILED if error is not None else Outcome.EXECUTED
+
+
+def _aware(when: dt.datetime, name: str) -> dt.datetime:
+    if not isinstance(when, dt.datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(when).__name__}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {when.isoformat()}")
+    return when
+
+
+def _last_record(lines: Iterator[bytes], path: Path | None) -> tuple[int, str, bool]:
+    """(next seq, head hash, torn?) from the last complete line, checking only that line."""
+    last: bytes | None = None
+    index = -1
+    torn = False
+    for raw in lines:
+        if not raw.endswith(b"\n"):
+            torn = True
+            break
+        last = raw
+        index += 1
+    if last is None:
+        return 0, GENESIS_HASH, torn
+    fields, problem = check_line(last[:-1])
+    seq = None if fields is None else fields.get("seq")
+    if problem is not None or fields is None or type(seq) is not int:
+        raise AuditIntegrityError(
+            f"{'' if path is None else f'{path}: '}record #{index}, the last, fails verification: "
+            "a log is never extended from a record that does not verify",
+            path=path,
+            index=index,
+            kind="edited" if problem in ("hash", "form") else "corrupt",
+        )
+    return seq + 1, str(fields["hash"]), torn
+
+
+class _Writer:
+    """The chain's head, the batch buffer and the sink: everything an append touches.
+
+    Separate from ``AuditLog`` so the finalizer and the flusher thread can
+    hold it without keeping the log alive.  ``lock`` guards the head and the
+    buffer; ``io_lock`` orders batch writes.  In ``always`` and ``never``
+    modes the sink is called under ``lock``; in ``batch`` mode under
+    ``io_lock`` only, so appends go on while a batch is fsynced.
+    """
+
+    __slots__ = (
+        "batch_records",
+        "closed",
+        "failure",
+        "fsync",
+        "head",
+        "interval",
+        "io_lock",
+        "lock",
+        "pending",
+        "seq",
+        "sink",
+        "stop",
+        "thread",
+    )
+
+    def __init__(self, sink: Sink, fsync: FsyncMode, batch_records: int, interval: float) -> None:
+        self.sink = sink
+        self.fsync = fsync
+        self.batch_records = batch_records
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.io_lock = threading.Lock()
+        self.pending: list[bytes] = []
+        self.seq = 0
+        self.head = GENESIS_HASH
+        self.failure: AuditError | None = None
+        self.closed = False
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, seq: int, head: str) -> None:
+        with self.lock:
+            self.seq, self.head = seq, head
+
+    def position(self) -> tuple[int, str]:
+        with self.lock:
+            return self.seq, self.head
+
+    def append(self, prepared: Entry, clock: Clock) -> AuditRecord:
+        due = False
+        with self.lock:
+            if self.closed or self.failure is not None:
+                self._check()
+            line, record = chain(prepared, seq=self.seq, prev_hash=self.head, now=clock.now())
+            if self.fsync == "batch":
+                self.pending.append(line)
+                due = len(self.pending) >= self.batch_records
+                if self.thread is None:
+                    self._start_flusher()
+            else:
+                try:
+                    self.sink.append((line,))
+                    if self.fsync == "always":
+                        self.sink.sync()
+                except AuditError as exc:
+                    self.failure = exc
+                    raise
+            self.seq += 1
+            self.head = record.hash
+        if due:
+            self.flush(sync=True)
+        return record
+
+    def flush(self, *, sync: bool, strict: bool = True) -> None:
+        """Write the buffered records (fsynced); with ``sync``, fsync even if none were buffered.
+
+        Not ``strict`` (before reading): a closed or failed log is left as it is.
+        """
+        batched = self.fsync == "batch"
+        with self.io_lock if batched else self.lock:
+            if batched:
+                with self.lock:
+                    if self.closed or (self.failure is not None and not strict):
+                        return
+                    self._check()
+                    pending, self.pending = self.pending, []
+            else:
+                if self.closed or (self.failure is not None and not strict):
+                    return
+                self._check()
+                pending = []
+            try:
+                if pending:
+                    self.sink.append(pending)
+                if pending or sync:
+                    self.sink.sync()
+            except AuditError as exc:
+                with self.lock if batched else _NO_LOCK:
+                    self.failure = exc
+                raise
+
+    def close(self) -> None:
+        """Stop the flusher, write what is buffered, close the sink.  Idempotent."""
+        if self.closed:
+            return
+        self.stop.set()
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        try:
+            if self.failure is None:
+                self.flush(sync=self.fsync != "never")
+        finally:
+            with self.lock:
+                self.closed = True
+            self.sink.close()
+
+    def _check(self) -> None:
+        if self.closed:
+            raise AuditError(f"{_where(self.sink)}the audit log is closed")
+        if self.failure is not None:
+            raise AuditError(
+                f"{_where(self.sink)}the audit log stopped after a failed write ({self.failure}); "
+                "reopen it to continue the chain"
+            ) from self.failure
+
+    def _start_flusher(self) -> None:
+        thread = threading.Thread(
+            target=_flush_periodically, args=(self,), name="handrail-audit-flusher", daemon=True
+        )
+        self.thread = thread
+        thread.start()
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
+def _where(sink: Sink) -> str:
+    return "" if sink.path is None else f"{sink.path}: "
+
+
+def _flush_periodically(writer: _Writer) -> None:
+    """The batch flusher: write what is buffered every ``interval`` until the log closes."""
+    while not writer.stop.wait(writer.interval):
+        try:
+            writer.flush(sync=False)
+        except AuditError as exc:
+            # The failure is kept; the next append, flush or close raises it.
+            structlog.get_logger("handrail").error(
+                "handrail.audit.write_failed", path=str(writer.sink.path), error=str(exc)
+            )
+            return

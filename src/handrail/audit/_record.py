@@ -1,0 +1,467 @@
+"""``AuditRecord``, ``Outcome``, and how the parts of an action become a record.
+
+The pure core of an append, in two steps.  ``entry`` takes what happened
+(who, what, on what, with which arguments, decided how, ended how), redacts
+it, checks it, and encodes everything that does not depend on the chain.
+``chain`` adds the id, sequence number, time and previous hash, and seals
+the record: its canonical JSON and SHA-256.  No I/O here.
+
+The JSON is written by hand, key by key in sorted order, with the same
+encoders ``canonical`` uses: it is the hot path of every append, and a
+property test checks that it always equals ``canonical`` of the record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from json.encoder import encode_basestring
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from handrail.policy import Effect, Resource
+
+from ._encoding import canonical, digest_text, encode_revealing, format_timestamp
+from ._ids import new_id
+from ._redact import PartRedactor
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_ERROR_MESSAGE",
+    "AuditRecord",
+    "Entry",
+    "Outcome",
+    "chain",
+    "entry",
+]
+
+FORMAT_VERSION = 1
+"""The record format written by this version of handrail (the ``format_version`` field)."""
+
+MAX_ERROR_MESSAGE = 4096
+"""Error messages longer than this many characters are cut, saying how much was cut."""
+
+
+class Outcome(enum.StrEnum):
+    """How an action ended, as the audit trail records it."""
+
+    EXECUTED = "executed"
+    """It ran and returned."""
+    DENIED = "denied"
+    """The policy refused it; it did not run."""
+    ESCALATED = "escalated"
+    """It waits for a human decision; it has not run."""
+    APPROVED = "approved"
+    """A human approved an escalated action."""
+    REJECTED = "rejected"
+    """A human rejected an escalated action."""
+    EXPIRED = "expired"
+    """An escalation ran out of time without a decision."""
+    SHADOWED = "shadowed"
+    """Shadow mode: recorded as if it ran, but it did not."""
+    FAILED = "failed"
+    """It ran (or handrail tried to run it) and raised."""
+
+
+class AuditRecord(BaseModel):
+    """One entry of the audit trail: who did what, as whom, why it was allowed, and how it ended.
+
+    ``agent`` and ``on_behalf_of`` are the principal (the agent's id and the
+    id of the user it acted for).  ``args``, ``resource`` and ``context`` are
+    redacted; ``args_digest`` is a digest of the full arguments (see
+    ``handrail.audit.args_digest``).  ``effect``, ``rule_id`` and ``reason``
+    are the policy decision, when there was one.  ``error_message`` is
+    scrubbed of the secrets found in the request.  ``seq`` numbers the records
+    of a log from 0 without gaps; ``hash`` is the SHA-256 of the record's
+    canonical JSON (every field but ``hash``, ``prev_hash`` included), and
+    ``prev_hash`` the previous record's ``hash`` (64 zeros for the first).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    seq: int = Field(ge=0)
+    timestamp: dt.datetime
+    agent: str
+    on_behalf_of: str | None = None
+    action: str
+    resource: dict[str, Any] | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    args_digest: str
+    context: dict[str, Any] = Field(default_factory=dict)
+    effect: Effect | None = None
+    rule_id: str | None = None
+    reason: str | None = None
+    outcome: Outcome
+    error_type: str | None = None
+    error_message: str | None = None
+    duration: dt.timedelta | None = None
+    attempts: int = Field(default=1, ge=0)
+    trace_id: str | None = None
+    span_id: str | None = None
+    escalation_id: str | None = None
+    idempotency_key: str | None = None
+    format_version: int = FORMAT_VERSION
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> str:
+        """The record as stored: canonical JSON with ``hash`` last, no newline."""
+        body = self.model_dump(exclude={"hash"})
+        body["timestamp"] = format_timestamp(self.timestamp)
+        body["duration"] = _seconds(self.duration)
+        body["effect"] = None if self.effect is None else self.effect.value
+        body["outcome"] = self.outcome.value
+        return canonical(body)[:-1] + f',"hash":"{self.hash}"}}'
+
+
+def _seconds(duration: dt.timedelta | None) -> float | None:
+    # Rounded to the microsecond, so reading it back as a timedelta and
+    # writing it again gives the same text.
+    return None if duration is None else round(duration.total_seconds(), 6)
+
+
+_FIELDS_SET = frozenset(AuditRecord.model_fields)
+_set = object.__setattr__
+
+
+def _trusted_record(fields: dict[str, Any]) -> AuditRecord:
+    """An AuditRecord from fields handrail built and checked itself, without validation.
+
+    Every append returns one, and validation would cost as much as the rest of
+    the append.  Equivalence with ``AuditRecord.model_validate`` is tested.
+    """
+    record = AuditRecord.__new__(AuditRecord)
+    _set(record, "__dict__", fields)
+    _set(record, "__pydantic_fields_set__", _FIELDS_SET)
+    _set(record, "__pydantic_extra__", None)
+    _set(record, "__pydantic_private__", None)
+    return record
+
+
+# -- building a record -------------------------------------------------------------
+
+_OUTCOMES: dict[object, Outcome] = {**{o: o for o in Outcome}, **{o.value: o for o in Outcome}}
+_EFFECTS: dict[object, Effect] = {**{e: e for e in Effect}, **{e.value: e for e in Effect}}
+_EMPTY_DIGEST = digest_text("{}", None)
+_MIN_SECRET = 4  # Redactor.scrub leaves shorter strings alone: too likely by chance
+_s = encode_basestring  # json's own string encoder, as canonical uses with ensure_ascii=False
+
+
+class Entry:
+    """A record before it joins the chain: its model values and its JSON around the gaps.
+
+    The gaps are the id, ``prev_hash``, ``seq`` and the timestamp, in that
+    (sorted) order; ``parts`` holds the five stretches of JSON between them.
+    """
+
+    __slots__ = ("parts", "values")
+
+    def __init__(self, parts: tuple[str, str, str, str, str], values: dict[str, Any]) -> None:
+        self.parts = parts
+        self.values = values
+
+
+def entry(
+    redaction: PartRedactor,
+    *,
+    action: str,
+    agent: str,
+    outcome: Outcome | str,
+    on_behalf_of: str | None = None,
+    resource: Resource | Mapping[str, Any] | None = None,
+    args: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+    effect: Effect | str | None = None,
+    rule_id: str | None = None,
+    reason: str | None = None,
+    error: BaseException | None = None,
+    error_type: str | None = None,
+    error_message: str | None = None,
+    duration: dt.timedelta | None = None,
+    attempts: int = 1,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+    escalation_id: str | None = None,
+    idempotency_key: str | None = None,
+    digest_key: bytes | None = None,
+) -> Entry:
+    """Redact and check the parts of a record and encode all that does not depend on the chain.
+
+    Secrets in ``args``, ``resource`` and ``context`` are masked; the same
+    secrets are scrubbed from ``reason`` and the error message.  Raises
+    ``TypeError``/``ValueError`` for a malformed part, before anything is
+    written.
+    """
+    if type(action) is not str or not action:
+        raise TypeError(f"audit record field 'action' must be a non-empty str, got {action!r}")
+    if type(agent) is not str or not agent:
+        raise TypeError(f"audit record field 'agent' must be a non-empty str, got {agent!r}")
+    if type(attempts) is not int or attempts < 0:
+        raise ValueError(f"audit record field 'attempts' must be an int >= 0, got {attempts!r}")
+    seconds: float | None = None
+    if duration is not None:
+        if not isinstance(duration, dt.timedelta):
+            raise TypeError(
+                f"audit record field 'duration' must be a timedelta, got {type(duration).__name__}"
+            )
+        # Kept to the microsecond, so the timedelta read back writes the same text.
+        seconds = round(duration.total_seconds(), 6)
+        duration = dt.timedelta(seconds=seconds)
+    # `type(x) is` first: hashing an enum member runs Python code.
+    if type(outcome) is Outcome:
+        kind = outcome
+    else:
+        try:
+            kind = _OUTCOMES[outcome]
+        except (KeyError, TypeError):
+            names = ", ".join(o.value for o in Outcome)
+            raise ValueError(
+                f"unknown audit outcome {outcome!r} (expected one of {names})"
+            ) from None
+    if effect is not None and type(effect) is not Effect:
+        try:
+            effect = _EFFECTS[effect]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"unknown effect {effect!r} (expected allow, audit, escalate, deny)"
+            ) from None
+    if reason is not None and type(reason) is not str:
+        _check_text("reason", reason)
+    if error_message is not None and type(error_message) is not str:
+        _check_text("error_message", error_message)
+    try:
+        if not args:
+            full_args: Any = {}
+            safe_args: Any = full_args
+            secrets: list[str] | None = []
+            masked = False
+        else:
+            full_args, safe_args, secrets, unchanged = redaction.redact(
+                args if type(args) is dict else dict(args), "args"
+            )
+            masked = not unchanged
+        full_context: Any = {}
+        safe_context: Any = {}
+        if context:
+            full_context, safe_context, found, same = redaction.redact(
+                context if type(context) is dict else dict(context), "context"
+            )
+            secrets = _merge(secrets, found, same)
+            masked = masked or not same
+        full_resource: Any = None
+        safe_resource: Any = None
+        if resource is not None:
+            if type(resource) is Resource or isinstance(resource, Resource):
+                data: Any = {
+                    "attributes": resource.attributes,
+                    "id": resource.id,
+                    "type": resource.type,
+                }
+            else:
+                data = resource if type(resource) is dict else dict(resource)
+            full_resource, safe_resource, found, same = redaction.redact(data, "resource")
+            secrets = _merge(secrets, found, same)
+            masked = masked or not same
+
+        if error is not None:
+            error_type = error_type or _error_type(error)
+            error_message = str(error) if error_message is None else error_message
+        redactor = redaction.redactor
+        if masked:
+            # A secret masked in one place is scrubbed from every other string
+            # of the record too: a note or a URL may repeat it unmarked.
+            if secrets is None:
+                secrets = list(redactor.secrets_in([full_args, full_context, full_resource]))
+            secrets = sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)
+            if secrets:
+                mask = redactor.mask
+                safe_args = _scrubbed(safe_args, secrets, mask)
+                safe_context = _scrubbed(safe_context, secrets, mask)
+                safe_resource = _scrubbed(safe_resource, secrets, mask)
+        # Free text is scrubbed whatever was masked: it may hold credentials in URLs.
+        if reason:
+            reason = redactor.scrub(reason, secrets or ())
+        if error_message:
+            error_message = redactor.scrub(error_message, secrets or ())
+
+        if not full_args and digest_key is None:
+            args_text = "{}"
+            digest = _EMPTY_DIGEST
+            safe_args = {}
+        elif safe_args is full_args:
+            # Nothing masked: one encoding serves the digest and the record.
+            args_text = canonical(full_args)
+            digest = digest_text(args_text, digest_key)
+            safe_args = dict(full_args)  # the record's own copy, not the caller's dict
+        else:
+            digest = digest_text(encode_revealing(full_args), digest_key)
+            args_text = canonical(safe_args)
+        context_text = canonical(safe_context) if safe_context else "{}"
+        resource_text = "null" if safe_resource is None else canonical(safe_resource)
+    except RecursionError:
+        raise ValueError(
+            "audit record: the args, resource or context nest too deeply (or contain themselves)"
+        ) from None
+
+    if error_message is not None and len(error_message) > MAX_ERROR_MESSAGE:
+        # Cut after scrubbing, so no secret survives half-cut at the edge.
+        cut = len(error_message) - MAX_ERROR_MESSAGE
+        error_message = f"{error_message[:MAX_ERROR_MESSAGE]}... ({cut} more characters)"
+
+    n = "null"
+    try:
+        parts_text = (
+            f'{{"action":{_s(action)},"agent":{_s(agent)},"args":{args_text},'
+            f'"args_digest":"{digest}","attempts":{attempts},"context":{context_text},'
+            f'"duration":{n if seconds is None else repr(seconds)},'
+            f'"effect":{n if effect is None else _s(effect)},'
+            f'"error_message":{n if error_message is None else _s(error_message)},'
+            f'"error_type":{n if error_type is None else _s(error_type)},'
+            f'"escalation_id":{n if escalation_id is None else _s(escalation_id)},'
+            f'"format_version":{FORMAT_VERSION},"id":"',
+            f'","idempotency_key":{n if idempotency_key is None else _s(idempotency_key)},'
+            f'"on_behalf_of":{n if on_behalf_of is None else _s(on_behalf_of)},'
+            f'"outcome":{_s(kind)},"prev_hash":"',
+            f'","reason":{n if reason is None else _s(reason)},"resource":{resource_text},'
+            f'"rule_id":{n if rule_id is None else _s(rule_id)},"seq":',
+            f',"span_id":{n if span_id is None else _s(span_id)},"timestamp":"',
+            f'","trace_id":{n if trace_id is None else _s(trace_id)}',
+        )
+    except TypeError:  # json's string encoder met something else: name it
+        texts = (on_behalf_of, rule_id, error_type, trace_id, span_id, escalation_id,
+                 idempotency_key)  # fmt: skip
+        for name, value in zip(_OPTIONAL_TEXTS, texts, strict=True):
+            _check_text(name, value)
+        raise  # pragma: no cover - every value was a str or None
+    values = {
+        "id": "",
+        "seq": 0,
+        "timestamp": None,
+        "agent": agent,
+        "on_behalf_of": on_behalf_of,
+        "action": action,
+        "resource": safe_resource,
+        "args": safe_args,
+        "args_digest": digest,
+        "context": safe_context,
+        "effect": effect,
+        "rule_id": rule_id,
+        "reason": reason,
+        "outcome": kind,
+        "error_type": error_type,
+        "error_message": error_message,
+        "duration": duration,
+        "attempts": attempts,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "escalation_id": escalation_id,
+        "idempotency_key": idempotency_key,
+        "format_version": FORMAT_VERSION,
+        "prev_hash": "",
+        "hash": "",
+    }
+    return Entry(parts_text, values)
+
+
+_OPTIONAL_TEXTS = (
+    "on_behalf_of",
+    "rule_id",
+    "error_type",
+    "trace_id",
+    "span_id",
+    "escalation_id",
+    "idempotency_key",
+)
+
+
+def _check_text(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(
+            f"audit record field {name!r} must be a str or None, got {type(value).__name__}"
+        )
+
+
+def _scrubbed(value: Any, secrets: list[str], mask: str) -> Any:
+    """``value`` (plain) with every secret in every string masked; itself if none changed."""
+    kind = type(value)
+    if kind is str:
+        for secret in secrets:  # longest first, so no secret is half-masked by another
+            if secret in value:
+                value = value.replace(secret, mask)
+        return value
+    if kind is dict:
+        copy = {key: _scrubbed(item, secrets, mask) for key, item in value.items()}
+        return value if all(copy[k] is v for k, v in value.items()) else copy
+    if kind is list:
+        items = [_scrubbed(item, secrets, mask) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def _merge(secrets: list[str] | None, found: list[str] | None, same: bool) -> list[str] | None:
+    """The secrets of two parts together; None (ask the Redactor) if either was not collected."""
+    if secrets is None or found is None:
+        return None
+    return secrets + found if not same else secrets
+
+
+def _error_type(error: BaseException) -> str:
+    kind = type(error)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def chain(
+    prepared: Entry, *, seq: int, prev_hash: str, now: dt.datetime
+) -> tuple[bytes, AuditRecord]:
+    """Seal ``prepared`` as record ``seq`` after ``prev_hash``: (the stored line, the record).
+
+    Adds a fresh id and the timestamp (``now``, in UTC).
+    """
+    if now.tzinfo is not dt.UTC:
+        now = now.astimezone(dt.UTC)
+    seconds = now.timestamp()
+    record_id = new_id(int(seconds * 1000))
+    second = seconds // 1
+    cached = _Second.cached
+    if cached[0] != second:
+        # One tuple, swapped in whole: threads writing other logs read it too.
+        cached = _Second.cached = (second, now.isoformat(timespec="seconds")[:-6])
+    stamp = f"{cached[1]}.{now.microsecond:06d}Z"
+    a, b, c, d, e = prepared.parts
+    body = f"{a}{record_id}{b}{prev_hash}{c}{seq}{d}{stamp}{e}}}"
+    try:
+        data = body.encode("utf-8")
+    except UnicodeEncodeError:
+        return _chain_with_surrogates(body)
+    digest = hashlib.sha256(data).hexdigest()
+    fields = prepared.values  # the placeholders keep the fields in the model's order
+    fields["id"] = record_id
+    fields["seq"] = seq
+    fields["timestamp"] = now
+    fields["prev_hash"] = prev_hash
+    fields["hash"] = digest
+    line = b'%s,"hash":"%s"}\n' % (data[:-1], digest.encode("ascii"))
+    return line, _trusted_record(fields)
+
+
+class _Second:
+    """The last second a timestamp was written for, and its text (date and time, no fraction)."""
+
+    cached: tuple[float, str] = (-1.0, "")
+
+
+def _chain_with_surrogates(body: str) -> tuple[bytes, AuditRecord]:
+    """Seal a body holding a lone surrogate, which UTF-8 cannot store: as ``?``.
+
+    The record returned is read back from the line, so it is the one stored.
+    """
+    data = body.encode("utf-8", "replace")
+    digest = hashlib.sha256(data).hexdigest()
+    line = b'%s,"hash":"%s"}' % (data[:-1], digest.encode("ascii"))
+    return line + b"\n", AuditRecord.model_validate(json.loads(line))

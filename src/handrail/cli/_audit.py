@@ -1,0 +1,289 @@
+"""``handrail audit verify | checkpoint | tail | query``: audit trails from the command line.
+
+The log's kind comes from the file: an SQLite database (or a ``.db``,
+``.sqlite`` or ``.sqlite3`` name) is read as one, anything else as JSON
+Lines.  Logs are opened read-only: these commands never change a log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import json
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from handrail.audit import (
+    AuditError,
+    AuditIntegrityError,
+    AuditLog,
+    AuditRecord,
+    Checkpoint,
+    Outcome,
+)
+
+__all__ = ["add_commands"]
+
+_RELATIVE = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``audit`` and its subcommands on the top-level parser."""
+    audit = commands.add_parser(
+        "audit",
+        help="verify, anchor and read audit logs",
+        description="Verify, anchor and read audit logs (JSONL files or SQLite databases).",
+    )
+    sub = audit.add_subparsers(
+        title="commands", dest="audit_command", metavar="COMMAND", required=True
+    )
+
+    verify = sub.add_parser(
+        "verify",
+        help="check a log's hash chain and name the first record that breaks it",
+        description=(
+            "Check every record's hash and its link to the one before.  Exit 0 if the log "
+            "verifies, 1 naming the first problem (edited, deleted, inserted, reordered, "
+            "torn, corrupt) if not."
+        ),
+    )
+    verify.add_argument("path", metavar="PATH", type=Path, help="a JSONL or SQLite audit log")
+    verify.add_argument(
+        "--against",
+        metavar="CHECKPOINT",
+        type=Path,
+        help="a checkpoint file (from `handrail audit checkpoint`): the records it covers "
+        "must be unchanged and all there",
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(handler=_verify, parser=verify)
+
+    checkpoint = sub.add_parser(
+        "checkpoint",
+        help="verify a log and print its head hash and record count, to store elsewhere",
+        description=(
+            "Verify a log, then print a checkpoint (head hash, record count, time) as JSON. "
+            "Store it where the log's writer cannot change it; `handrail audit verify "
+            "--against` proves later that nothing before it changed."
+        ),
+    )
+    checkpoint.add_argument("path", metavar="PATH", type=Path, help="a JSONL or SQLite audit log")
+    checkpoint.add_argument(
+        "--out", metavar="FILE", type=Path, help="write the checkpoint to FILE instead of stdout"
+    )
+    checkpoint.set_defaults(handler=_checkpoint, parser=checkpoint)
+
+    tail = sub.add_parser(
+        "tail",
+        help="print the last records of a log",
+        description="Print the last records of a log, oldest first.",
+    )
+    tail.add_argument("path", metavar="PATH", type=Path, help="a JSONL or SQLite audit log")
+    tail.add_argument(
+        "-n", dest="count", type=_count, default=10, metavar="N", help="how many (default 10)"
+    )
+    tail.add_argument("--json", action="store_true", help="print records as JSON lines")
+    tail.set_defaults(handler=_tail, parser=tail)
+
+    query = sub.add_parser(
+        "query",
+        help="print the records that match filters",
+        description="Print the records that match every filter given, oldest first.",
+    )
+    query.add_argument("path", metavar="PATH", type=Path, help="a JSONL or SQLite audit log")
+    query.add_argument(
+        "--action", metavar="PATTERN", help="a shell-style pattern, such as 'crm.*' or '*.delete'"
+    )
+    query.add_argument("--agent", metavar="AGENT", help="the acting agent's id")
+    query.add_argument(
+        "--outcome", choices=[o.value for o in Outcome], metavar="OUTCOME",
+        help=f"one of {', '.join(o.value for o in Outcome)}",
+    )  # fmt: skip
+    query.add_argument(
+        "--since", type=_when, metavar="WHEN",
+        help="records at or after WHEN: an ISO 8601 time (UTC if no offset) or a span back "
+        "from now such as 30m, 1h, 2d, 1w",
+    )  # fmt: skip
+    query.add_argument("--until", type=_when, metavar="WHEN", help="records before WHEN")
+    query.add_argument("--json", action="store_true", help="print records as JSON lines")
+    query.set_defaults(handler=_query, parser=query)
+
+
+# -- arguments -----------------------------------------------------------------
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _when(text: str) -> dt.datetime:
+    """An ISO 8601 time (naive means UTC) or a span back from now (``90m``, ``1h 30m``)."""
+    spans = _RELATIVE.findall(text)
+    if spans and "".join(n + u for n, u in spans) == re.sub(r"\s+", "", text):
+        delta = dt.timedelta()
+        for number, unit in spans:
+            delta += dt.timedelta(**{_UNITS[unit]: int(number)})
+        return dt.datetime.now(dt.UTC) - delta
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2025-06-01T12:00:00Z, or a span back from "
+            f"now such as 30m, 1h, 2d, 1w; got {text!r}"
+        ) from None
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> NoReturn:
+    parser: argparse.ArgumentParser = args.parser
+    parser.error(message)
+
+
+def _open(args: argparse.Namespace) -> AuditLog:
+    """The log at ``args.path``, read-only; a missing or unopenable file is a usage error."""
+    path: Path = args.path
+    if not path.is_file():
+        _usage_error(args, f"argument PATH: no audit log at {path} (no such file)")
+    try:
+        return AuditLog.open(path, read_only=True)
+    except AuditError as exc:
+        _usage_error(args, f"argument PATH: {exc}")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+# -- verify and checkpoint -------------------------------------------------------
+
+
+def _verify(args: argparse.Namespace) -> int:
+    against = None
+    if args.against is not None:
+        against = _read_checkpoint(args, args.against)
+    with _open(args) as log:
+        try:
+            report = log.verify(against=against)
+        except AuditError as exc:
+            print(f"{args.path}: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        _print_json(report.to_dict())
+    elif report.ok:
+        print(report)
+    else:
+        print(report, file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _read_checkpoint(args: argparse.Namespace, path: Path) -> Checkpoint:
+    try:
+        return Checkpoint.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        _usage_error(args, f"argument --against: cannot read {path}: {exc.strerror or exc}")
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        detail = f"{where}: {error['msg']}" if where else error["msg"]
+        _usage_error(args, f"argument --against: {path} is not a checkpoint ({detail})")
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    with _open(args) as log:
+        try:
+            checkpoint = log.checkpoint()
+        except AuditIntegrityError as exc:
+            print(f"no checkpoint taken: {exc}", file=sys.stderr)
+            return 1
+        except AuditError as exc:
+            print(f"{args.path}: {exc}", file=sys.stderr)
+            return 1
+    text = checkpoint.model_dump_json(indent=2)
+    if args.out is None:
+        print(text)
+        return 0
+    try:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        _usage_error(args, f"argument --out: cannot write {args.out}: {exc.strerror or exc}")
+    print(f"{args.out}: checkpoint of {checkpoint.count} records, head {checkpoint.head_hash}")
+    return 0
+
+
+# -- tail and query ----------------------------------------------------------------
+
+
+def _tail(args: argparse.Namespace) -> int:
+    with _open(args) as log:
+        kept: collections.deque[AuditRecord] = collections.deque(maxlen=args.count)
+        try:
+            kept.extend(log.records())
+        except AuditError as exc:
+            return _show(args, kept, exc)
+        return _show(args, kept, None)
+
+
+def _query(args: argparse.Namespace) -> int:
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        _usage_error(args, "argument --until: must be later than --since")
+    with _open(args) as log:
+        records = log.records(
+            action=args.action,
+            agent=args.agent,
+            outcome=args.outcome,
+            since=args.since,
+            until=args.until,
+        )
+        return _show(args, records, None)
+
+
+def _show(
+    args: argparse.Namespace, records: Iterable[AuditRecord], problem: AuditError | None
+) -> int:
+    """Print each record, then any problem met reading them: a torn last line is a
+    warning (the records before it are whole), anything else an error (exit 1)."""
+    try:
+        for record in records:
+            print(record.to_json() if args.json else _describe(record))
+    except AuditError as exc:
+        problem = exc
+    if problem is None:
+        return 0
+    if isinstance(problem, AuditIntegrityError) and problem.kind == "torn":
+        print(f"warning: {problem}", file=sys.stderr)
+        return 0
+    print(f"error: {problem}", file=sys.stderr)
+    return 1
+
+
+def _describe(record: AuditRecord) -> str:
+    """One line for humans: when, which, how it ended, what, who, why, and any error."""
+    who = record.agent + (f" for {record.on_behalf_of}" if record.on_behalf_of else "")
+    parts = [
+        record.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z",
+        f"#{record.seq}",
+        record.outcome.value,
+        record.action,
+        who,
+    ]
+    if record.effect is not None:
+        rule = f" by rule {record.rule_id!r}" if record.rule_id else ""
+        parts.append(f"{record.effect.value}{rule}")
+    if record.duration is not None:
+        parts.append(f"{record.duration.total_seconds() * 1000:.1f} ms")
+    if record.error_type is not None:
+        parts.append(f"{record.error_type}: {record.error_message or ''}".rstrip(": "))
+    return "  ".join(parts)

@@ -1,0 +1,286 @@
+"""Guard: one call through policy, retries, the breaker, the audit trail and one span."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
+
+from handrail import (
+    CircuitOpen,
+    ConfigurationError,
+    EscalationRequired,
+    PermissionDenied,
+    Policy,
+    Principal,
+    WriteNotRetried,
+    acting_as,
+)
+from handrail.audit import AuditLog
+from handrail.guard import Guard
+from handrail.resilience import CircuitBreakers, RetryPolicy, current_idempotency_key
+from handrail.telemetry import Telemetry
+from handrail.testing import FakeClock
+from handrail.testing._resilience import no_waits
+
+POLICY = Policy.from_yaml(
+    """
+rules:
+  - {id: read, effect: allow, actions: ["crm.*.read"]}
+  - {id: update, effect: allow, actions: [crm.contact.update]}
+  - id: big
+    effect: escalate
+    actions: [crm.contact.update]
+    when: {args.discount: {exists: true, gt: 20}}
+    escalate_to: managers
+  - {id: flag-exports, effect: audit, actions: [crm.contact.export]}
+"""
+)
+BOT = Principal(agent="sales-bot", on_behalf_of="alice")
+
+
+def transient() -> httpx.HTTPStatusError:
+    request = httpx.Request("GET", "http://crm.test/contacts/1")
+    return httpx.HTTPStatusError(
+        "503", request=request, response=httpx.Response(503, request=request)
+    )
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    yield exporter
+    exporter.clear()
+
+
+@pytest.fixture
+def guard(spans: InMemorySpanExporter) -> Iterator[Guard]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    with no_waits():
+        yield Guard(
+            POLICY,
+            audit=AuditLog.memory(),
+            retry=RetryPolicy(attempts=3),
+            telemetry=Telemetry(tracer_provider=provider),
+        )
+
+
+def records(guard: Guard) -> list[dict[str, object]]:
+    assert guard.audit is not None
+    return [r.model_dump() for r in guard.audit.records()]
+
+
+def test_allowed_call_runs_and_is_audited(guard: Guard, spans: InMemorySpanExporter) -> None:
+    """An allowed call runs; its record names who, what, the rule and the span."""
+
+    @guard.protect(
+        "crm.contact.read", resource=lambda contact_id: {"type": "contact", "id": contact_id}
+    )
+    def read(contact_id: str) -> str:
+        return f"contact {contact_id}"
+
+    with acting_as(BOT):
+        assert read("c-1") == "contact c-1"
+    (record,) = records(guard)
+    (span,) = spans.get_finished_spans()
+    assert record["outcome"] == "executed"
+    assert record["agent"] == "sales-bot"
+    assert record["on_behalf_of"] == "alice"
+    assert record["rule_id"] == "read"
+    assert record["attempts"] == 1
+    assert record["trace_id"] == f"{span.context.trace_id:032x}"
+    assert dict(span.attributes or {})["handrail.audit.record_id"] == record["id"]
+    assert guard.audit is not None
+    assert guard.audit.verify().ok
+
+
+def test_denied_and_escalated_calls_are_audited_and_never_run(guard: Guard) -> None:
+    """Refused calls raise, never run, and each leaves a record."""
+    ran: list[str] = []
+
+    @guard.protect("crm.contact.update")
+    def update(contact_id: str, discount: int = 0) -> None:
+        ran.append(contact_id)
+
+    @guard.protect("crm.contact.delete")
+    def delete(contact_id: str) -> None:
+        ran.append(contact_id)
+
+    with acting_as(BOT):
+        with pytest.raises(EscalationRequired) as escalated:
+            update("c-1", discount=30)
+        with pytest.raises(PermissionDenied):
+            delete("c-1")
+    assert ran == []
+    assert escalated.value.decision.escalate_to == "managers"
+    assert [r["outcome"] for r in records(guard)] == ["escalated", "denied"]
+
+
+def test_no_principal_is_denied_and_audited(guard: Guard) -> None:
+    """A call outside acting_as is denied, and the refusal is recorded."""
+
+    @guard.protect("crm.contact.read")
+    def read() -> None:
+        raise AssertionError("must not run")
+
+    with pytest.raises(PermissionDenied, match="no principal"):
+        read()
+    (record,) = records(guard)
+    assert record["outcome"] == "denied"
+
+
+def test_transient_failures_are_retried_and_counted(guard: Guard) -> None:
+    """A read failing twice with 503 succeeds on the third attempt; the record says 3."""
+    failures = [transient(), transient()]
+
+    @guard.protect("crm.contact.read")
+    def read() -> str:
+        if failures:
+            raise failures.pop()
+        return "ok"
+
+    with acting_as(BOT):
+        assert read() == "ok"
+    (record,) = records(guard)
+    assert record["attempts"] == 3
+    assert record["outcome"] == "executed"
+
+
+def test_failure_is_audited_without_secrets(guard: Guard) -> None:
+    """A call that fails for good is recorded as failed, its message scrubbed, and re-raised."""
+
+    @guard.protect("crm.contact.read")
+    def read(token: SecretStr) -> None:
+        raise ValueError(f"bad token {token.get_secret_value()}")
+
+    with acting_as(BOT), pytest.raises(ValueError, match="bad token"):
+        read(SecretStr("tok-123456789"))
+    (record,) = records(guard)
+    assert record["outcome"] == "failed"
+    assert record["error_type"] == "ValueError"
+    assert "tok-123456789" not in str(record)
+
+
+def test_writes_need_an_idempotency_key_to_be_retried(guard: Guard) -> None:
+    """A write without a key fails after one attempt; with a derived key it is retried."""
+    calls: list[str | None] = []
+
+    def flaky(contact_id: str) -> str:
+        calls.append(current_idempotency_key())
+        if len(calls) < 2:
+            raise transient()
+        return "saved"
+
+    plain = guard.protect("crm.contact.update", is_write=True)(flaky)
+    keyed = guard.protect("crm.contact.update", is_write=True, idempotency_key=True)(flaky)
+    with acting_as(BOT):
+        with pytest.raises(WriteNotRetried):
+            plain("c-1")
+        calls.clear()
+        assert keyed("c-1") == "saved"
+    assert len(calls) == 2
+    assert calls[0] is not None
+    assert calls[0] == calls[1]
+    last = records(guard)[-1]
+    assert last["idempotency_key"] == calls[0]
+    assert last["attempts"] == 2
+
+
+def test_breaker_opens_and_fails_fast(spans: InMemorySpanExporter) -> None:
+    """After repeated transient failures the breaker opens; the next call is not made."""
+    breakers = CircuitBreakers(
+        failure_threshold=2, cooldown=timedelta(seconds=30), clock=FakeClock()
+    )
+    guard = Guard(POLICY, audit=AuditLog.memory(), breakers=breakers)
+    calls = 0
+
+    @guard.protect("crm.contact.read", breaker="crm.test")
+    def read() -> None:
+        nonlocal calls
+        calls += 1
+        raise transient()
+
+    with acting_as(BOT):
+        for _ in range(2):
+            with pytest.raises(httpx.HTTPStatusError):
+                read()
+        with pytest.raises(CircuitOpen):
+            read()
+    assert calls == 2
+    assert [r["outcome"] for r in records(guard)] == ["failed", "failed", "failed"]
+
+
+def test_audit_effect_calls_the_hook(guard: Guard) -> None:
+    """An AUDIT decision runs the call and hands the decision to on_audit."""
+    seen: list[str | None] = []
+    hooked = Guard(POLICY, audit=guard.audit, on_audit=lambda d: seen.append(d.rule_id))
+
+    @hooked.protect("crm.contact.export")
+    def export() -> str:
+        return "done"
+
+    with acting_as(BOT):
+        assert export() == "done"
+    assert seen == ["flag-exports"]
+
+
+def test_async_calls_are_guarded(guard: Guard) -> None:
+    """Async functions go through the same pipeline and stay coroutine functions."""
+    failures = [transient()]
+
+    @guard.protect("crm.contact.read")
+    async def read() -> str:
+        await asyncio.sleep(0)
+        if failures:
+            raise failures.pop()
+        return "ok"
+
+    @guard.protect("crm.contact.delete")
+    async def delete() -> None:
+        raise AssertionError("must not run")
+
+    async def main() -> None:
+        with acting_as(BOT):
+            assert await read() == "ok"
+            with pytest.raises(PermissionDenied):
+                await delete()
+
+    asyncio.run(main())
+    assert [(r["outcome"], r["attempts"]) for r in records(guard)] == [
+        ("executed", 2),
+        ("denied", 1),
+    ]
+
+
+def test_jsonl_log_verifies_after_guarded_calls(tmp_path: Path) -> None:
+    """A JSONL audit log written by the guard verifies, and names every call."""
+    path = tmp_path / "audit.jsonl"
+    with AuditLog.jsonl(path, fsync="always") as log:
+        guard = Guard(POLICY, audit=log)
+        read = guard.protect("crm.contact.read")(lambda: "ok")
+        with acting_as(BOT):
+            for _ in range(5):
+                read()
+    with AuditLog.open(path) as reopened:
+        report = reopened.verify()
+    assert report.ok
+    assert report.count == 5
+
+
+def test_configuration_errors() -> None:
+    """Bad actions, policies and breaker names are refused when the guard is set up."""
+    with pytest.raises(ConfigurationError, match="not a dotted name"):
+        Guard(POLICY).protect("crm contact")
+    with pytest.raises(ConfigurationError, match="must be a Policy"):
+        Guard("policy.yaml")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="no breakers"):
+        Guard(POLICY).protect("crm.contact.read", breaker="crm")
