@@ -1,6 +1,6 @@
 """``python -m handrail``: the same as the ``handrail`` command."""
 
-from handrail.cli import main
+from .cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

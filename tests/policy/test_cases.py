@@ -320,7 +320,7 @@ def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
 def test_yaml_syntax_error_names_the_line() -> None:
     """Broken YAML raises PolicyError with the file and line."""
     (problem,) = problems("cases:\n  - name: a\n    expect: [allow\n")
-    assert problem.startswith("cases.yaml:4: invalid YAML")
+    assert problem.startswith("cases.yaml:4: YAML syntax error")
 
 
 def test_every_problem_is_reported_with_line_field_and_case() -> None:
@@ -372,7 +372,7 @@ def test_duplicate_case_names_are_rejected() -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("", "cases.yaml: a policy test file is a mapping with a 'cases' list"),
+        ("", "cases.yaml:1: 'cases' must be a non-empty list"),
         ("- a\n", "cases.yaml:1: a policy test file is a mapping"),
         ("cases: []\n", "cases.yaml:1: 'cases' must be a non-empty list"),
         ("tests: []\n", "cases.yaml:1: unknown key 'tests' (expected cases, description)"),
@@ -414,3 +414,12 @@ def test_report_is_exported() -> None:
     report = one_case("expect: allow").run(POLICY)
     assert isinstance(report, PolicyTestReport)
     assert repr(one_case("expect: allow")) == "<PolicyCases: 1 cases from cases.yaml>"
+
+
+def test_duplicate_keys_are_refused() -> None:
+    """A key given twice in one mapping is an error at its second line, not silently dropped."""
+    found = problems(
+        "cases:\n  - name: a\n    expect: allow\n    expect: deny\n"
+        "    request: {principal: {agent: bot}, action: crm.contact.read}\n"
+    )
+    assert any(p.startswith("cases.yaml:4:") and "expect" in p for p in found), found

@@ -6,8 +6,7 @@ the first record that breaks the chain; ``checkpoint`` anchors it;
 ``@audited`` records any function's calls.
 """
 
-from handrail._errors import AuditError, AuditIntegrityError
-
+from .._errors import AuditError, AuditIntegrityError
 from ._audited import audited
 from ._encoding import GENESIS_HASH, args_digest
 from ._jsonl import JSONLSink, TornTail

@@ -10,13 +10,12 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from opentelemetry import trace
 
-from handrail._errors import ConfigurationError, EscalationRequired, PermissionDenied
-from handrail.identity import Principal
-from handrail.permissions import current_context, current_principal
-from handrail.permissions._request import RequestBuilder, ResourceSpec
-from handrail.policy import Resource
-from handrail.policy._model import ACTION_RE, resource_from
-
+from .._errors import ConfigurationError, EscalationRequired, PermissionDenied
+from ..identity import Principal
+from ..permissions import current_context, current_principal
+from ..permissions._request import RequestBuilder, ResourceSpec
+from ..policy import Resource
+from ..policy._model import ACTION_RE, resource_from
 from ._log import AuditLog
 from ._record import Outcome
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from handrail._errors import AuditError
+from .._errors import AuditError
 
 try:
     import fcntl

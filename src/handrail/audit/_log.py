@@ -15,12 +15,11 @@ from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 import structlog
 
-from handrail._errors import AuditError, AuditIntegrityError, ConfigurationError
-from handrail.clock import Clock, SystemClock
-from handrail.identity import Principal
-from handrail.policy import Decision, Effect, Resource
-from handrail.redaction import Redactor
-
+from .._errors import AuditError, AuditIntegrityError, ConfigurationError
+from ..clock import Clock, SystemClock
+from ..identity import Principal
+from ..policy import Decision, Effect, Resource
+from ..redaction import Redactor
 from ._encoding import GENESIS_HASH, check_line, format_timestamp
 from ._jsonl import JSONLSink, TornTail
 from ._memory import MemorySink

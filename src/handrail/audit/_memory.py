@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from handrail._errors import AuditError
+from .._errors import AuditError
 
 __all__ = ["MemorySink"]
 

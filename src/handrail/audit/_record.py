@@ -23,8 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handrail.policy import Effect, Resource
-
+from ..policy import Effect, Resource
 from ._encoding import canonical, digest_text, encode_revealing, format_timestamp
 from ._ids import new_id
 from ._redact import PartRedactor

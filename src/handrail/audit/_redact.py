@@ -18,8 +18,7 @@ from typing import Any
 
 from pydantic import SecretBytes, SecretStr
 
-from handrail.redaction import Redactor
-
+from ..redaction import Redactor
 from ._encoding import is_plain, plain
 
 __all__ = ["PartRedactor", "Redacted"]

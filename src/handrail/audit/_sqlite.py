@@ -14,8 +14,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from handrail._errors import AuditError, ConfigurationError
-
+from .._errors import AuditError, ConfigurationError
 from ._sink import FSYNC_MODES, FsyncMode
 
 __all__ = ["SQLiteSink"]

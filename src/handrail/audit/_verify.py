@@ -37,8 +37,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handrail._errors import AuditIntegrityError
-
+from .._errors import AuditIntegrityError
 from ._encoding import GENESIS_HASH, check_line
 
 __all__ = ["Anchor", "Checkpoint", "ProblemKind", "VerifyReport", "verify_lines"]

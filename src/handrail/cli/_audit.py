@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from handrail.audit import (
+from ..audit import (
     AuditError,
     AuditIntegrityError,
     AuditLog,

@@ -11,8 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from handrail._version import __version__
-
+from .._version import __version__
 from . import _audit, _policy
 
 __all__ = ["main"]

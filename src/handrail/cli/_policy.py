@@ -11,8 +11,8 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from handrail.identity import Principal
-from handrail.policy import ActionRequest, Policy, PolicyCases, PolicyError, PolicyProblem, Resource
+from ..identity import Principal
+from ..policy import ActionRequest, Policy, PolicyCases, PolicyError, PolicyProblem, Resource
 
 __all__ = ["add_commands"]
 

@@ -227,20 +227,19 @@ class _GuardedCall:
             idempotency_key=key,
         )
 
-    def finish(
-        self,
-        decision: Decision,
-        scope: ActionScope,
-        started: float,
-        attempts: int,
-        key: str | None,
-        error: BaseException | None,
-    ) -> None:
+    def finish(self, run: _Run, error: BaseException | None) -> None:
         outcome = "failed" if error is not None else "executed"
+        attempts = run.attempts.count
         record = self.record(
-            decision, outcome, scope, error=error, started=started, attempts=attempts, key=key
+            run.decision,
+            outcome,
+            run.scope,
+            error=error,
+            started=run.started,
+            attempts=attempts,
+            key=run.key,
         )
-        scope.finished(
+        run.scope.finished(
             outcome, error=error, record_id=record.id if record else None, attempts=attempts
         )
 
@@ -262,72 +261,79 @@ class _GuardedCall:
         if decision.effect is Effect.AUDIT and self.guard.on_audit is not None:
             self.guard.on_audit(decision)
 
-    # -- the drivers -------------------------------------------------------------
+    def admit(
+        self, decision: Decision, scope: ActionScope, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _Run:
+        """Raise a refusal (audited); or call the audit hook and return what the run needs."""
+        scope.decided(decision)
+        if not decision.effect.is_grant:
+            raise self.refuse(decision, scope)
+        self.allowed(decision)
+        return _Run(decision, scope, self.key_for(decision, args, kwargs))
+
+    def retry_options(self, run: _Run, telemetry: Telemetry) -> dict[str, Any]:
+        return {
+            "action": run.decision.request.action,
+            "is_write": self.is_write,
+            "idempotency_key": run.key,
+            "on_attempt": run.attempts,
+            "telemetry": telemetry,
+        }
+
+    # -- the drivers: the same steps, one calling and one awaiting -----------------
 
     def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         decision = self.decide(args, kwargs)
         telemetry = self.guard.telemetry or default_telemetry()
         with telemetry.action(decision.request, tool_name=self.tool_name) as scope:
-            scope.decided(decision)
-            if not decision.effect.is_grant:
-                raise self.refuse(decision, scope)
-            self.allowed(decision)
-            key = self.key_for(decision, args, kwargs)
-            attempts = _Attempts()
-            started = time.perf_counter()
+            run = self.admit(decision, scope, args, kwargs)
             try:
                 retry = self.guard.retry
                 if retry is None:
-                    attempts.count = 1
+                    run.attempts.count = 1
                     result = self.target()(*args, **kwargs)
                 else:
                     # A partial: the tool's own arguments never clash with retry's.
-                    result = retry.call(
-                        functools.partial(self.target(), *args, **kwargs),
-                        action=decision.request.action,
-                        is_write=self.is_write,
-                        idempotency_key=key,
-                        on_attempt=attempts,
-                        telemetry=telemetry,
-                    )
+                    call = functools.partial(self.target(), *args, **kwargs)
+                    result = retry.call(call, **self.retry_options(run, telemetry))
             except BaseException as exc:
-                self.finish(decision, scope, started, attempts.count, key, exc)
+                self.finish(run, exc)
                 raise
-            self.finish(decision, scope, started, attempts.count, key, None)
+            self.finish(run, None)
             return result
 
     async def arun(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         decision = self.decide(args, kwargs)
         telemetry = self.guard.telemetry or default_telemetry()
         with telemetry.action(decision.request, tool_name=self.tool_name) as scope:
-            scope.decided(decision)
-            if not decision.effect.is_grant:
-                raise self.refuse(decision, scope)
-            self.allowed(decision)
-            key = self.key_for(decision, args, kwargs)
-            attempts = _Attempts()
-            started = time.perf_counter()
+            run = self.admit(decision, scope, args, kwargs)
             try:
                 retry = self.guard.retry
+                target = cast(Callable[..., Awaitable[Any]], self.atarget())
                 if retry is None:
-                    attempts.count = 1
-                    result = await cast(Callable[..., Awaitable[Any]], self.atarget())(
-                        *args, **kwargs
-                    )
+                    run.attempts.count = 1
+                    result = await target(*args, **kwargs)
                 else:
-                    result = await retry.acall(
-                        functools.partial(self.atarget(), *args, **kwargs),
-                        action=decision.request.action,
-                        is_write=self.is_write,
-                        idempotency_key=key,
-                        on_attempt=attempts,
-                        telemetry=telemetry,
-                    )
+                    call = functools.partial(target, *args, **kwargs)
+                    result = await retry.acall(call, **self.retry_options(run, telemetry))
             except BaseException as exc:
-                self.finish(decision, scope, started, attempts.count, key, exc)
+                self.finish(run, exc)
                 raise
-            self.finish(decision, scope, started, attempts.count, key, None)
+            self.finish(run, None)
             return result
+
+
+class _Run:
+    """One admitted call in progress: its decision, span, idempotency key, attempts and start."""
+
+    __slots__ = ("attempts", "decision", "key", "scope", "started")
+
+    def __init__(self, decision: Decision, scope: ActionScope, key: str | None) -> None:
+        self.decision = decision
+        self.scope = scope
+        self.key = key
+        self.attempts = _Attempts()
+        self.started = time.perf_counter()
 
 
 class _Attempts:

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from handrail.identity import Principal
-from handrail.policy import Policy
+from ..identity import Principal
+from ..policy import Policy
 
 __all__ = [
     "acting_as",

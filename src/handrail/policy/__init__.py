@@ -3,8 +3,7 @@
 See ``docs/policies.md`` for the semantics and the file format.
 """
 
-from handrail._errors import PolicyError, PolicyProblem
-
+from .._errors import PolicyError, PolicyProblem
 from ._cases import CaseResult, PolicyCases, PolicyTestReport
 from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, Not, Predicate, Trace
 from ._decision import Decision, Explanation, RuleTrace

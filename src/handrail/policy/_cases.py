@@ -28,15 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from handrail._errors import PolicyError, PolicyProblem
-from handrail.identity import Principal, User
-
+from .._errors import PolicyError, PolicyProblem
+from ..identity import Principal, User
 from ._decision import Decision
-from ._model import ActionRequest, Effect, Resource
+from ._model import ActionRequest, Effect, Resource, effect_from
 
 if TYPE_CHECKING:
-    import yaml
-
     from ._policy import Policy
 
 __all__ = ["CaseResult", "PolicyCase", "PolicyCases", "PolicyTestReport"]
@@ -64,14 +61,7 @@ class PolicyCase(BaseModel):
     @field_validator("expect", mode="before")
     @classmethod
     def _known_effect(cls, value: object) -> object:
-        if isinstance(value, str) and not isinstance(value, Effect):
-            try:
-                return Effect(value.lower())
-            except ValueError:
-                raise ValueError(
-                    f"unknown effect {value!r} (expected allow, audit, escalate, deny)"
-                ) from None
-        return value
+        return effect_from(value)
 
     @model_validator(mode="after")
     def _route_only_for_escalate(self) -> PolicyCase:
@@ -331,40 +321,22 @@ class PolicyCases:
         Raises ``PolicyError`` naming the file, line and field of every problem;
         a file with any problem yields no cases.
         """
+        from ._load import read_text
+
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicyError(
-                PolicyProblem(f"not UTF-8 text ({exc.reason}): save the file as UTF-8", path)
-            ) from exc
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise PolicyError(
-                PolicyProblem(f"cannot read the test file: {reason}; check the path", path)
-            ) from exc
+        text = read_text(path, "test file")
         return cls.from_yaml(text, source=path)
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str | os.PathLike[str] | None = None) -> PolicyCases:
         """Read cases from YAML text (``source`` names it in errors)."""
-        import yaml  # here, not at the top: `import handrail` must stay light
+        from ._load import read_yaml  # here, not at the top: it imports yaml
 
         path = None if source is None else Path(source)
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = None if node is None else loader.construct_document(node)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = None if mark is None else mark.line + 1
-            message = f"invalid YAML: {exc.problem or exc.context}"
-            raise PolicyError(PolicyProblem(message, path, line)) from exc
-        except yaml.YAMLError as exc:
-            raise PolicyError(PolicyProblem(f"invalid YAML: {exc}", path)) from exc
-        finally:
-            loader.dispose()
-        return _from_data(data, path, _LineMap(node))
+        data, lines, problems = read_yaml(text, path)
+        if problems:  # keys given twice: PyYAML would silently keep one
+            raise PolicyError(problems)
+        return _from_data(data, path, _LineMap(lines))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PolicyCases:
@@ -373,37 +345,16 @@ class PolicyCases:
 
 
 class _LineMap:
-    """Where each key and item of a YAML document starts, by path, for error messages."""
+    """Where each key and item of the document starts, by path, for error messages."""
 
-    def __init__(self, node: yaml.Node | None) -> None:
-        self._lines: dict[_Loc, int] = {}
-        if node is None:
-            return
-        from yaml import MappingNode, SequenceNode
-
-        def walk(node: yaml.Node, loc: _Loc, open_nodes: frozenset[int]) -> None:
-            if id(node) in open_nodes:  # a recursive alias
-                return
-            self._lines.setdefault(loc, node.start_mark.line + 1)
-            open_nodes |= {id(node)}
-            if isinstance(node, MappingNode):
-                for key, value in node.value:
-                    here = (*loc, key.value)
-                    self._lines.setdefault(here, key.start_mark.line + 1)
-                    walk(value, here, open_nodes)
-            elif isinstance(node, SequenceNode):
-                for index, item in enumerate(node.value):
-                    walk(item, (*loc, index), open_nodes)
-
-        walk(node, (), frozenset())
+    def __init__(self, lines: Mapping[_Loc, int] | None) -> None:
+        self._lines = lines
 
     def line(self, loc: _Loc) -> int | None:
         """The line of ``loc``, or of its nearest ancestor the document has."""
-        for end in range(len(loc), -1, -1):
-            found = self._lines.get(loc[:end])
-            if found is not None:
-                return found
-        return None
+        from ._load import line_of
+
+        return line_of(loc, dict(self._lines)) if self._lines else None
 
 
 def _field(loc: _Loc) -> str:

@@ -23,10 +23,10 @@ import datetime as dt
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from operator import attrgetter
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -523,92 +523,84 @@ class Exists(_Node):
         return frozenset({self.path})
 
 
-class AllOf(_Node):
+def _kleene(values: Iterable[Tri], dominant: bool) -> Tri:
+    """Kleene's and (``dominant=False``) or or (``dominant=True``) over three-valued results.
+
+    The dominant value settles it at once; otherwise any undetermined value
+    leaves the result undetermined.
+    """
+    result: Tri = not dominant
+    for value in values:
+        if value is dominant:
+            return dominant
+        if value is None:
+            result = None
+    return result
+
+
+class _Junction(_Node):
+    """All of, or any of, several conditions; the two differ only in the dominant value."""
+
+    conditions: tuple[Condition, ...]
+
+    _name: ClassVar[str]  # "all" / "any", as in the file syntax
+    _dominant: ClassVar[bool]
+    _word: ClassVar[str]  # "and" / "or"
+    _empty: ClassVar[str]  # how an empty junction reads
+
+    def compile(self) -> Test:
+        tests = tuple(c.compile() for c in self.conditions)
+        if len(tests) == 1:
+            return tests[0]
+        dominant = self._dominant
+        neutral = not dominant
+
+        # _kleene inlined: a generator per call would cost more than the tests.
+        def junction(request: ActionRequest) -> Tri:
+            result: Tri = neutral
+            for test in tests:
+                value = test(request)
+                if value is dominant:
+                    return dominant
+                if value is None:
+                    result = None
+            return result
+
+        return junction
+
+    def trace(self, request: ActionRequest) -> Trace:
+        traces = [c.trace(request) for c in self.conditions]
+        value = _kleene((t.value for t in traces), self._dominant)
+        return _combine(value, f"{self._name} of", traces)
+
+    def render(self) -> str:
+        return f" {self._word} ".join(_group(c) for c in self.conditions) or self._empty
+
+    def to_data(self) -> Any:
+        return {self._name: [c.to_data() for c in self.conditions]}
+
+    def paths(self) -> frozenset[str]:
+        return frozenset().union(*(c.paths() for c in self.conditions))
+
+
+class AllOf(_Junction):
     """Every condition holds (undetermined if none fails and one is undetermined)."""
 
     kind: Literal["all"] = "all"
-    conditions: tuple[Condition, ...]
-
-    def compile(self) -> Test:
-        tests = tuple(c.compile() for c in self.conditions)
-        if len(tests) == 1:
-            return tests[0]
-
-        def all_of(request: ActionRequest) -> Tri:
-            result: Tri = True
-            for test in tests:
-                value = test(request)
-                if value is False:
-                    return False
-                if value is None:
-                    result = None
-            return result
-
-        return all_of
-
-    def trace(self, request: ActionRequest) -> Trace:
-        traces = [c.trace(request) for c in self.conditions]
-        value: Tri = True
-        for t in traces:
-            if t.value is False:
-                value = False
-                break
-            if t.value is None:
-                value = None
-        return _combine(value, "all of", traces)
-
-    def render(self) -> str:
-        return " and ".join(_group(c) for c in self.conditions) or "always"
-
-    def to_data(self) -> Any:
-        return {"all": [c.to_data() for c in self.conditions]}
-
-    def paths(self) -> frozenset[str]:
-        return frozenset().union(*(c.paths() for c in self.conditions))
+    _name = "all"
+    _dominant = False
+    _word = "and"
+    _empty = "always"
 
 
-class AnyOf(_Node):
+class AnyOf(_Junction):
     """At least one condition holds (undetermined if none holds and one is undetermined)."""
 
     kind: Literal["any"] = "any"
-    conditions: tuple[Condition, ...]
-
-    def compile(self) -> Test:
-        tests = tuple(c.compile() for c in self.conditions)
-        if len(tests) == 1:
-            return tests[0]
-
-        def any_of(request: ActionRequest) -> Tri:
-            result: Tri = False
-            for test in tests:
-                value = test(request)
-                if value is True:
-                    return True
-                if value is None:
-                    result = None
-            return result
-
-        return any_of
-
-    def trace(self, request: ActionRequest) -> Trace:
-        traces = [c.trace(request) for c in self.conditions]
-        value: Tri = False
-        for t in traces:
-            if t.value is True:
-                value = True
-                break
-            if t.value is None:
-                value = None
-        return _combine(value, "any of", traces)
-
-    def render(self) -> str:
-        return " or ".join(_group(c) for c in self.conditions) or "never"
-
-    def to_data(self) -> Any:
-        return {"any": [c.to_data() for c in self.conditions]}
-
-    def paths(self) -> frozenset[str]:
-        return frozenset().union(*(c.paths() for c in self.conditions))
+    _name = "any"
+    _dominant = True
+    _word = "or"
+    _empty = "never"
 
 
 class Not(_Node):

@@ -31,8 +31,7 @@ from typing import Any, Literal, TypeAlias
 import yaml
 from pydantic import ValidationError
 
-from handrail._errors import PolicyError, PolicyProblem
-
+from .._errors import PolicyError, PolicyProblem
 from ._conditions import ConditionSyntaxError
 from ._model import ACTION_PATTERN_RE, PrincipalMatch, Rule
 from ._policy import Policy
@@ -82,8 +81,13 @@ def load_file(path: Path) -> Policy:
                 path,
             )
         )
+    return loads(read_text(path, "policy file"), fmt, path)
+
+
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``; a PolicyError naming it (``what`` says which file) if not."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyError(
             PolicyProblem(f"not UTF-8 text ({exc.reason}): save the file as UTF-8", path)
@@ -91,9 +95,28 @@ def load_file(path: Path) -> Policy:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise PolicyError(
-            PolicyProblem(f"cannot read the policy file: {reason}; check the path", path)
+            PolicyProblem(f"cannot read the {what}: {reason}; check the path", path)
         ) from exc
-    return loads(text, fmt, path)
+
+
+def read_yaml(text: str, source: Path | None) -> tuple[Any, LineMap, list[PolicyProblem]]:
+    """YAML text as data, the line of every key and item, and its duplicate-key problems.
+
+    Raises PolicyError for a syntax error.  Shared with the policy test-case loader.
+    """
+    data, lines, issues = _read_yaml(text, source)
+    problems = [
+        PolicyProblem(
+            i.message, source, i.line or _line_of(i.loc, lines), field=_dotted(i.loc) or None
+        )
+        for i in issues
+    ]
+    return data, lines, problems
+
+
+def line_of(loc: Location, lines: LineMap | None) -> int | None:
+    """The line of ``loc`` in a document read by ``read_yaml``, or of its nearest ancestor."""
+    return _line_of(loc, lines)
 
 
 def loads(text: str, fmt: Format, source: Path | None) -> Policy:

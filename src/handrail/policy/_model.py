@@ -9,8 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from handrail.identity import Principal
-
+from ..identity import Principal
 from ._conditions import Condition, _finish, parse_condition
 
 __all__ = ["ActionRequest", "Effect", "PrincipalMatch", "Resource", "Rule"]
@@ -46,6 +45,18 @@ class Effect(enum.StrEnum):
 
 
 _STRICTNESS = {Effect.ALLOW: 0, Effect.AUDIT: 1, Effect.ESCALATE: 2, Effect.DENY: 3}
+
+
+def effect_from(value: object) -> object:
+    """An Effect from its name in any case (for validators); a clear ValueError if unknown."""
+    if isinstance(value, str) and not isinstance(value, Effect):
+        try:
+            return Effect(value.lower())
+        except ValueError:
+            raise ValueError(
+                f"unknown effect {value!r} (expected allow, audit, escalate, deny)"
+            ) from None
+    return value
 
 
 class Resource(BaseModel):
@@ -169,14 +180,7 @@ class Rule(BaseModel):
     @field_validator("effect", mode="before")
     @classmethod
     def _known_effect(cls, value: object) -> object:
-        if isinstance(value, str) and not isinstance(value, Effect):
-            try:
-                return Effect(value.lower())
-            except ValueError:
-                raise ValueError(
-                    f"unknown effect {value!r} (expected allow, audit, escalate, deny)"
-                ) from None
-        return value
+        return effect_from(value)
 
     @field_validator("actions", mode="before")
     @classmethod

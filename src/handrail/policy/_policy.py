@@ -7,8 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from handrail._errors import PolicyError, PolicyProblem
-
+from .._errors import PolicyError, PolicyProblem
 from ._compile import CompiledPolicy
 from ._decision import Decision, Explanation
 from ._model import ActionRequest, Rule

@@ -4,8 +4,7 @@ See ``docs/retries.md``.  For fast test suites, ``handrail.testing.no_waits()``
 removes the waits between attempts.
 """
 
-from handrail._errors import CircuitOpen, WriteNotRetried
-
+from .._errors import CircuitOpen, WriteNotRetried
 from ._breaker import CircuitBreaker, CircuitBreakers, CircuitState
 from ._classify import is_transient
 from ._idempotency import current_idempotency_key, idempotency_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from handrail.policy import Policy, PolicyCases, PolicyTestReport
+from ..policy import Policy, PolicyCases, PolicyTestReport
 
 __all__ = ["check_policy_cases"]
 

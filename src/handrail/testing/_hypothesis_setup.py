@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from handrail.identity import Principal, User
-from handrail.policy import ActionRequest, Policy, Resource, Rule
-from handrail.testing import _strategies
+from ..identity import Principal, User
+from ..policy import ActionRequest, Policy, Resource, Rule
+from . import _strategies
 
 
 def _register() -> None:

@@ -8,7 +8,7 @@ Pass your own vocabularies (the actions and paths your policy uses) to aim
 the search at your policy::
 
     from hypothesis import given
-    from handrail.testing import action_requests
+    from . import action_requests
 
     @given(action_requests(actions=["crm.contact.read", "crm.*.update"]))
     def test_reads_never_escalate(request): ...
@@ -26,8 +26,8 @@ from typing import Any, TypeAlias
 
 from hypothesis import strategies as st
 
-from handrail.identity import Principal, User
-from handrail.policy import (
+from ..identity import Principal, User
+from ..policy import (
     ActionRequest,
     AllOf,
     AnyOf,
@@ -41,8 +41,8 @@ from handrail.policy import (
     Resource,
     Rule,
 )
-from handrail.policy._conditions import OPERATORS, _kind, _path_steps
-from handrail.policy._model import ACTION_PATTERN_RE
+from ..policy._conditions import OPERATORS, _kind, _path_steps
+from ..policy._model import ACTION_PATTERN_RE
 
 __all__ = [
     "action_requests",
