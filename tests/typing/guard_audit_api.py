@@ -1,0 +1,44 @@
+"""Call shapes of Guard, the audit trail and telemetry, checked by mypy --strict (never executed)."""
+
+from pathlib import Path
+from typing import assert_type
+
+from handrail import ActionRequest, Guard, Policy, Principal
+from handrail.audit import AuditLog, AuditRecord, Checkpoint, VerifyReport, audited
+from handrail.resilience import CircuitBreakers, RetryPolicy
+from handrail.telemetry import ActionScope, Telemetry, default_telemetry
+
+policy = Policy.from_file("policy.yaml")
+log = AuditLog.jsonl(Path("audit.jsonl"), fsync="batch")
+assert_type(log.verify(), VerifyReport)
+assert_type(log.checkpoint(), Checkpoint)
+guard = Guard(policy, audit=log, retry=RetryPolicy(), breakers=CircuitBreakers())
+
+
+@guard.protect("crm.contact.update", is_write=True, idempotency_key=True, breaker="crm")
+def update(contact_id: str, phone: str) -> dict[str, str]:
+    return {"id": contact_id, "phone": phone}
+
+
+@guard.protect("crm.contact.read")
+async def read(contact_id: str) -> int:
+    return 1
+
+
+@audited(log, action="reports.build")
+def build(day: str) -> bytes:
+    return b""
+
+
+request = ActionRequest(principal=Principal(agent="bot"), action="crm.contact.read")
+record = log.append_decision(policy.evaluate(request))
+assert_type(record, AuditRecord)
+assert_type(default_telemetry(), Telemetry)
+
+
+async def use() -> None:
+    assert_type(update("c-1", phone="+1"), dict[str, str])
+    assert_type(await read("c-1"), int)
+    assert_type(build("2026-11-25"), bytes)
+    with default_telemetry().action(request) as scope:
+        assert_type(scope, ActionScope)
