@@ -3,9 +3,15 @@
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from handrail.permissions import set_default_policy
 from handrail.testing import set_no_waits
+
+# CI machines are small and shared: time limits per example would only make
+# property tests flaky.  Example counts stay as each test sets them.
+settings.register_profile("handrail", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("handrail")
 
 
 @pytest.fixture(autouse=True)
