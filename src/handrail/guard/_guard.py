@@ -165,7 +165,7 @@ class _GuardedCall:
         self.breaker = breaker
         self.tool_name = tool_name
 
-    # -- the pure steps --------------------------------------------------------
+    # -- the steps both drivers share ---------------------------------------------
 
     def decide(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Decision:
         built = self.builder.build(args, kwargs)
