@@ -1,4 +1,4 @@
-"""Call shapes of Guard, the audit trail and telemetry, checked by mypy --strict (never executed)."""
+"""Call shapes of Guard, the audit trail and telemetry, for mypy --strict (never executed)."""
 
 from pathlib import Path
 from typing import assert_type

@@ -30,14 +30,12 @@ def _text(value: int, pairs: int) -> str:
 
 
 class _Last:
-    """The previous id made in this process, and the text of its slower-changing parts."""
+    """The previous id made in this process, and the text of its slower-changing part."""
 
     lock = threading.Lock()
     value = random.SystemRandom().getrandbits(_RANDOM_BITS)
-    time_key = -1
-    time_text = ""
-    high_key = -1
-    high_text = ""
+    prefix_key = -1
+    prefix_text = ""
 
 
 def new_id(milliseconds: int) -> str:
@@ -50,13 +48,12 @@ def new_id(milliseconds: int) -> str:
             value = last.value + 1  # the clock went back: keep sorting
         last.value = value
         # 26 characters: 10 for the time (the first holds 2 zero bits and 3
-        # of time), 12 for the high 60 counting bits, 4 for the low 20; the
-        # first two change rarely, so their text is kept.
-        if value >> _RANDOM_BITS != last.time_key:
-            last.time_key = value >> _RANDOM_BITS
-            last.time_text = _text(last.time_key, 5)
-        if (value >> 20) & 0xFFFFFFFFFFFFFFF != last.high_key:
-            last.high_key = (value >> 20) & 0xFFFFFFFFFFFFFFF
-            last.high_text = _text(last.high_key, 6)
-        prefix = last.time_text + last.high_text
+        # of time), 12 for the high 60 counting bits, 4 for the low 20.  The
+        # first 22 change about once a millisecond: their text is kept, behind
+        # one comparison (one key for both parts, as they change together).
+        key = value >> 20
+        if key != last.prefix_key:
+            last.prefix_key = key
+            last.prefix_text = _text(key >> 60, 5) + _text(key, 6)
+        prefix = last.prefix_text
     return prefix + _PAIRS[(value >> 10) & 1023] + _PAIRS[value & 1023]

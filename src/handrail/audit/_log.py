@@ -284,8 +284,15 @@ class AuditLog:
         and ``executed`` if not.  Raises like ``append``.
         """
         request = decision.request
+        effect = decision.effect
         if outcome is None:
-            outcome = _default_outcome(decision.effect, error)
+            # Inline, by identity (hashing an enum member runs Python code): every append.
+            if effect is _DENY:
+                outcome = _DENIED
+            elif effect is _ESCALATE:
+                outcome = _ESCALATED
+            else:
+                outcome = _EXECUTED if error is None else _FAILED
         principal = request.principal
         user = principal.on_behalf_of
         rule = decision.rule
@@ -298,7 +305,7 @@ class AuditLog:
             resource=request.resource,
             args=request.args,
             context=request.context,
-            effect=decision.effect,
+            effect=effect,
             rule_id=None if rule is None else rule.id,
             reason=decision.reason,
             error=error,
@@ -555,12 +562,10 @@ def is_sqlite_path(path: str | os.PathLike[str]) -> bool:
         return path.suffix.lower() in _SQLITE_SUFFIXES
 
 
-def _default_outcome(effect: Effect, error: BaseException | None) -> Outcome:
-    if effect is Effect.DENY:
-        return Outcome.DENIED
-    if effect is Effect.ESCALATE:
-        return Outcome.ESCALATED
-    return Outcome.FAILED if error is not None else Outcome.EXECUTED
+# append_decision's default outcomes, as module globals: read on every append.
+_DENY, _ESCALATE = Effect.DENY, Effect.ESCALATE
+_DENIED, _ESCALATED = Outcome.DENIED, Outcome.ESCALATED
+_EXECUTED, _FAILED = Outcome.EXECUTED, Outcome.FAILED
 
 
 def _aware(when: dt.datetime, name: str) -> dt.datetime:

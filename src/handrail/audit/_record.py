@@ -283,9 +283,11 @@ def entry(
                 safe_context = _scrubbed(safe_context, secrets, mask)
                 safe_resource = _scrubbed(safe_resource, secrets, mask)
         # Free text is scrubbed whatever was masked: it may hold credentials in URLs.
-        if reason:
+        # Redactor.scrub is skipped when it could change nothing: no secret, no URL.
+        skip_scrub = redaction.standard_scrub and not secrets
+        if reason and not (skip_scrub and "://" not in reason):
             reason = redactor.scrub(reason, secrets or ())
-        if error_message:
+        if error_message and not (skip_scrub and "://" not in error_message):
             error_message = redactor.scrub(error_message, secrets or ())
 
         if not full_args and digest_key is None:

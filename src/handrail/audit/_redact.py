@@ -36,7 +36,7 @@ collected, ask ``Redactor.secrets_in``), whether the copy *is* the part, unchang
 class PartRedactor:
     """Redacts the parts of records for one ``AuditLog``.  Thread-safe (the cache only grows)."""
 
-    __slots__ = ("_fast", "_mask", "_sensitive", "redactor")
+    __slots__ = ("_fast", "_mask", "_sensitive", "redactor", "standard_scrub")
 
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
@@ -44,6 +44,8 @@ class PartRedactor:
         # The fast path is exact only for handrail's own Redactor without value
         # redactors: a subclass, or a user redactor, may mask anything.
         self._fast = type(redactor) is Redactor and not redactor._redactors
+        # handrail's own Redactor.scrub, which changes nothing without a secret or a URL.
+        self.standard_scrub = type(redactor) is Redactor
         self._sensitive: dict[str, bool] = {}
 
     def redact(self, value: Any, path: str) -> Redacted:
