@@ -530,3 +530,24 @@ def test_rules_survive_model_dump() -> None:
         escalate_to="x",
     )
     assert Rule.model_validate(original.model_dump()) == original
+
+
+def test_caches_stay_bounded_and_correct() -> None:
+    """Past the cache limits (many actions and users), decisions stay right and memory bounded."""
+    from handrail.policy._compile import _CACHE_LIMIT
+
+    policy = Policy(
+        [
+            rule("reps", "allow", "crm.*", principals={"roles": ["rep"]}),
+            rule("agent", "allow", "crm.*", principals={"agents": ["sales-bot"]}),
+        ]
+    )
+    compiled = policy._compiled
+    for n in range(_CACHE_LIMIT + 50):
+        roles = ["rep"] if n % 2 else []
+        principal = Principal(agent="sales-bot", on_behalf_of={"id": f"u{n}", "roles": roles})
+        decision = policy.evaluate(request(f"crm.thing{n}.read", principal))
+        assert decision.is_allowed is bool(n % 2), n
+    assert len(compiled._cache) <= _CACHE_LIMIT
+    assert len(compiled._user_plans) <= _CACHE_LIMIT
+    assert len(compiled._agent_plans) <= _CACHE_LIMIT
