@@ -6,6 +6,7 @@ import types
 
 import handrail
 import handrail.audit
+import handrail.escalation
 import handrail.guard
 import handrail.identity
 import handrail.permissions
@@ -21,6 +22,7 @@ def test_all_names_are_exported() -> None:
     for module in (
         handrail,
         handrail.audit,
+        handrail.escalation,
         handrail.guard,
         handrail.identity,
         handrail.permissions,
