@@ -284,3 +284,22 @@ def test_configuration_errors() -> None:
         Guard("policy.yaml")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="no breakers"):
         Guard(POLICY).protect("crm.contact.read", breaker="crm")
+
+
+def test_failing_key_function_is_audited_and_the_call_never_runs(guard: Guard) -> None:
+    """An idempotency-key callable that raises fails the call, and the failure is recorded."""
+    ran: list[str] = []
+
+    def broken_key(contact_id: str) -> str:
+        raise KeyError(contact_id)
+
+    @guard.protect("crm.contact.update", is_write=True, idempotency_key=broken_key)
+    def update(contact_id: str) -> None:
+        ran.append(contact_id)
+
+    with acting_as(BOT), pytest.raises(KeyError):
+        update("c-1")
+    assert ran == []
+    (record,) = records(guard)
+    assert record["outcome"] == "failed"
+    assert record["error_type"] == "KeyError"

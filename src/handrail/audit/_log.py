@@ -293,14 +293,10 @@ class AuditLog:
                 outcome = _ESCALATED
             else:
                 outcome = _EXECUTED if error is None else _FAILED
-        principal = request.principal
-        user = principal.on_behalf_of
         rule = decision.rule
-        prepared = entry(
-            self._redaction,
+        return self.append(
+            principal=request.principal,
             action=request.action,
-            agent=principal.agent,
-            on_behalf_of=None if user is None else user.id,
             outcome=outcome,
             resource=request.resource,
             args=request.args,
@@ -315,9 +311,7 @@ class AuditLog:
             span_id=span_id,
             escalation_id=escalation_id,
             idempotency_key=idempotency_key,
-            digest_key=self._digest_key,
         )
-        return self._append(prepared)
 
     async def aappend(
         self,

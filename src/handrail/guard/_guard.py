@@ -269,7 +269,7 @@ class _GuardedCall:
         if not decision.effect.is_grant:
             raise self.refuse(decision, scope)
         self.allowed(decision)
-        return _Run(decision, scope, self.key_for(decision, args, kwargs))
+        return _Run(decision, scope)
 
     def retry_options(self, run: _Run, telemetry: Telemetry) -> dict[str, Any]:
         return {
@@ -288,6 +288,7 @@ class _GuardedCall:
         with telemetry.action(decision.request, tool_name=self.tool_name) as scope:
             run = self.admit(decision, scope, args, kwargs)
             try:
+                run.key = self.key_for(decision, args, kwargs)
                 retry = self.guard.retry
                 if retry is None:
                     run.attempts.count = 1
@@ -308,6 +309,7 @@ class _GuardedCall:
         with telemetry.action(decision.request, tool_name=self.tool_name) as scope:
             run = self.admit(decision, scope, args, kwargs)
             try:
+                run.key = self.key_for(decision, args, kwargs)
                 retry = self.guard.retry
                 target = cast(Callable[..., Awaitable[Any]], self.atarget())
                 if retry is None:
@@ -328,10 +330,10 @@ class _Run:
 
     __slots__ = ("attempts", "decision", "key", "scope", "started")
 
-    def __init__(self, decision: Decision, scope: ActionScope, key: str | None) -> None:
+    def __init__(self, decision: Decision, scope: ActionScope) -> None:
         self.decision = decision
         self.scope = scope
-        self.key = key
+        self.key: str | None = None  # set inside the drivers' try: a failing key is audited
         self.attempts = _Attempts()
         self.started = time.perf_counter()
 
