@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from datetime import timedelta
 
 import pytest
@@ -147,8 +148,14 @@ def test_default_telemetry_is_one_object() -> None:
     assert default_telemetry() is default_telemetry()
 
 
+# A fixed prefix keeps a generated secret from being a substring of handrail's
+# own attribute names; ASCII without quotes or backslashes survives JSON as is,
+# so a leak cannot hide behind escaping.
+_SECRET_CHARS = "".join(c for c in string.printable if c not in "\"'\\*" and not c.isspace())
+
+
 @settings(max_examples=50, deadline=None)
-@given(secret=st.text(min_size=8, max_size=30).filter(lambda s: s.strip() == s and "*" not in s))
+@given(secret=st.text(_SECRET_CHARS, min_size=8, max_size=30).map(lambda s: f"s3cr3t-{s}"))
 def test_no_secret_reaches_spans_or_logs(secret: str) -> None:
     """A secret in the request's args never appears in span attributes, events or log events."""
     from opentelemetry.sdk.trace import TracerProvider
