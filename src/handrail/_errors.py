@@ -7,6 +7,11 @@ The tree is split by what the caller does next::
     ├── EscalationRequired         wait: a human must decide before the action runs
     ├── CircuitOpen                retry later: calls to a failing system are paused
     ├── WriteNotRetried            a write failed once and was not retried (no idempotency key)
+    ├── EscalationError            an escalation could not be changed as asked; nothing changed
+    │   ├── UnknownEscalation      no escalation has this id (also a LookupError)
+    │   ├── IllegalTransition      its state forbids the change (e.g. approving an expired one)
+    │   ├── NotADecider            this person may not decide at this level (audited)
+    │   └── AlreadyExecuted        the approved action already ran once; it never runs twice
     ├── AuditError                 the audit trail could not be written or read
     │   └── AuditIntegrityError    the audit trail fails verification (edited, torn, ...)
     └── ConfigurationError         fix the configuration (also a ValueError)
@@ -56,6 +61,61 @@ class EscalationRequired(HandrailError):
         super().__init__(
             f"{decision.request.action}: escalate to {decision.escalate_to!r}: {decision.reason}"
         )
+
+
+class EscalationError(HandrailError):
+    """An escalation could not be changed as asked; ``.escalation_id`` names it.
+
+    Nothing was changed: the escalation is exactly as it was before the call.
+    """
+
+    def __init__(self, escalation_id: str, message: str) -> None:
+        self.escalation_id = escalation_id
+        super().__init__(f"escalation {escalation_id}: {message}")
+
+
+class UnknownEscalation(EscalationError, LookupError):
+    """No escalation has this id in the store."""
+
+    def __init__(self, escalation_id: str, where: str = "") -> None:
+        at = f" in {where}" if where else ""
+        super().__init__(escalation_id, f"no such escalation{at}")
+
+
+class IllegalTransition(EscalationError):
+    """The escalation's state does not allow this change (e.g. approving an expired one).
+
+    ``.state`` is the state it is in, ``.attempted`` what was asked.
+    """
+
+    def __init__(self, escalation_id: str, state: str, attempted: str, detail: str = "") -> None:
+        self.state = state
+        self.attempted = attempted
+        extra = f": {detail}" if detail else ""
+        super().__init__(escalation_id, f"cannot {attempted} an escalation that is {state}{extra}")
+
+
+class NotADecider(EscalationError):
+    """``.by`` may not act on this escalation at its current level; the refusal is audited."""
+
+    def __init__(self, escalation_id: str, by: str, level: int, allowed: tuple[str, ...]) -> None:
+        self.by = by
+        self.level = level
+        self.allowed = allowed
+        who = ", ".join(allowed) or "nobody"
+        super().__init__(
+            escalation_id,
+            f"{by!r} may not decide at level {level}; the deciders are: {who}",
+        )
+
+
+class AlreadyExecuted(EscalationError):
+    """The approved action was already run once (by this or another worker); it is not run again."""
+
+    def __init__(self, escalation_id: str, by: str | None = None) -> None:
+        self.by = by
+        who = f" by {by}" if by else ""
+        super().__init__(escalation_id, f"its approved action was already executed{who}")
 
 
 class ConfigurationError(HandrailError, ValueError):

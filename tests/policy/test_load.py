@@ -480,7 +480,7 @@ def test_unknown_field_in_a_rule_suggests_and_lists_the_allowed_fields(tmp_path:
     assert (error.line, error.rule_id, error.field) == (3, "a", "efect")
     assert error.problems[0].message == (
         "unknown field 'efect': did you mean 'effect'? (a rule takes id, effect, actions, "
-        "principals, when, escalate_to, description, owner)"
+        "principals, when, escalate_to, on_timeout, description, owner)"
     )
 
 

@@ -64,6 +64,18 @@ class Outcome(enum.StrEnum):
     """Shadow mode: recorded as if it ran, but it did not."""
     FAILED = "failed"
     """It ran (or handrail tried to run it) and raised."""
+    ACKNOWLEDGED = "acknowledged"
+    """A human took an escalated action on; the decision is pending."""
+    WARNED = "warned"
+    """An escalation's deadline is near; its level was reminded."""
+    BREACHED = "breached"
+    """An escalation's deadline passed: it moved to the next level, or timed out."""
+    CANCELLED = "cancelled"
+    """The agent withdrew an escalated action; it did not run."""
+    REFUSED = "refused"
+    """Someone who may not decide an escalation tried to; nothing changed."""
+    UNDELIVERED = "undelivered"
+    """A notification about an escalation could not be delivered (it is retried)."""
 
 
 class AuditRecord(BaseModel):

@@ -1,9 +1,49 @@
 """Escalation: routing decisions to humans, under SLA clocks.
 
-For now, the calendar those clocks run under: ``BusinessHours``.  See
-``docs/escalation.md``.
+See ``docs/escalation.md``.
 """
 
+from .._errors import (
+    AlreadyExecuted,
+    EscalationError,
+    IllegalTransition,
+    NotADecider,
+    UnknownEscalation,
+)
 from ._calendar import BusinessHours
+from ._memory import MemoryStore
+from ._model import (
+    Delivery,
+    Escalation,
+    EscalationState,
+    Event,
+    Level,
+    Notification,
+    OnTimeout,
+    Route,
+)
+from ._router import EscalationRouter, TickReport, request_fingerprint
+from ._store import Change, EscalationStore
 
-__all__ = ["BusinessHours"]
+__all__ = [
+    "AlreadyExecuted",
+    "BusinessHours",
+    "Change",
+    "Delivery",
+    "Escalation",
+    "EscalationError",
+    "EscalationRouter",
+    "EscalationState",
+    "EscalationStore",
+    "Event",
+    "IllegalTransition",
+    "Level",
+    "MemoryStore",
+    "NotADecider",
+    "Notification",
+    "OnTimeout",
+    "Route",
+    "TickReport",
+    "UnknownEscalation",
+    "request_fingerprint",
+]

@@ -652,6 +652,8 @@ def to_data(policy: Policy) -> dict[str, Any]:
                 )
         if rule.escalate_to is not None:
             entry["escalate_to"] = rule.escalate_to
+        if rule.on_timeout is not None:
+            entry["on_timeout"] = rule.on_timeout
         if rule.description:
             entry["description"] = rule.description
         if rule.owner:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -164,6 +164,7 @@ class Rule(BaseModel):
     principals: PrincipalMatch = PrincipalMatch()
     when: Condition | None = None
     escalate_to: str | None = None
+    on_timeout: Literal["deny", "allow"] | None = None
     description: str = ""
     owner: str = ""
 
@@ -217,6 +218,10 @@ class Rule(BaseModel):
         if self.escalate_to is not None and self.effect is not Effect.ESCALATE:
             raise ValueError(
                 f"'escalate_to' is only meaningful on an escalate rule, not on {self.effect.value}"
+            )
+        if self.on_timeout is not None and self.effect is not Effect.ESCALATE:
+            raise ValueError(
+                f"'on_timeout' is only meaningful on an escalate rule, not on {self.effect.value}"
             )
         return self
 

@@ -210,6 +210,25 @@ class Telemetry:
                 error=self.redactor.scrub(str(error), ()),
             )
 
+    def escalation_event(self, kind: str, *, escalation_id: str, **fields: Any) -> None:
+        """Record an escalation's transition: a span event on the current span and a log event.
+
+        ``fields`` (route, level, state, by, ...) must hold no secrets: the
+        router passes ids and states only.
+        """
+        attributes = {
+            f"handrail.escalation.{key}": value
+            for key, value in fields.items()
+            if value is not None
+        }
+        attributes["handrail.escalation.id"] = escalation_id
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(f"handrail.escalation.{kind}", attributes)
+        logger = self.logger
+        if logger is not None:
+            logger.info(f"handrail.escalation.{kind}", escalation_id=escalation_id, **fields)
+
     def breaker_transitioned(self, *, name: str, old: str, new: str) -> None:
         """Count a circuit breaker's state change and log it."""
         instruments = self._metrics()

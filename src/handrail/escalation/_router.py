@@ -1,0 +1,825 @@
+"""``EscalationRouter``: opens escalations, lets deciders act, fires SLA timers, delivers notices.
+
+The router turns an ESCALATE decision into a durable case and moves it
+through its states (``_machine``); the store makes each move atomic and
+concurrency-safe (``_store``).  Side effects go through the store's outbox,
+written in the same transaction as the move, so a crash between a move and
+its notification or audit record loses neither: the next tick of any worker
+delivers what is pending (at least once).  The router also delivers audit
+records right after each move it makes, so the trail is current without a
+worker.
+
+Timers fire in ``tick()`` (sync), ``atick()`` or the ``run()`` worker loop:
+``tick`` asks the store for what is due at the clock's now, so its cost
+grows with the number due, not the number open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+from .._errors import ConfigurationError, NotADecider, UnknownEscalation
+from ..audit._encoding import args_digest, plain
+from ..clock import Clock, SystemClock
+from ..identity import Principal, User
+from ..policy import ActionRequest, Decision, Effect
+from ..redaction import Redactor
+from ..telemetry import Telemetry, default_telemetry
+from . import _machine
+from ._model import Delivery, Escalation, EscalationState, Event, Notification, Route
+from ._store import Change, EscalationStore
+
+if TYPE_CHECKING:
+    from ..audit import AuditLog
+    from ._channels import Channel
+
+__all__ = ["EscalationRouter", "TickReport", "request_fingerprint"]
+
+AUDIT_TARGET = "audit"
+NOTIFY_TARGET = "notify"
+
+# An audit delivery is appended by the router that made the change, right
+# after the commit; the outbox copy becomes claimable only after this grace,
+# so a concurrent worker does not append it a second time.
+_AUDIT_GRACE = timedelta(seconds=60)
+_LEASE = timedelta(seconds=60)
+
+_EVENT_OUTCOMES = {
+    "opened": "escalated",
+    "escalated": "escalated",
+    "warned": "warned",
+    "breached": "breached",
+    "timed_out": "breached",
+    "acknowledged": "acknowledged",
+    "approved": "approved",
+    "rejected": "rejected",
+    "expired": "expired",
+    "cancelled": "cancelled",
+}
+_NOTIFY_KINDS = {
+    "opened": "opened",
+    "escalated": "escalated",
+    "warned": "warning",
+    "timed_out": "warning",
+    "approved": "resolved",
+    "rejected": "resolved",
+    "expired": "resolved",
+    "cancelled": "resolved",
+}
+
+Resolved = Callable[[Escalation], object]
+Decider = str | User
+
+
+class TickReport(NamedTuple):
+    """What one tick did: escalations whose timers fired, notifications and audit records
+    delivered, deliveries that failed (and will be retried or were given up)."""
+
+    fired: int
+    delivered: int
+    failed: int
+
+
+def request_fingerprint(request: ActionRequest) -> str:
+    """A digest of what an approval covers: action, agent, user, resource and the full arguments.
+
+    Secrets count (a changed password is a different request); only the
+    digest is stored.  Resuming an escalation with a request whose
+    fingerprint differs is refused.
+    """
+    principal = request.principal
+    resource = request.resource
+    return args_digest(
+        {
+            "action": request.action,
+            "agent": principal.agent,
+            "on_behalf_of": None if principal.on_behalf_of is None else principal.on_behalf_of.id,
+            "resource": None if resource is None else {"type": resource.type, "id": resource.id},
+            "args": request.args,
+        }
+    )
+
+
+class EscalationRouter:
+    """Routes escalated decisions to the humans who may decide them, under SLA timers.
+
+    ``routes`` are the ``Route``\\ s a rule's ``escalate_to`` may name;
+    ``store`` keeps the cases (an ``EscalationStore``, or a SQLite path or
+    PostgreSQL URL for ``open_store``); ``channels`` deliver notifications;
+    ``clock`` is read for every deadline (inject ``FakeClock`` in tests);
+    ``audit`` receives a record for every transition, refusal and failed
+    delivery; ``groups`` maps group names to member user ids for
+    ``group:NAME`` deciders; ``on_resolved`` is called (in this process)
+    with every escalation this router moves to a final state.  ``store_hint``
+    is the ``--store`` value printed in the CLI commands notifications carry.
+
+    Thread-safe; the async methods may be used from any event loop.  Several
+    routers (processes) may share one store: each due timer fires once.
+    """
+
+    def __init__(
+        self,
+        routes: Iterable[Route] | Mapping[str, Route],
+        store: EscalationStore | str | os.PathLike[str],
+        *,
+        channels: Sequence[Channel] = (),
+        clock: Clock | None = None,
+        audit: AuditLog | None = None,
+        groups: Mapping[str, Iterable[str]] | None = None,
+        telemetry: Telemetry | None = None,
+        redactor: Redactor | None = None,
+        on_resolved: Resolved | Iterable[Resolved] = (),
+        worker: str | None = None,
+        store_hint: str | None = None,
+        batch_size: int = 500,
+        delivery_backoff: timedelta = timedelta(seconds=5),
+        max_delivery_attempts: int = 10,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.routes = _routes(routes)
+        self._owns_store = not isinstance(store, EscalationStore)
+        if isinstance(store, EscalationStore):
+            self.store = store
+        else:
+            from ._open import open_store
+
+            self.store = open_store(store)
+            if store_hint is None:
+                store_hint = os.fspath(store)
+        self.channels = _channels(channels)
+        self.clock: Clock = clock or SystemClock()
+        self.audit = audit
+        self.groups = {name: frozenset(members) for name, members in (groups or {}).items()}
+        self.telemetry = telemetry
+        self.redactor = redactor or Redactor()
+        self._resolved: list[Resolved] = (
+            [on_resolved] if callable(on_resolved) else list(on_resolved)
+        )
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self.store_hint = None if store_hint is None else _without_password(store_hint)
+        if batch_size < 1 or max_delivery_attempts < 1 or poll_interval <= 0:
+            raise ConfigurationError(
+                "EscalationRouter: batch_size and max_delivery_attempts must be >= 1 and "
+                "poll_interval > 0"
+            )
+        self.batch_size = batch_size
+        self.delivery_backoff = delivery_backoff
+        self.max_delivery_attempts = max_delivery_attempts
+        self.poll_interval = poll_interval
+        self._changed = threading.Condition()
+
+    # -- opening ------------------------------------------------------------------
+
+    def open(self, decision: Decision) -> Escalation:
+        """Open an escalation for an ESCALATE decision and notify the route's first level.
+
+        Raises ``ConfigurationError`` if the decision does not escalate or
+        names no known route (the caller must then refuse the action).
+        """
+        if decision.effect is not Effect.ESCALATE:
+            raise ConfigurationError(
+                f"EscalationRouter.open: the decision is {decision.effect.value}, not escalate"
+            )
+        name = decision.escalate_to or ""
+        route = self.routes.get(name)
+        if route is None:
+            known = ", ".join(sorted(self.routes)) or "none"
+            raise ConfigurationError(
+                f"EscalationRouter.open: no route named {name!r} (rule "
+                f"{decision.rule_id!r} escalates to it); routes: {known}"
+            )
+        from ..audit._ids import new_id
+
+        now = self.clock.now()
+        rule = decision.rule
+        escalation = _machine.new_escalation(
+            escalation_id=new_id(int(now.timestamp() * 1000)),
+            route=route,
+            request=self._snapshot(decision.request),
+            decision=decision.to_dict(),
+            allow_on_timeout=rule is not None and rule.on_timeout == "allow",
+            now=now,
+            groups=self.groups,
+        )
+        deliveries = self._deliveries(None, escalation, now)
+        self.store.create(escalation, deliveries)
+        self._after([(None, escalation, deliveries)])
+        return escalation
+
+    # -- humans act ----------------------------------------------------------------
+
+    def acknowledge(self, escalation_id: str, *, by: Decider) -> Escalation:
+        """``open → acknowledged``: ``by`` (a decider at the current level) takes the case."""
+        who, groups = _who(by)
+        return self._change(
+            escalation_id,
+            "acknowledge",
+            who,
+            groups,
+            lambda e, now: _machine.acknowledge(e, by=who, now=now),
+        )
+
+    def decide(
+        self, escalation_id: str, *, approve: bool, by: Decider, reason: str = ""
+    ) -> Escalation:
+        """Approve or reject: final.  Only a decider at the current level may; others are
+        refused with ``NotADecider`` (audited) and nothing changes."""
+        who, groups = _who(by)
+        return self._change(
+            escalation_id,
+            "approve" if approve else "reject",
+            who,
+            groups,
+            lambda e, now: _machine.decide(e, approve=approve, by=who, reason=reason, now=now),
+        )
+
+    def approve(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+        """``decide(approve=True)``."""
+        return self.decide(escalation_id, approve=True, by=by, reason=reason)
+
+    def reject(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+        """``decide(approve=False)``."""
+        return self.decide(escalation_id, approve=False, by=by, reason=reason)
+
+    def cancel(self, escalation_id: str, *, reason: str = "", by: str | None = None) -> Escalation:
+        """``→ cancelled``: the agent withdrew the request; it will not run."""
+        return self._change(
+            escalation_id,
+            "cancel",
+            None,
+            frozenset(),
+            lambda e, now: _machine.cancel(e, by=by, reason=reason, now=now),
+        )
+
+    def claim_execution(self, escalation_id: str) -> Escalation:
+        """Mark the approved action as executing, once across every worker.
+
+        Raises ``AlreadyExecuted`` if any worker claimed it before, and
+        ``IllegalTransition`` if it is not approved (nor allowed on timeout).
+        """
+        return self._change(
+            escalation_id,
+            "execute",
+            None,
+            frozenset(),
+            lambda e, now: _machine.claim_execution(e, by=self.worker, now=now),
+        )
+
+    # -- reading and waiting -------------------------------------------------------
+
+    def get(self, escalation_id: str) -> Escalation:
+        """The escalation with this id; ``UnknownEscalation`` if there is none."""
+        found = self.store.get(escalation_id)
+        if found is None:
+            raise UnknownEscalation(escalation_id, repr(self.store))
+        return found
+
+    def list(
+        self,
+        *,
+        state: EscalationState | str | None = None,
+        route: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Escalation]:
+        """Escalations, oldest first, optionally only those in ``state`` or on ``route``."""
+        wanted = None if state is None else EscalationState(state)
+        return self.store.list(state=wanted, route=route, limit=limit)
+
+    def wait(self, escalation_id: str, timeout: float | timedelta | None = None) -> Escalation:
+        """Block until the escalation is final or ``timeout`` (seconds) passes; return it.
+
+        Returns the escalation either way: check ``.is_terminal`` and
+        ``.allowed``.  Changes made by this router wake it at once; changes
+        made elsewhere (the CLI, another process) are seen within
+        ``poll_interval``.
+        """
+        limit = _seconds(timeout)
+        end = None if limit is None else time.monotonic() + limit
+        while True:
+            escalation = self.get(escalation_id)
+            if escalation.is_terminal:
+                return escalation
+            pause = self.poll_interval
+            if end is not None:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return escalation
+                pause = min(pause, remaining)
+            with self._changed:
+                self._changed.wait(pause)
+
+    async def await_decision(
+        self, escalation_id: str, timeout: float | timedelta | None = None
+    ) -> Escalation:
+        """``wait`` for async code: awaits until the escalation is final or ``timeout`` passes."""
+        limit = _seconds(timeout)
+        loop = asyncio.get_running_loop()
+        end = None if limit is None else loop.time() + limit
+        while True:
+            escalation = await asyncio.to_thread(self.get, escalation_id)
+            if escalation.is_terminal:
+                return escalation
+            pause = self.poll_interval
+            if end is not None:
+                remaining = end - loop.time()
+                if remaining <= 0:
+                    return escalation
+                pause = min(pause, remaining)
+            await asyncio.sleep(pause)
+
+    def on_resolved(self, callback: Resolved) -> Resolved:
+        """Register ``callback(escalation)`` for final states reached through this router.
+
+        Called after the change is stored; an exception in it is logged and
+        does not undo the change.  Usable as a decorator.
+        """
+        self._resolved.append(callback)
+        return callback
+
+    # -- timers and deliveries -------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        """Fire every timer due at the clock's now and deliver pending notices; sync.
+
+        Use ``atick()`` inside an event loop.
+        """
+        now = self.clock.now()
+        fired = self._fire_due(now)
+        claimed = self.store.claim_deliveries(now, limit=self.batch_size, lease=_LEASE)
+        if not claimed:
+            return TickReport(fired, 0, 0)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            outcomes = asyncio.run(self._send_all(claimed))
+        else:
+            raise ConfigurationError(
+                "EscalationRouter.tick() was called inside a running event loop; "
+                "use 'await router.atick()' there"
+            )
+        delivered, failed = self._settle(claimed, outcomes, now)
+        return TickReport(fired, delivered, failed)
+
+    async def atick(self) -> TickReport:
+        """``tick`` for async code: store work runs in a thread, channels are awaited."""
+        now = self.clock.now()
+        fired = await asyncio.to_thread(self._fire_due, now)
+        claimed = await asyncio.to_thread(
+            self.store.claim_deliveries, now, limit=self.batch_size, lease=_LEASE
+        )
+        if not claimed:
+            return TickReport(fired, 0, 0)
+        outcomes = await self._send_all(claimed)
+        delivered, failed = await asyncio.to_thread(self._settle, claimed, outcomes, now)
+        return TickReport(fired, delivered, failed)
+
+    async def run(self, *, interval: float = 1.0, stop: asyncio.Event | None = None) -> None:
+        """The worker loop: ``atick()`` every ``interval`` seconds until ``stop`` is set.
+
+        A failing tick (the database is down) is logged and retried on the
+        next round; nothing is lost, because every timer and delivery stays in
+        the store until done.  Run one per process, as many processes as you like.
+        """
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self.atick()
+            except Exception as exc:  # keep the worker alive; the store keeps the work
+                self._log_error("tick_failed", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    def close(self) -> None:
+        """Close the store if this router opened it (from a path or URL)."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> EscalationRouter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EscalationRouter(routes={sorted(self.routes)}, store={self.store!r})"
+
+    # -- internals --------------------------------------------------------------------
+
+    def _change(
+        self,
+        escalation_id: str,
+        attempted: str,
+        who: str | None,
+        groups: frozenset[str],
+        move: Callable[[Escalation, datetime], Escalation],
+    ) -> Escalation:
+        now = self.clock.now()
+        done: list[tuple[Escalation, Escalation, list[Delivery]]] = []
+
+        def change(current: Escalation) -> Change:
+            if (
+                who is not None
+                and not current.is_terminal
+                and not _machine.may_decide(current, who, groups)
+            ):
+                raise NotADecider(current.id, who, current.level, current.deciders)
+            new = move(current, now)
+            deliveries = self._deliveries(current, new, now)
+            done.append((current, new, deliveries))
+            return new, deliveries
+
+        try:
+            new = self.store.update(escalation_id, change)
+        except NotADecider as refusal:
+            self._refused(escalation_id, refusal, attempted, now)
+            raise
+        self._after([(old, changed, deliveries) for old, changed, deliveries in done])
+        return new
+
+    def _fire_due(self, now: datetime) -> int:
+        fired = 0
+        done: list[tuple[Escalation, Escalation, list[Delivery]]] = []
+
+        def change(current: Escalation) -> Change | None:
+            try:
+                new = _machine.fire_due(current, now, self.groups)
+            except Exception as exc:  # one broken case must not stall the others
+                self._log_error("timer_failed", exc, escalation_id=current.id)
+                return None
+            if new is None:
+                return None
+            deliveries = self._deliveries(current, new, now)
+            done.append((current, new, deliveries))
+            return new, deliveries
+
+        while True:
+            done.clear()
+            handled = self.store.process_due(now, change, limit=self.batch_size)
+            self._after(list(done))
+            fired += len(done)
+            if handled < self.batch_size or not done:
+                return fired
+
+    def _deliveries(
+        self, old: Escalation | None, new: Escalation, now: datetime
+    ) -> builtins.list[Delivery]:
+        """The outbox entries a change causes: one audit entry and one notice per new event."""
+        events = new.history[len(old.history) if old is not None else 0 :]
+        out: builtins.list[Delivery] = []
+        for index, event in enumerate(events, start=len(new.history) - len(events)):
+            if self.audit is not None and event.kind in _EVENT_OUTCOMES:
+                out.append(
+                    Delivery(
+                        id=f"{new.id}:{index}:audit",
+                        escalation_id=new.id,
+                        target=AUDIT_TARGET,
+                        payload=event.model_dump(mode="json"),
+                        not_before=now + _AUDIT_GRACE,
+                    )
+                )
+            kind = _NOTIFY_KINDS.get(event.kind)
+            if kind is None or (event.kind == "escalated" and event.level != new.level):
+                continue
+            notice = self._notification(new, event, kind, f"{new.id}:{index}")
+            level = new.route.level(event.level)
+            out.append(
+                Delivery(
+                    id=f"{new.id}:{index}:notify",
+                    escalation_id=new.id,
+                    target=NOTIFY_TARGET,
+                    payload={
+                        "notification": notice.to_payload(),
+                        "channels": None if level.channels is None else list(level.channels),
+                    },
+                    not_before=now,
+                )
+            )
+        return out
+
+    def _notification(
+        self, escalation: Escalation, event: Event, kind: str, notice_id: str
+    ) -> Notification:
+        level = escalation.route.level(event.level)
+        request = escalation.request
+        due = escalation.ack_due or escalation.resolve_due
+        store = f" --store {self.store_hint}" if self.store_hint else ""
+        commands = (
+            ()
+            if escalation.is_terminal
+            else (
+                f"handrail escalations ack {escalation.id} --by USER{store}",
+                f"handrail escalations approve {escalation.id} --by USER --reason '...'{store}",
+                f"handrail escalations reject {escalation.id} --by USER --reason '...'{store}",
+            )
+        )
+        return Notification(
+            id=notice_id,
+            escalation_id=escalation.id,
+            kind=kind,
+            route=escalation.route.name,
+            level=event.level,
+            level_name=level.name,
+            state=escalation.state,
+            recipients=level.notify,
+            deciders=escalation.deciders,
+            due=None if escalation.is_terminal else due,
+            summary=_summary(escalation),
+            action=escalation.action,
+            agent=str(request.get("agent", "")),
+            on_behalf_of=request.get("on_behalf_of"),
+            resource=request.get("resource"),
+            reason=event.reason or str(escalation.decision.get("reason") or ""),
+            created_at=event.at,
+            commands=commands,
+        )
+
+    def _after(
+        self, changes: Sequence[tuple[Escalation | None, Escalation, Sequence[Delivery]]]
+    ) -> None:
+        """After a commit: audit records, telemetry, waiters, resolution callbacks."""
+        if not changes:
+            return
+        for old, new, deliveries in changes:
+            if self.audit is not None:
+                for delivery in deliveries:
+                    if delivery.target == AUDIT_TARGET:
+                        self._audit_event(new, Event.model_validate(delivery.payload))
+                        self.store.complete_delivery(delivery.id)
+            telemetry = self.telemetry or default_telemetry()
+            for event in new.history[len(old.history) if old is not None else 0 :]:
+                telemetry.escalation_event(
+                    event.kind,
+                    escalation_id=new.id,
+                    route=new.route.name,
+                    level=event.level,
+                    state=new.state.value,
+                    by=event.by,
+                )
+            if new.is_terminal and (old is None or not old.is_terminal):
+                for callback in self._resolved:
+                    try:
+                        callback(new)
+                    except Exception as exc:  # the change is stored; report, don't undo
+                        self._log_error("callback_failed", exc, escalation_id=new.id)
+        with self._changed:
+            self._changed.notify_all()
+
+    def _audit_event(self, escalation: Escalation, event: Event) -> None:
+        audit = self.audit
+        if audit is None:
+            return
+        request = escalation.request
+        decision = escalation.decision
+        audit.append(
+            principal=_principal(request),
+            action=escalation.action,
+            outcome=_EVENT_OUTCOMES[event.kind],
+            resource=request.get("resource"),
+            args=request.get("args") or {},
+            context={
+                "event": event.kind,
+                "event_at": event.at.isoformat(),
+                "level": event.level,
+                "by": event.by,
+                "route": escalation.route.name,
+                "state": escalation.state.value,
+            },
+            effect=Effect.ESCALATE,
+            rule_id=decision.get("rule_id"),
+            reason=event.reason or None,
+            escalation_id=escalation.id,
+        )
+
+    def _refused(
+        self, escalation_id: str, refusal: NotADecider, attempted: str, now: datetime
+    ) -> None:
+        escalation = self.store.get(escalation_id)
+        telemetry = self.telemetry or default_telemetry()
+        telemetry.escalation_event(
+            "refused", escalation_id=escalation_id, by=refusal.by, level=refusal.level
+        )
+        if self.audit is None or escalation is None:
+            return
+        self.audit.append(
+            principal=_principal(escalation.request),
+            action=escalation.action,
+            outcome="refused",
+            resource=escalation.request.get("resource"),
+            args=escalation.request.get("args") or {},
+            context={
+                "event": "refused",
+                "event_at": now.isoformat(),
+                "attempted": attempted,
+                "level": refusal.level,
+                "by": refusal.by,
+                "route": escalation.route.name,
+                "state": escalation.state.value,
+            },
+            effect=Effect.ESCALATE,
+            rule_id=escalation.decision.get("rule_id"),
+            reason=str(refusal),
+            escalation_id=escalation_id,
+        )
+
+    async def _send_all(self, claimed: Sequence[Delivery]) -> builtins.list[BaseException | None]:
+        """Send every claimed notification through its channels at once; collect failures."""
+        return list(await asyncio.gather(*(self._send(d) for d in claimed)))
+
+    async def _send(self, delivery: Delivery) -> BaseException | None:
+        if delivery.target != NOTIFY_TARGET:
+            return None  # audit entries are appended in _settle, in the store's thread
+        try:
+            notice = Notification.model_validate(delivery.payload["notification"])
+            wanted = delivery.payload.get("channels")
+            channels = list(self.channels.values())
+            if wanted is not None:
+                missing = [name for name in wanted if name not in self.channels]
+                if missing:
+                    raise ConfigurationError(
+                        f"no channel named {', '.join(map(repr, missing))} in this router "
+                        f"(channels: {', '.join(self.channels) or 'none'})"
+                    )
+                channels = [self.channels[name] for name in wanted]
+        except Exception as exc:
+            return exc
+        results = await asyncio.gather(
+            *(cast(Awaitable[None], ch.send(notice)) for ch in channels), return_exceptions=True
+        )
+        failures = [
+            f"{ch.name}: {type(r).__name__}: {r}"
+            for ch, r in zip(channels, results, strict=True)
+            if isinstance(r, BaseException)
+        ]
+        if failures:
+            return _DeliveryFailed("; ".join(failures))
+        return None
+
+    def _settle(
+        self, claimed: Sequence[Delivery], outcomes: Sequence[BaseException | None], now: datetime
+    ) -> tuple[int, int]:
+        delivered = failed = 0
+        for delivery, outcome in zip(claimed, outcomes, strict=True):
+            error = outcome
+            if error is None and delivery.target == AUDIT_TARGET:
+                error = self._append_pending_audit(delivery)
+            if error is None:
+                self.store.complete_delivery(delivery.id)
+                delivered += 1
+                continue
+            failed += 1
+            message = self.redactor.scrub(f"{type(error).__name__}: {error}", ())
+            give_up = delivery.attempts >= self.max_delivery_attempts
+            retry_at = (
+                None if give_up else now + self.delivery_backoff * 2 ** (delivery.attempts - 1)
+            )
+            self.store.fail_delivery(delivery.id, error=message, retry_at=retry_at)
+            self._undelivered(delivery, message, give_up, now)
+        return delivered, failed
+
+    def _append_pending_audit(self, delivery: Delivery) -> BaseException | None:
+        if self.audit is None:
+            return ConfigurationError("this router has no audit log to append the record to")
+        try:
+            escalation = self.get(delivery.escalation_id)
+            self._audit_event(escalation, Event.model_validate(delivery.payload))
+        except Exception as exc:
+            return exc
+        return None
+
+    def _undelivered(self, delivery: Delivery, message: str, gave_up: bool, now: datetime) -> None:
+        telemetry = self.telemetry or default_telemetry()
+        telemetry.escalation_event(
+            "undelivered",
+            escalation_id=delivery.escalation_id,
+            target=delivery.target,
+            attempts=delivery.attempts,
+            gave_up=gave_up,
+        )
+        if self.audit is None or delivery.target == AUDIT_TARGET:
+            return
+        escalation = self.store.get(delivery.escalation_id)
+        if escalation is None:
+            return
+        try:
+            self.audit.append(
+                principal=_principal(escalation.request),
+                action=escalation.action,
+                outcome="undelivered",
+                context={
+                    "event": "undelivered",
+                    "event_at": now.isoformat(),
+                    "delivery": delivery.id,
+                    "attempts": delivery.attempts,
+                    "gave_up": gave_up,
+                    "route": escalation.route.name,
+                },
+                effect=Effect.ESCALATE,
+                rule_id=escalation.decision.get("rule_id"),
+                reason=message,
+                escalation_id=escalation.id,
+            )
+        except Exception as exc:
+            self._log_error("audit_failed", exc, escalation_id=escalation.id)
+
+    def _snapshot(self, request: ActionRequest) -> dict[str, Any]:
+        """The redacted, JSON-ready request an escalation keeps (and shows to humans)."""
+        principal = request.principal
+        redact = self.redactor.redact
+        resource = request.resource
+        return {
+            "action": request.action,
+            "agent": principal.agent,
+            "on_behalf_of": None if principal.on_behalf_of is None else principal.on_behalf_of.id,
+            "resource": None if resource is None else redact(plain(resource.model_dump())),
+            "args": redact(plain(request.args)),
+            "context": redact(plain(request.context)),
+            "fingerprint": request_fingerprint(request),
+        }
+
+    def _log_error(self, event: str, exc: BaseException, **fields: Any) -> None:
+        logger = (self.telemetry or default_telemetry()).logger
+        if logger is not None:
+            logger.error(
+                f"handrail.escalation.{event}",
+                error_type=type(exc).__name__,
+                error=self.redactor.scrub(str(exc), ()),
+                **fields,
+            )
+
+
+class _DeliveryFailed(Exception):
+    """One or more channels failed to deliver a notification."""
+
+
+def _routes(routes: Iterable[Route] | Mapping[str, Route]) -> dict[str, Route]:
+    items = list(routes.values()) if isinstance(routes, Mapping) else list(routes)
+    found: dict[str, Route] = {}
+    for route in items:
+        if not isinstance(route, Route):
+            raise ConfigurationError(
+                f"EscalationRouter: routes must be Route objects, got {type(route).__name__}"
+            )
+        if route.name in found:
+            raise ConfigurationError(f"EscalationRouter: two routes are named {route.name!r}")
+        found[route.name] = route
+    return found
+
+
+def _channels(channels: Sequence[Channel]) -> dict[str, Channel]:
+    found: dict[str, Channel] = {}
+    for channel in channels:
+        name = getattr(channel, "name", None)
+        if not isinstance(name, str) or not callable(getattr(channel, "send", None)):
+            raise ConfigurationError(
+                f"EscalationRouter: a channel needs a str 'name' and an async 'send', "
+                f"got {type(channel).__name__}"
+            )
+        if name in found:
+            raise ConfigurationError(f"EscalationRouter: two channels are named {name!r}")
+        found[name] = channel
+    return found
+
+
+def _who(by: Decider) -> tuple[str, frozenset[str]]:
+    if isinstance(by, User):
+        return by.id, by.groups
+    if not isinstance(by, str) or not by:
+        raise ConfigurationError(f"'by' must be a user id or a User, got {by!r}")
+    return by, frozenset()
+
+
+def _principal(request: Mapping[str, Any]) -> Principal:
+    return Principal(
+        agent=str(request.get("agent") or "unknown"), on_behalf_of=request.get("on_behalf_of")
+    )
+
+
+def _summary(escalation: Escalation) -> str:
+    request = escalation.request
+    who = str(request.get("agent", ""))
+    if request.get("on_behalf_of"):
+        who += f" for {request['on_behalf_of']}"
+    resource = request.get("resource") or {}
+    target = f" on {resource.get('type')}:{resource.get('id')}" if resource else ""
+    rule = escalation.decision.get("rule_id")
+    why = f" (rule {rule})" if rule else ""
+    return f"{who} wants to {escalation.action}{target}{why}"
+
+
+def _seconds(timeout: float | timedelta | None) -> float | None:
+    if timeout is None:
+        return None
+    return timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+
+
+def _without_password(target: str) -> str:
+    return Redactor().scrub(target, ())
