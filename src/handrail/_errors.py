@@ -58,8 +58,10 @@ class EscalationRequired(HandrailError):
     def __init__(self, decision: Decision, escalation_id: str | None = None) -> None:
         self.decision = decision
         self.escalation_id = escalation_id
+        case = f" (escalation {escalation_id})" if escalation_id else ""
         super().__init__(
-            f"{decision.request.action}: escalate to {decision.escalate_to!r}: {decision.reason}"
+            f"{decision.request.action}: escalate to {decision.escalate_to!r}{case}: "
+            f"{decision.reason}"
         )
 
 

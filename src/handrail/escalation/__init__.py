@@ -22,6 +22,7 @@ from ._model import (
     OnTimeout,
     Route,
 )
+from ._resume import current_resume, resuming
 from ._router import EscalationRouter, TickReport, request_fingerprint
 from ._store import Change, EscalationStore
 
@@ -45,5 +46,7 @@ __all__ = [
     "Route",
     "TickReport",
     "UnknownEscalation",
+    "current_resume",
     "request_fingerprint",
+    "resuming",
 ]

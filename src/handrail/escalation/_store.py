@@ -61,9 +61,7 @@ class EscalationStore(Protocol):
         """Escalations, oldest first (by ``opened_at``, then id), optionally filtered."""
         ...
 
-    def update(
-        self, escalation_id: str, change: Callable[[Escalation], Change]
-    ) -> Escalation:
+    def update(self, escalation_id: str, change: Callable[[Escalation], Change]) -> Escalation:
         """Apply ``change`` to the escalation under a row lock and write the result atomically.
 
         Returns the new escalation.  Raises ``UnknownEscalation`` if there is

@@ -2,7 +2,9 @@
 
 The pipeline, for every guarded call::
 
-    request ─▶ decide ─▶ DENY/ESCALATE: audit, raise
+    request ─▶ decide ─▶ DENY: audit, raise PermissionDenied
+                      ├▶ ESCALATE: open (or resume) an escalation ─▶ pending: audit, raise
+                      │      EscalationRequired(id) │ approved: run once │ else: refuse
                       └▶ ALLOW/AUDIT: run (retry ∘ breaker ∘ fn) ─▶ audit ─▶ return / raise
 
 all inside one ``handrail.action`` span whose ids the audit record carries.
@@ -17,14 +19,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from .._errors import ConfigurationError, EscalationRequired, PermissionDenied
+from .._errors import ConfigurationError, EscalationError, EscalationRequired, PermissionDenied
 from ..audit import AuditLog, AuditRecord
+from ..escalation import Escalation, EscalationRouter, current_resume, request_fingerprint
 from ..permissions._context import current_policy
 from ..permissions._decorator import NO_POLICY
 from ..permissions._request import ContextSpec, RequestBuilder, ResourceSpec, refusal
 from ..policy import ActionRequest, Decision, Effect, Policy
 from ..policy._model import ACTION_RE
 from ..resilience import AttemptDetails, CircuitBreakers, RetryPolicy, idempotency_key
+from ..resilience._idempotency import using_idempotency_key
 from ..telemetry import ActionScope, Telemetry, default_telemetry
 
 __all__ = ["Guard"]
@@ -51,7 +55,16 @@ class Guard:
     must not pass unrecorded silently).  Thread-safe and async-safe.
     """
 
-    __slots__ = ("audit", "breakers", "on_audit", "policy", "retry", "telemetry")
+    __slots__ = (
+        "audit",
+        "breakers",
+        "escalations",
+        "on_audit",
+        "policy",
+        "retry",
+        "telemetry",
+        "wait_for_decision",
+    )
 
     def __init__(
         self,
@@ -62,9 +75,23 @@ class Guard:
         breakers: CircuitBreakers | None = None,
         telemetry: Telemetry | None = None,
         on_audit: AuditHook | None = None,
+        escalations: EscalationRouter | None = None,
+        wait_for_decision: float | dt.timedelta | None = None,
     ) -> None:
         if policy is not None and not isinstance(policy, Policy):
             raise ConfigurationError(f"Guard: policy must be a Policy, got {type(policy).__name__}")
+        if escalations is not None and not isinstance(escalations, EscalationRouter):
+            raise ConfigurationError(
+                f"Guard: escalations must be an EscalationRouter, got {type(escalations).__name__}"
+            )
+        if wait_for_decision is not None and escalations is None:
+            raise ConfigurationError("Guard: wait_for_decision needs escalations=")
+        self.escalations = escalations
+        self.wait_for_decision = (
+            wait_for_decision.total_seconds()
+            if isinstance(wait_for_decision, dt.timedelta)
+            else wait_for_decision
+        )
         self.policy = policy
         self.audit = audit
         self.retry = retry
@@ -179,9 +206,10 @@ class _GuardedCall:
             return refusal(request.action, request.principal, NO_POLICY)
         return policy.evaluate(request)
 
-    def key_for(
-        self, decision: Decision, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> str | None:
+    def key_for(self, run: _Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        if run.escalation_id is not None:
+            return run.escalation_id  # an approved escalation runs once, under its own id
+        decision = run.decision
         spec = self.key
         if not self.is_write or spec is None or spec is False:
             return None
@@ -192,14 +220,68 @@ class _GuardedCall:
                 return None  # arguments with no stable form: the write is not retried
         return spec(**self.builder.bind(args, kwargs))
 
-    def refuse(self, decision: Decision, scope: ActionScope) -> BaseException:
+    def refuse(
+        self, decision: Decision, scope: ActionScope, escalation_id: str | None = None
+    ) -> BaseException:
         """Audit a refusal and return the error to raise."""
         outcome = "escalated" if decision.effect is Effect.ESCALATE else "denied"
-        record = self.record(decision, outcome, scope)
+        record = self.record(decision, outcome, scope, escalation_id=escalation_id)
         scope.finished(outcome, record_id=record.id if record else None)
         if decision.effect is Effect.ESCALATE:
-            return EscalationRequired(decision)
+            return EscalationRequired(decision, escalation_id)
         return PermissionDenied(decision)
+
+    # -- escalations ------------------------------------------------------------------
+
+    def escalation_for(self, decision: Decision, scope: ActionScope) -> Escalation:
+        """Open the case for an ESCALATE decision, or look up the one being resumed.
+
+        Fails closed: a router error, an unknown id or a different request is
+        refused (audited as denied).
+        """
+        router = self.guard.escalations
+        assert router is not None
+        resume = current_resume()
+        try:
+            if resume is None:
+                return router.open(decision)
+            escalation = router.get(resume)
+        except (EscalationError, ConfigurationError) as exc:
+            raise self.refuse(_denied(decision, f"cannot escalate: {exc}"), scope) from exc
+        if escalation.request.get("fingerprint") != request_fingerprint(decision.request):
+            denied = _denied(
+                decision,
+                f"escalation {resume} was opened for a different request "
+                "(action, principal, resource or arguments differ)",
+            )
+            raise self.refuse(denied, scope, resume)
+        return escalation
+
+    def resolve(self, run: _Run, escalation: Escalation) -> None:
+        """Act on a case once waited for: raise while pending or refused; claim it if approved."""
+        decision = run.decision
+        if not escalation.is_terminal:
+            raise self.refuse(decision, run.scope, escalation.id)
+        if escalation.allowed is not True:
+            why = escalation.reason or "no reason given"
+            denied = _denied(decision, f"escalation {escalation.id} {escalation.state}: {why}")
+            raise self.refuse(denied, run.scope, escalation.id)
+        router = self.guard.escalations
+        assert router is not None
+        try:
+            router.claim_execution(escalation.id)
+        except EscalationError as exc:
+            denied = _denied(decision, str(exc))
+            self.record(denied, "denied", run.scope, escalation_id=escalation.id)
+            run.scope.finished("denied")
+            raise
+        who = escalation.decided_by or f"the route's on_timeout ({escalation.route.on_timeout})"
+        run.decision = decision._replace(
+            effect=Effect.ALLOW,
+            reason=f"escalation {escalation.id} approved by {who}: {escalation.reason}",
+        )
+        run.escalation_id = escalation.id
+        run.started = time.perf_counter()  # the call's duration, not the human's
 
     def record(
         self,
@@ -211,6 +293,7 @@ class _GuardedCall:
         started: float | None = None,
         attempts: int = 1,
         key: str | None = None,
+        escalation_id: str | None = None,
     ) -> AuditRecord | None:
         audit = self.guard.audit
         if audit is None:
@@ -225,6 +308,7 @@ class _GuardedCall:
             trace_id=scope.trace_id,
             span_id=scope.span_id,
             idempotency_key=key,
+            escalation_id=escalation_id,
         )
 
     def finish(self, run: _Run, error: BaseException | None) -> None:
@@ -238,6 +322,7 @@ class _GuardedCall:
             started=run.started,
             attempts=attempts,
             key=run.key,
+            escalation_id=run.escalation_id,
         )
         run.scope.finished(
             outcome, error=error, record_id=record.id if record else None, attempts=attempts
@@ -264,8 +349,16 @@ class _GuardedCall:
     def admit(
         self, decision: Decision, scope: ActionScope, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> _Run:
-        """Raise a refusal (audited); or call the audit hook and return what the run needs."""
+        """Raise a refusal (audited); or call the audit hook and return what the run needs.
+
+        An escalated call comes back with ``run.pending`` set: the drivers
+        wait for it (or not) and call ``resolve``.
+        """
         scope.decided(decision)
+        if decision.effect is Effect.ESCALATE and self.guard.escalations is not None:
+            run = _Run(decision, scope)
+            run.pending = self.escalation_for(decision, scope)
+            return run
         if not decision.effect.is_grant:
             raise self.refuse(decision, scope)
         self.allowed(decision)
@@ -287,12 +380,23 @@ class _GuardedCall:
         telemetry = self.guard.telemetry or default_telemetry()
         with telemetry.action(decision.request, tool_name=self.tool_name) as scope:
             run = self.admit(decision, scope, args, kwargs)
+            if run.pending is not None:
+                pending = run.pending
+                wait = self.guard.wait_for_decision
+                if wait is not None and not pending.is_terminal:
+                    assert self.guard.escalations is not None
+                    pending = self.guard.escalations.wait(pending.id, wait)
+                self.resolve(run, pending)
             try:
-                run.key = self.key_for(decision, args, kwargs)
+                run.key = self.key_for(run, args, kwargs)
                 retry = self.guard.retry
                 if retry is None:
                     run.attempts.count = 1
-                    result = self.target()(*args, **kwargs)
+                    if run.key is None:
+                        result = self.target()(*args, **kwargs)
+                    else:  # the tool reads it with current_idempotency_key()
+                        with using_idempotency_key(run.key):
+                            result = self.target()(*args, **kwargs)
                 else:
                     # A partial: the tool's own arguments never clash with retry's.
                     call = functools.partial(self.target(), *args, **kwargs)
@@ -308,13 +412,24 @@ class _GuardedCall:
         telemetry = self.guard.telemetry or default_telemetry()
         with telemetry.action(decision.request, tool_name=self.tool_name) as scope:
             run = self.admit(decision, scope, args, kwargs)
+            if run.pending is not None:
+                pending = run.pending
+                wait = self.guard.wait_for_decision
+                if wait is not None and not pending.is_terminal:
+                    assert self.guard.escalations is not None
+                    pending = await self.guard.escalations.await_decision(pending.id, wait)
+                self.resolve(run, pending)
             try:
-                run.key = self.key_for(decision, args, kwargs)
+                run.key = self.key_for(run, args, kwargs)
                 retry = self.guard.retry
                 target = cast(Callable[..., Awaitable[Any]], self.atarget())
                 if retry is None:
                     run.attempts.count = 1
-                    result = await target(*args, **kwargs)
+                    if run.key is None:
+                        result = await target(*args, **kwargs)
+                    else:
+                        with using_idempotency_key(run.key):
+                            result = await target(*args, **kwargs)
                 else:
                     call = functools.partial(target, *args, **kwargs)
                     result = await retry.acall(call, **self.retry_options(run, telemetry))
@@ -328,7 +443,7 @@ class _GuardedCall:
 class _Run:
     """One admitted call in progress: its decision, span, idempotency key, attempts and start."""
 
-    __slots__ = ("attempts", "decision", "key", "scope", "started")
+    __slots__ = ("attempts", "decision", "escalation_id", "key", "pending", "scope", "started")
 
     def __init__(self, decision: Decision, scope: ActionScope) -> None:
         self.decision = decision
@@ -336,6 +451,8 @@ class _Run:
         self.key: str | None = None  # set inside the drivers' try: a failing key is audited
         self.attempts = _Attempts()
         self.started = time.perf_counter()
+        self.pending: Escalation | None = None
+        self.escalation_id: str | None = None
 
 
 class _Attempts:
@@ -348,3 +465,8 @@ class _Attempts:
 
     def __call__(self, details: AttemptDetails) -> None:
         self.count = details.attempt
+
+
+def _denied(decision: Decision, reason: str) -> Decision:
+    """``decision`` turned into a refusal, saying why."""
+    return decision._replace(effect=Effect.DENY, reason=reason)

@@ -1,0 +1,286 @@
+"""Guard + EscalationRouter: an escalated call opens a case, then waits, raises or runs once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from handrail import (
+    ConfigurationError,
+    EscalationRequired,
+    PermissionDenied,
+    Policy,
+    Principal,
+    acting_as,
+)
+from handrail.audit import AuditLog
+from handrail.escalation import (
+    AlreadyExecuted,
+    EscalationRouter,
+    EscalationState,
+    Level,
+    MemoryStore,
+    Route,
+    resuming,
+)
+from handrail.guard import Guard
+from handrail.resilience import current_idempotency_key
+from handrail.testing import FakeClock
+
+POLICY = Policy.from_yaml(
+    """
+rules:
+  - {id: deals, effect: allow, actions: [crm.deal.discount]}
+  - id: big-discount
+    effect: escalate
+    actions: [crm.deal.discount]
+    when: {args.pct: {gt: 15}}
+    escalate_to: sales
+  - id: refunds
+    effect: escalate
+    actions: [erp.refund.create]
+    escalate_to: nowhere
+  - {id: refunds-ok, effect: allow, actions: [erp.refund.create]}
+"""
+)
+BOT = Principal(agent="sales-bot")
+SALES = Route(
+    name="sales",
+    levels=(Level(deciders=("maria",), resolve_within=timedelta(hours=4)),),
+)
+
+
+@pytest.fixture
+def audit() -> AuditLog:
+    return AuditLog.memory()
+
+
+@pytest.fixture
+def router(audit: AuditLog) -> EscalationRouter:
+    return EscalationRouter([SALES], MemoryStore(), clock=FakeClock(), audit=audit)
+
+
+class Deals:
+    """A tool whose calls are counted, so 'runs once' can be checked."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.calls: list[tuple[str, int, str | None]] = []
+
+        @guard.protect("crm.deal.discount", is_write=True)
+        def discount(deal: str, pct: int) -> str:
+            self.calls.append((deal, pct, current_idempotency_key()))
+            return f"{deal}: -{pct}%"
+
+        @guard.protect("crm.deal.discount", is_write=True)
+        async def adiscount(deal: str, pct: int) -> str:
+            self.calls.append((deal, pct, current_idempotency_key()))
+            return f"{deal}: -{pct}%"
+
+        self.discount = discount
+        self.adiscount = adiscount
+
+
+def escalate(deals: Deals, deal: str = "d-1", pct: int = 30) -> str:
+    with pytest.raises(EscalationRequired) as raised:
+        deals.discount(deal, pct)
+    case = raised.value.escalation_id
+    assert case is not None
+    assert case in str(raised.value)
+    return case
+
+
+def test_an_escalated_call_opens_a_case_and_raises_with_its_id(
+    router: EscalationRouter, audit: AuditLog
+) -> None:
+    deals = Deals(Guard(POLICY, audit=audit, escalations=router))
+    with acting_as(BOT):
+        assert deals.discount("d-1", 10) == "d-1: -10%"  # under the threshold: no case
+        case = escalate(deals)
+    escalation = router.get(case)
+    assert escalation.state is EscalationState.OPEN
+    assert escalation.decision["rule_id"] == "big-discount"
+    assert escalation.request["args"] == {"deal": "d-1", "pct": 30}
+    assert deals.calls == [("d-1", 10, None)]
+    call_record = [r for r in audit.records() if r.outcome == "escalated" and r.trace_id is None]
+    assert {r.escalation_id for r in call_record} == {case}
+
+
+def test_resuming_runs_the_approved_call_once_under_the_escalation_id(
+    router: EscalationRouter, audit: AuditLog
+) -> None:
+    deals = Deals(Guard(POLICY, audit=audit, escalations=router))
+    with acting_as(BOT):
+        case = escalate(deals)
+        with resuming(case), pytest.raises(EscalationRequired) as pending:
+            deals.discount("d-1", 30)
+        assert pending.value.escalation_id == case  # still pending: same case, no new one
+        assert len(router.list()) == 1
+
+        router.approve(case, by="maria", reason="key account")
+        with resuming(case):
+            assert deals.discount("d-1", 30) == "d-1: -30%"
+            with pytest.raises(AlreadyExecuted):
+                deals.discount("d-1", 30)
+    assert deals.calls == [("d-1", 30, case)]
+    executed = [r for r in audit.records() if r.outcome == "executed"]
+    assert [(r.escalation_id, r.idempotency_key) for r in executed] == [(case, case)]
+    assert "approved by maria: key account" in (executed[0].reason or "")
+    assert router.get(case).executed_at is not None
+
+
+def test_a_resumed_call_with_different_arguments_is_refused(router: EscalationRouter) -> None:
+    deals = Deals(Guard(POLICY, escalations=router))
+    with acting_as(BOT):
+        case = escalate(deals)
+        router.approve(case, by="maria")
+        with resuming(case), pytest.raises(PermissionDenied, match="different request"):
+            deals.discount("d-1", 90)
+        with (
+            acting_as(Principal(agent="other-bot")),
+            resuming(case),
+            pytest.raises(PermissionDenied, match="different request"),
+        ):
+            deals.discount("d-1", 30)
+    assert deals.calls == []
+
+
+@pytest.mark.parametrize("how", ["reject", "cancel", "expire"])
+def test_a_case_that_ends_without_approval_refuses_the_call(
+    router: EscalationRouter, audit: AuditLog, how: str
+) -> None:
+    deals = Deals(Guard(POLICY, audit=audit, escalations=router))
+    with acting_as(BOT):
+        case = escalate(deals)
+        if how == "reject":
+            router.reject(case, by="maria", reason="margin too thin")
+        elif how == "cancel":
+            router.cancel(case, reason="customer left")
+        else:
+            assert isinstance(router.clock, FakeClock)
+            router.clock.advance(timedelta(hours=5))
+            router.tick()
+        with resuming(case), pytest.raises(PermissionDenied) as refused:
+            deals.discount("d-1", 30)
+    assert case in str(refused.value)
+    assert deals.calls == []
+    assert list(audit.records())[-1].outcome == "denied"
+
+
+def test_an_unknown_route_or_case_fails_closed(router: EscalationRouter) -> None:
+    guard = Guard(POLICY, escalations=router)
+    ran: list[str] = []
+
+    @guard.protect("erp.refund.create")
+    def refund(order: str) -> None:
+        ran.append(order)
+
+    with acting_as(BOT):
+        with pytest.raises(PermissionDenied, match="no route named 'nowhere'"):
+            refund("o-1")
+        deals = Deals(guard)
+        with resuming("01NOSUCHCASE"), pytest.raises(PermissionDenied, match="no such"):
+            deals.discount("d-1", 30)
+    assert ran == []
+
+
+def test_a_store_that_fails_denies(audit: AuditLog) -> None:
+    class Broken(MemoryStore):
+        def create(self, *args: object, **kwargs: object) -> None:
+            raise ConfigurationError("the disk is full")
+
+    router = EscalationRouter([SALES], Broken(), clock=FakeClock(), audit=audit)
+    deals = Deals(Guard(POLICY, audit=audit, escalations=router))
+    with acting_as(BOT), pytest.raises(PermissionDenied, match="disk is full"):
+        deals.discount("d-1", 30)
+    assert list(audit.records())[-1].outcome == "denied"
+
+
+def test_wait_for_decision_runs_the_call_when_a_human_approves_meanwhile(
+    router: EscalationRouter,
+) -> None:
+    deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=10))
+    approver = threading.Thread(target=approve_when_open, args=(router,))
+    approver.start()
+    with acting_as(BOT):
+        assert deals.discount("d-1", 30) == "d-1: -30%"
+    approver.join()
+    assert len(deals.calls) == 1
+
+
+def approve_when_open(router: EscalationRouter) -> None:
+    for _ in range(500):
+        cases = router.list(state="open")
+        if cases:
+            router.approve(cases[0].id, by="maria")
+            return
+        threading.Event().wait(0.01)
+
+
+def test_wait_for_decision_times_out_into_escalation_required(router: EscalationRouter) -> None:
+    deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=timedelta(seconds=0.05)))
+    with acting_as(BOT), pytest.raises(EscalationRequired):
+        deals.discount("d-1", 30)
+    assert deals.calls == []
+
+
+def test_async_calls_await_the_decision(router: EscalationRouter) -> None:
+    deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=10))
+
+    async def main() -> str:
+        with acting_as(BOT):
+            call = asyncio.create_task(deals.adiscount("d-1", 30))
+            while not router.list(state="open"):
+                await asyncio.sleep(0.01)
+            router.approve(router.list()[0].id, by="maria")
+            return await call
+
+    assert asyncio.run(main()) == "d-1: -30%"
+    assert len(deals.calls) == 1
+
+
+def test_two_workers_resuming_one_case_run_it_once(tmp_path: Path) -> None:
+    store = MemoryStore()
+    routers = [EscalationRouter([SALES], store, worker=f"w{i}") for i in range(2)]
+    guards = [Deals(Guard(POLICY, escalations=r)) for r in routers]
+    with acting_as(BOT):
+        case = escalate(guards[0])
+    routers[0].approve(case, by="maria")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def resume(deals: Deals) -> None:
+        barrier.wait()
+        with acting_as(BOT), resuming(case):
+            try:
+                deals.discount("d-1", 30)
+                outcomes.append("ran")
+            except AlreadyExecuted:
+                outcomes.append("already")
+
+    threads = [threading.Thread(target=resume, args=(g,)) for g in guards]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["already", "ran"]
+    assert sum(len(g.calls) for g in guards) == 1
+
+
+def test_configuration_is_checked() -> None:
+    with pytest.raises(ConfigurationError, match="EscalationRouter"):
+        Guard(POLICY, escalations="router")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="wait_for_decision needs"):
+        Guard(POLICY, wait_for_decision=5)
+    with pytest.raises(TypeError), resuming(""):
+        pass
+
+
+def test_without_a_router_escalation_still_raises_without_an_id() -> None:
+    deals = Deals(Guard(POLICY))
+    with acting_as(BOT), pytest.raises(EscalationRequired) as raised:
+        deals.discount("d-1", 30)
+    assert raised.value.escalation_id is None
