@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from hypothesis import strategies as st
 
@@ -491,7 +491,13 @@ def _rule(
         principals=draw(principal_matches),
         when=draw(when),
         escalate_to=draw(routes) if effect is Effect.ESCALATE else None,
+        on_timeout=draw(_ON_TIMEOUTS) if effect is Effect.ESCALATE else None,
     )
+
+
+_ON_TIMEOUTS: st.SearchStrategy[Literal["deny", "allow"] | None] = st.sampled_from(
+    [None, "deny", "allow"]
+)
 
 
 def policies(
