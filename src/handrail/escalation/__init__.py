@@ -11,6 +11,15 @@ from .._errors import (
     UnknownEscalation,
 )
 from ._calendar import BusinessHours
+from ._channels import (
+    CallableChannel,
+    Channel,
+    EmailChannel,
+    LogChannel,
+    SlackWebhookChannel,
+    WebhookChannel,
+    verify_signature,
+)
 from ._memory import MemoryStore
 from ._model import (
     Delivery,
@@ -29,8 +38,11 @@ from ._store import Change, EscalationStore
 __all__ = [
     "AlreadyExecuted",
     "BusinessHours",
+    "CallableChannel",
+    "Channel",
     "Change",
     "Delivery",
+    "EmailChannel",
     "Escalation",
     "EscalationError",
     "EscalationRouter",
@@ -39,14 +51,18 @@ __all__ = [
     "Event",
     "IllegalTransition",
     "Level",
+    "LogChannel",
     "MemoryStore",
     "NotADecider",
     "Notification",
     "OnTimeout",
     "Route",
+    "SlackWebhookChannel",
     "TickReport",
     "UnknownEscalation",
+    "WebhookChannel",
     "current_resume",
     "request_fingerprint",
     "resuming",
+    "verify_signature",
 ]

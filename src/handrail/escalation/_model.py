@@ -330,7 +330,7 @@ class Notification(BaseModel):
     commands: tuple[str, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
-        """The documented JSON payload webhooks receive (see docs/escalation-routes.md)."""
+        """The documented JSON payload webhooks receive (see docs/escalation-channels.md)."""
         return self.model_dump(mode="json")
 
 
