@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 from handrail.permissions import set_default_policy
@@ -28,3 +29,15 @@ def _waits_restored() -> Iterator[None]:
     previous = set_no_waits(False)
     yield
     set_no_waits(previous)
+
+
+@pytest.fixture(autouse=True)
+def _structlog_unconfigured() -> Iterator[None]:
+    """Every test ends with structlog unconfigured again.
+
+    ``structlog.testing.capture_logs`` restores the processors but leaves
+    structlog marked as configured, which makes handrail log to stdout in the
+    tests that follow.
+    """
+    yield
+    structlog.reset_defaults()

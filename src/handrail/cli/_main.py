@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .._version import __version__
-from . import _audit, _policy
+from . import _audit, _db, _escalations, _policy
 
 __all__ = ["main"]
 
@@ -36,6 +36,8 @@ def _build_parser() -> _Parser:
     )
     _policy.add_commands(commands)
     _audit.add_commands(commands)
+    _db.add_commands(commands)
+    _escalations.add_commands(commands)
     return parser
 
 

@@ -75,21 +75,25 @@ class MemoryStore:
         handled = 0
         unchanged: list[tuple[datetime, str]] = []
         with self._lock:
-            while self._due and handled < limit and self._due[0][0] <= now:
-                due, escalation_id = heapq.heappop(self._due)
-                current = self._escalations.get(escalation_id)
-                if current is None or current.next_due != due or current.is_terminal:
-                    continue  # a stale heap entry: the escalation moved on
-                handled += 1
-                result = change(current)
-                if result is None:
+            try:
+                while self._due and handled < limit and self._due[0][0] <= now:
+                    due, escalation_id = heapq.heappop(self._due)
+                    current = self._escalations.get(escalation_id)
+                    if current is None or current.next_due != due or current.is_terminal:
+                        continue  # a stale heap entry: the escalation moved on
+                    handled += 1
+                    # Until written, it stays due (also when change() or the check raises).
                     unchanged.append((due, escalation_id))
-                    continue
-                new, deliveries = result
-                _check_version(current, new)
-                self._write(new, deliveries)
-            for entry in unchanged:
-                heapq.heappush(self._due, entry)
+                    result = change(current)
+                    if result is None:
+                        continue
+                    new, deliveries = result
+                    _check_version(current, new)
+                    unchanged.pop()
+                    self._write(new, deliveries)
+            finally:
+                for entry in unchanged:
+                    heapq.heappush(self._due, entry)
         return handled
 
     def claim_deliveries(

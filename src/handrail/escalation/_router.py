@@ -176,6 +176,7 @@ class EscalationRouter:
         self.max_delivery_attempts = max_delivery_attempts
         self.poll_interval = poll_interval
         self._changed = threading.Condition()
+        self._generation = 0  # bumped under _changed by every change this router makes
 
     # -- opening ------------------------------------------------------------------
 
@@ -305,6 +306,7 @@ class EscalationRouter:
         limit = _seconds(timeout)
         end = None if limit is None else time.monotonic() + limit
         while True:
+            seen = self._generation  # read before get(): a change after it is not slept through
             escalation = self.get(escalation_id)
             if escalation.is_terminal:
                 return escalation
@@ -315,7 +317,8 @@ class EscalationRouter:
                     return escalation
                 pause = min(pause, remaining)
             with self._changed:
-                self._changed.wait(pause)
+                if self._generation == seen:
+                    self._changed.wait(pause)
 
     async def await_decision(
         self, escalation_id: str, timeout: float | timedelta | None = None
@@ -350,22 +353,24 @@ class EscalationRouter:
     def tick(self) -> TickReport:
         """Fire every timer due at the clock's now and deliver pending notices; sync.
 
-        Use ``atick()`` inside an event loop.
+        Use ``atick()`` inside an event loop (``tick`` refuses there, before
+        touching anything).
         """
-        now = self.clock.now()
-        fired = self._fire_due(now)
-        claimed = self.store.claim_deliveries(now, limit=self.batch_size, lease=_LEASE)
-        if not claimed:
-            return TickReport(fired, 0, 0)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            outcomes = asyncio.run(self._send_all(claimed))
+            pass
         else:
             raise ConfigurationError(
                 "EscalationRouter.tick() was called inside a running event loop; "
                 "use 'await router.atick()' there"
             )
+        now = self.clock.now()
+        fired = self._fire_due(now)
+        claimed = self.store.claim_deliveries(now, limit=self.batch_size, lease=_LEASE)
+        if not claimed:
+            return TickReport(fired, 0, 0)
+        outcomes = asyncio.run(self._send_all(claimed))
         delivered, failed = self._settle(claimed, outcomes, now)
         return TickReport(fired, delivered, failed)
 
@@ -571,6 +576,7 @@ class EscalationRouter:
                     except Exception as exc:  # the change is stored; report, don't undo
                         self._log_error("callback_failed", exc, escalation_id=new.id)
         with self._changed:
+            self._generation += 1
             self._changed.notify_all()
 
     def _audit_event(self, escalation: Escalation, event: Event) -> None:

@@ -24,6 +24,7 @@ documents and guarantees three things, in every implementation:
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -88,7 +89,7 @@ class EscalationStore(Protocol):
 
     def claim_deliveries(
         self, now: datetime, *, limit: int = 100, lease: timedelta = timedelta(seconds=60)
-    ) -> list[Delivery]:
+    ) -> builtins.list[Delivery]:
         """Lease up to ``limit`` pending deliveries whose ``not_before <= now`` to this caller.
 
         Each returned delivery has ``attempts`` already counted (+1) and is
@@ -104,7 +105,7 @@ class EscalationStore(Protocol):
         """Record a failed try: pending again from ``retry_at``, or given up when ``None``."""
         ...
 
-    def pending_deliveries(self, escalation_id: str | None = None) -> list[Delivery]:
+    def pending_deliveries(self, escalation_id: str | None = None) -> builtins.list[Delivery]:
         """Deliveries not yet done nor given up (all, or one escalation's), oldest first."""
         ...
 

@@ -1,9 +1,9 @@
 """Helpers for testing code that uses handrail: a fake clock, policy case checks,
-and Hypothesis strategies for handrail's types.
+Hypothesis strategies for handrail's types, and a throwaway PostgreSQL server.
 
 The strategies import Hypothesis when first used (install it with
 ``handrail[testing]``); the rest of this package, and ``import handrail``,
-never do.
+never do.  ``PostgresServer`` is loaded on first use too.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -13,6 +13,7 @@ from ._clock import FakeClock
 from ._resilience import is_no_waits, no_waits, set_no_waits
 
 if TYPE_CHECKING:
+    from ._postgres import PostgresServer
     from ._strategies import (
         action_requests,
         attribute_values,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FakeClock",
+    "PostgresServer",
     "action_requests",
     "attribute_values",
     "check_policy_cases",
@@ -63,4 +65,8 @@ def __getattr__(name: str) -> Any:
         from . import _strategies
 
         return getattr(_strategies, name)
+    if name == "PostgresServer":
+        from ._postgres import PostgresServer
+
+        return PostgresServer
     raise AttributeError(f"module 'handrail.testing' has no attribute {name!r}")

@@ -1,0 +1,483 @@
+"""``handrail escalations list | show | ack | approve | reject | cancel``: humans decide cases.
+
+Every command opens the store ``--store`` names (an SQLite file or a
+``postgresql://`` URL; default: the ``HANDRAIL_ESCALATION_STORE`` environment
+variable, else ``handrail-escalations.db``).  The commands that change a case
+go through an ``EscalationRouter``, so the state machine, the decider check
+and the outbox are the library's own; ``--audit`` (default: the
+``HANDRAIL_AUDIT`` environment variable) names the audit log the agent writes,
+so decisions and refused attempts land in the same trail.
+
+Escalations keep a snapshot of their route, so no routes file is needed to
+decide one.  ``--routes FILE`` adds its ``groups:``: a user listed there as a
+member of ``sales-leads`` may decide where ``group:sales-leads`` is a decider.
+Without it, only the user ids the escalation stored when its level began count.
+
+Exit codes: 0 done; 1 refused or failed (not a decider, a state that forbids
+the change, no such escalation, a store or file that cannot be opened), with
+one line on stderr naming the escalation and why; 2 the command line is wrong.
+Nothing printed carries a database password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .._errors import HandrailError, PolicyError
+from ..escalation import Escalation, EscalationRouter, EscalationState
+from ..escalation._open import STORE_ENV, is_postgres_url, open_store
+from ..escalation._router import _summary
+from ..escalation._routes_file import RoutesFile, load_routes
+from ..identity import User
+from ..redaction import Redactor
+
+__all__ = ["AUDIT_ENV", "DEFAULT_STORE", "add_commands"]
+
+AUDIT_ENV = "HANDRAIL_AUDIT"
+"""The environment variable naming the audit log when ``--audit`` is not given."""
+DEFAULT_STORE = "handrail-escalations.db"
+"""The SQLite file used when neither ``--store`` nor ``HANDRAIL_ESCALATION_STORE`` is set."""
+
+_STATES = [state.value for state in EscalationState]
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``escalations`` and its subcommands on the top-level parser."""
+    escalations = commands.add_parser(
+        "escalations",
+        help="list, show, acknowledge and decide escalations",
+        description=(
+            "Read and decide the escalations agents wait on.  Exit 0 when done, 1 when the "
+            "change is refused or fails (naming the escalation and why), 2 for a wrong "
+            "command line."
+        ),
+    )
+    sub = escalations.add_subparsers(
+        title="commands", dest="escalations_command", metavar="COMMAND", required=True
+    )
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--store",
+        metavar="PATH_OR_URL",
+        help=f"an SQLite file or a postgresql:// URL (default: ${STORE_ENV}, else {DEFAULT_STORE})",
+    )
+    store.add_argument(
+        "--schema", metavar="SCHEMA", help="the PostgreSQL schema of the tables (default: public)"
+    )
+    store.add_argument(
+        "--routes",
+        metavar="FILE",
+        type=Path,
+        help="a routes file whose groups: say who is in each group:NAME decider",
+    )
+    store.add_argument("--json", action="store_true", help="print JSON instead of text")
+    changes = argparse.ArgumentParser(add_help=False)
+    changes.add_argument(
+        "--audit",
+        metavar="PATH",
+        help=f"the audit log to record the change (or refusal) in (default: ${AUDIT_ENV}); "
+        "required unless --no-audit",
+    )
+    changes.add_argument(
+        "--no-audit",
+        action="store_true",
+        help="change the escalation without an audit record (only where no audit log is kept)",
+    )
+
+    listing = sub.add_parser(
+        "list",
+        parents=[store],
+        help="list escalations, oldest first",
+        description="List escalations, oldest first, optionally only those in one state or route.",
+    )
+    listing.add_argument("--state", choices=_STATES, metavar="STATE", help=", ".join(_STATES))
+    listing.add_argument("--route", metavar="ROUTE", help="only escalations on this route")
+    listing.add_argument("--limit", type=_positive, metavar="N", help="at most N escalations")
+    listing.set_defaults(handler=_guarded(_list), parser=listing)
+
+    show = sub.add_parser(
+        "show",
+        parents=[store],
+        help="show one escalation: request, decision, route, deadlines and history",
+        description="Show one escalation in full: what was asked, why it escalated, who may "
+        "decide, its deadlines and its history.",
+    )
+    show.add_argument("id", metavar="ID", help="the escalation's id")
+    show.set_defaults(handler=_guarded(_show), parser=show)
+
+    ack = sub.add_parser(
+        "ack",
+        parents=[store, changes],
+        help="acknowledge an open escalation: you take it and stop the ack deadline",
+        description="Acknowledge an open escalation as one of its current deciders.",
+    )
+    ack.add_argument("id", metavar="ID", help="the escalation's id")
+    ack.add_argument("--by", required=True, type=_text, metavar="USER", help="your user id")
+    ack.set_defaults(handler=_guarded(_ack), parser=ack)
+
+    for name, verb in (("approve", "approve"), ("reject", "reject")):
+        decide = sub.add_parser(
+            name,
+            parents=[store, changes],
+            help=f"{verb} an escalation (final)",
+            description=f"{verb.capitalize()} an escalation as one of its current deciders.  "
+            "Final: it cannot be changed afterwards.",
+        )
+        decide.add_argument("id", metavar="ID", help="the escalation's id")
+        decide.add_argument("--by", required=True, type=_text, metavar="USER", help="your user id")
+        decide.add_argument(
+            "--reason",
+            required=True,
+            type=_text,
+            metavar="TEXT",
+            help="why; kept in the escalation's history and the audit log",
+        )
+        decide.set_defaults(handler=_guarded(_decide), parser=decide, approve=name == "approve")
+
+    cancel = sub.add_parser(
+        "cancel",
+        parents=[store, changes],
+        help="cancel an escalation: the action will not run",
+        description="Withdraw an escalation that is not yet final; its action will not run.",
+    )
+    cancel.add_argument("id", metavar="ID", help="the escalation's id")
+    cancel.add_argument("--reason", default="", metavar="TEXT", help="why")
+    cancel.add_argument("--by", type=_text, metavar="USER", help="who cancels it")
+    cancel.set_defaults(handler=_guarded(_cancel), parser=cancel)
+
+
+# -- arguments -------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty")
+    return text.strip()
+
+
+# -- running a command: open, act, report, close ----------------------------------------
+
+
+class _Failed(Exception):
+    """A command failed before it could act; its message is printed as it is (scrubbed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where the store is, and how to name it without its password."""
+
+    location: str
+    shown: str
+    secrets: tuple[str, ...]
+
+    def scrub(self, text: str) -> str:
+        return Redactor().scrub(text, self.secrets)
+
+
+def _target(args: argparse.Namespace) -> _Target:
+    location = args.store or os.environ.get(STORE_ENV, "").strip() or DEFAULT_STORE
+    if not is_postgres_url(location):
+        return _Target(location, location, ())
+    from ..escalation._postgres import redact_url
+
+    secrets: list[str] = []
+    with contextlib.suppress(ValueError):
+        parts = urllib.parse.urlsplit(location)
+        if parts.password:
+            secrets += [parts.password, urllib.parse.unquote(parts.password)]
+        for key, value in urllib.parse.parse_qsl(parts.query):
+            if key == "password" and value:
+                secrets.append(value)
+    return _Target(location, redact_url(location), tuple(secrets))
+
+
+def _guarded(handler: Handler) -> Handler:
+    """``handler`` with its refusals and failures turned into one scrubbed line and exit 1."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        target = _target(args)
+        try:
+            return handler(args)
+        except _Failed as exc:
+            print(target.scrub(str(exc)), file=sys.stderr)
+        except PolicyError as exc:  # a malformed routes file: every problem, one per line
+            print(target.scrub(str(exc)), file=sys.stderr)
+        except HandrailError as exc:  # EscalationError names the id and says why
+            print(f"error: {target.scrub(str(exc))}", file=sys.stderr)
+        return 1
+
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    router: EscalationRouter
+    routes: RoutesFile | None
+
+    def user(self, by: str) -> User:
+        """``by``, with the groups the routes file gives it (for ``group:`` deciders)."""
+        groups = frozenset() if self.routes is None else self.routes.groups_of(by)
+        return User(id=by, groups=groups)
+
+
+@contextlib.contextmanager
+def _session(args: argparse.Namespace, *, audited: bool = False) -> Iterator[_Session]:
+    """The store, audit log and routes file the arguments name, closed on the way out."""
+    target = _target(args)
+    postgres = is_postgres_url(target.location)
+    if args.schema is not None and not postgres:
+        _usage_error(args, "argument --schema: applies to PostgreSQL URLs only, not SQLite files")
+    if not postgres and "://" in target.location:
+        scheme = target.location.split("://", 1)[0]
+        _usage_error(
+            args,
+            f"argument --store: unknown URL scheme {scheme!r}: use a postgresql:// URL "
+            "or the path of an SQLite file",
+        )
+    if not postgres and not Path(target.location).is_file():
+        where = "--store" if args.store else f"${STORE_ENV}" if os.environ.get(STORE_ENV) else ""
+        how = f" (from {where})" if where else f"; pass --store PATH_OR_URL or set ${STORE_ENV}"
+        _usage_error(args, f"argument --store: no escalation store at {target.location}{how}")
+    routes = None if args.routes is None else load_routes(args.routes)
+    with contextlib.ExitStack() as stack:
+        try:
+            store = open_store(target.location, schema=args.schema)
+        except HandrailError:
+            raise  # already names the store (its password masked)
+        except Exception as exc:  # a driver's own error: name the store, scrub the rest
+            raise _Failed(f"error: cannot open the escalation store {target.shown}: {exc}") from exc
+        stack.callback(store.close)
+        audit = None
+        audit_path = getattr(args, "audit", None) or os.environ.get(AUDIT_ENV, "").strip()
+        if audited and not audit_path and not args.no_audit:
+            # A human decision nobody can trace later defeats the point: ask explicitly.
+            _usage_error(
+                args,
+                f"a change must be audited: pass --audit PATH (or set ${AUDIT_ENV}), "
+                "or --no-audit to make it unrecorded",
+            )
+        if audited and audit_path:
+            from ..audit import AuditLog
+
+            audit = stack.enter_context(AuditLog.open(audit_path))
+        router = EscalationRouter(
+            [], store, audit=audit, groups=None if routes is None else routes.groups
+        )
+        yield _Session(router, routes)
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> NoReturn:
+    parser: argparse.ArgumentParser = args.parser
+    parser.error(message)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+# -- the commands ------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _session(args) as session:
+        found = session.router.list(state=args.state, route=args.route, limit=args.limit)
+    if args.json:
+        _print_json([escalation.model_dump(mode="json") for escalation in found])
+        return 0
+    if not found:
+        filters = [f"in state {args.state}" if args.state else "", _on(args.route)]
+        print(" ".join(["no escalations", *filter(None, filters)]))
+        return 0
+    rows = [
+        [
+            e.id,
+            e.state.value,
+            e.route.name,
+            _level(e),
+            e.action,
+            _who(e),
+            _time(e.opened_at),
+            _time(e.next_due),
+        ]
+        for e in found
+    ]
+    headers = ["ID", "STATE", "ROUTE", "LEVEL", "ACTION", "AGENT", "OPENED", "NEXT DUE"]
+    print("\n".join(_table(headers, rows)))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _session(args) as session:
+        escalation = session.router.get(args.id)
+    if args.json:
+        _print_json(escalation.model_dump(mode="json"))
+    else:
+        print("\n".join(_describe(escalation, session.routes)))
+    return 0
+
+
+def _ack(args: argparse.Namespace) -> int:
+    with _session(args, audited=True) as session:
+        escalation = session.router.acknowledge(args.id, by=session.user(args.by))
+    return _done(args, escalation, f"decide by {_time(escalation.resolve_due)}")
+
+
+def _decide(args: argparse.Namespace) -> int:
+    with _session(args, audited=True) as session:
+        escalation = session.router.decide(
+            args.id, approve=args.approve, by=session.user(args.by), reason=args.reason
+        )
+    after = "the action may run, once" if args.approve else "the action will not run"
+    return _done(args, escalation, after)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    with _session(args, audited=True) as session:
+        escalation = session.router.cancel(args.id, reason=args.reason, by=args.by)
+    return _done(args, escalation, "the action will not run")
+
+
+def _done(args: argparse.Namespace, escalation: Escalation, after: str) -> int:
+    if args.json:
+        _print_json(escalation.model_dump(mode="json"))
+        return 0
+    event = escalation.history[-1]
+    by = f" by {event.by}" if event.by else ""
+    print(
+        f"escalation {escalation.id}: {escalation.state.value}{by} at level "
+        f"{_level(escalation)} of route {escalation.route.name}; {after}"
+    )
+    return 0
+
+
+# -- text ----------------------------------------------------------------------------------
+
+
+def _describe(escalation: Escalation, routes: RoutesFile | None) -> list[str]:
+    """The readable account ``show`` prints: the case, then its history as a table."""
+    e = escalation
+    request = e.request
+    decision = e.decision
+    rule = decision.get("rule_id")
+    policy = f"{decision.get('effect', 'escalate')}"
+    if rule:
+        policy += f" by rule {rule!r}"
+    if decision.get("reason"):
+        policy += f": {decision['reason']}"
+    fields: list[tuple[str, str]] = [("request", _summary(e))]
+    if request.get("resource"):
+        fields.append(("resource", _json(request["resource"])))
+    fields.append(("args", _json(request.get("args") or {})))
+    if request.get("context"):
+        fields.append(("context", _json(request["context"])))
+    fields += [
+        ("policy", policy),
+        ("route", f"{e.route.name}, level {_level(e)}, step {e.level + 1} of {e.route.steps}"),
+        ("deciders", _deciders(e, routes)),
+        ("opened", _time(e.opened_at)),
+        ("at level since", _time(e.level_started_at)),
+    ]
+    deadlines = [
+        ("ack due", e.ack_due),
+        ("reminder at", e.warn_due),
+        ("resolve due", e.resolve_due),
+    ]
+    fields += [(label, _time(when)) for label, when in deadlines if when is not None]
+    if not e.is_terminal and e.next_due is None:
+        fields.append(("deadlines", "none: it waits until someone decides or cancels it"))
+    if e.acknowledged_by:
+        fields.append(("acknowledged by", e.acknowledged_by))
+    if e.is_terminal:
+        by = f" by {e.decided_by}" if e.decided_by else ""
+        at = f" at {_time(e.decided_at)}" if e.decided_at else ""
+        why = f": {e.reason}" if e.reason else ""
+        fields.append(("outcome", f"{e.state.value}{by}{at}{why}"))
+        fields.append(("may run", "yes" if e.allowed else "no"))
+    if e.executed_at is not None:
+        fields.append(("executed", f"{_time(e.executed_at)} by {e.executed_by or '?'}"))
+    width = max(len(label) for label, _ in fields) + 2
+    lines = [f"escalation {e.id}  {e.state.value.upper()}"]
+    lines += [f"  {label + ':':<{width}}{value}" for label, value in fields]
+    lines += ["", "history:"]
+    rows = [
+        [_time(ev.at), ev.kind, _level_name(e, ev.level), ev.by or "", ev.reason]
+        for ev in e.history
+    ]
+    lines += ["  " + line for line in _table(["AT", "EVENT", "LEVEL", "BY", "REASON"], rows)]
+    return lines
+
+
+def _deciders(escalation: Escalation, routes: RoutesFile | None) -> str:
+    shown = []
+    for who in escalation.deciders:
+        members = None
+        if who.startswith("group:") and routes is not None:
+            members = routes.groups.get(who.removeprefix("group:"))
+        shown.append(f"{who} ({', '.join(sorted(members))})" if members else who)
+    return ", ".join(shown) or "nobody"
+
+
+def _level(escalation: Escalation) -> str:
+    return _level_name(escalation, escalation.level)
+
+
+def _level_name(escalation: Escalation, index: int) -> str:
+    route = escalation.route
+    name = route.level(index).name
+    repeat = index - len(route.levels) + 1
+    if repeat > 0:
+        name = f"{name}, repeat {repeat}" if name else f"repeat {repeat}"
+    return f"{index} ({name})" if name else str(index)
+
+
+def _who(escalation: Escalation) -> str:
+    request = escalation.request
+    agent = str(request.get("agent") or "?")
+    user = request.get("on_behalf_of")
+    return f"{agent} for {user}" if user else agent
+
+
+def _on(route: str | None) -> str:
+    return f"on route {route}" if route else ""
+
+
+def _time(when: datetime | None) -> str:
+    if when is None:
+        return "-"
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell, two spaces apart; trailing blanks trimmed."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    return [
+        "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]

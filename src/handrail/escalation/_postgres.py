@@ -1,0 +1,690 @@
+"""``PostgresStore``: escalations shared by many agent and router processes, in PostgreSQL.
+
+The tables mirror ``SQLiteStore``'s (``escalations`` with the document in
+``body`` and indexed copies of a few fields; ``deliveries``, the outbox),
+in a schema of the caller's choice, with ``timestamptz`` times and ``jsonb``
+documents an operator can query.  Concurrency comes from row locks:
+``update`` takes ``SELECT ... FOR UPDATE``; ``process_due`` and
+``claim_deliveries`` take ``FOR UPDATE SKIP LOCKED``, so workers polling
+together split the due rows between them and never wait on, or repeat,
+each other's.  Each call is one transaction.
+
+psycopg 3 is imported when a store is opened (``pip install
+'handrail[postgres]'``).  A URL's password never appears in a repr, an
+error or a log line.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import threading
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import pydantic_core
+from pydantic import ValidationError
+
+from .._errors import ConfigurationError, EscalationError, HandrailError, UnknownEscalation
+from ..redaction import MASK, Redactor
+from ._memory import _check_version
+from ._model import Delivery, Escalation, EscalationState
+from ._store import Change
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+__all__ = ["PostgresStore", "upgrade_schema"]
+
+_COMPONENT = "escalations"
+_INSTALL = "pip install 'handrail[postgres]'"
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+# Each step moves the schema up one version; a step, once released, never
+# changes (add a new one instead).  ``{s}`` is the quoted schema name.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE {s}.escalations (
+            id text PRIMARY KEY,
+            state text NOT NULL,
+            route text NOT NULL,
+            opened_at timestamptz NOT NULL,
+            next_due timestamptz,
+            version integer NOT NULL,
+            body jsonb NOT NULL
+        )""",
+        "CREATE INDEX escalations_next_due ON {s}.escalations (next_due) "
+        "WHERE next_due IS NOT NULL",
+        "CREATE INDEX escalations_opened ON {s}.escalations (opened_at, id)",
+        "CREATE INDEX escalations_state ON {s}.escalations (state, opened_at, id)",
+        # seq is the order deliveries were written in.
+        """CREATE TABLE {s}.deliveries (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id text NOT NULL UNIQUE,
+            escalation_id text NOT NULL,
+            target text NOT NULL,
+            payload jsonb NOT NULL,
+            not_before timestamptz NOT NULL,
+            attempts integer NOT NULL DEFAULT 0,
+            last_error text,
+            lease_until timestamptz,
+            status text NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'done', 'given_up'))
+        )""",
+        "CREATE INDEX deliveries_pending ON {s}.deliveries (seq) WHERE status = 'pending'",
+        "CREATE INDEX deliveries_escalation ON {s}.deliveries (escalation_id, seq)",
+    ),
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this release of handrail reads and writes."""
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS {s}.handrail_schema (
+    component text PRIMARY KEY,
+    version integer NOT NULL,
+    upgraded_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+_STATEMENTS = {
+    "get": "SELECT body::text FROM {s}.escalations WHERE id = %s",
+    "lock": "SELECT body::text FROM {s}.escalations WHERE id = %s FOR UPDATE",
+    "insert": "INSERT INTO {s}.escalations (id, state, route, opened_at, next_due, version, body) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (id) DO NOTHING",
+    "update": "UPDATE {s}.escalations SET id = %s, state = %s, route = %s, opened_at = %s, "
+    "next_due = %s, version = %s, body = %s::jsonb WHERE id = %s AND version = %s",
+    "due": "SELECT id, body::text FROM {s}.escalations "
+    "WHERE next_due IS NOT NULL AND next_due <= %s ORDER BY next_due LIMIT %s "
+    "FOR UPDATE SKIP LOCKED",
+    # Written again with the same id (a router that re-sends), a delivery is
+    # replaced and pending again, as in MemoryStore; it keeps its place in the order.
+    "deliver": "INSERT INTO {s}.deliveries "
+    "(id, escalation_id, target, payload, not_before, attempts, last_error) "
+    "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+    "escalation_id = excluded.escalation_id, target = excluded.target, "
+    "payload = excluded.payload, not_before = excluded.not_before, "
+    "attempts = excluded.attempts, last_error = excluded.last_error, "
+    "lease_until = NULL, status = 'pending'",
+    "claim": "UPDATE {s}.deliveries AS d SET attempts = d.attempts + 1, lease_until = %s "
+    "FROM (SELECT seq FROM {s}.deliveries WHERE status = 'pending' AND not_before <= %s "
+    "AND (lease_until IS NULL OR lease_until <= %s) ORDER BY seq LIMIT %s "
+    "FOR UPDATE SKIP LOCKED) AS due WHERE d.seq = due.seq "
+    "RETURNING d.seq, d.id, d.escalation_id, d.target, d.payload::text, d.not_before, "
+    "d.attempts, d.last_error",
+    "complete": "UPDATE {s}.deliveries SET status = 'done', lease_until = NULL WHERE id = %s",
+    "give_up": "UPDATE {s}.deliveries SET status = 'given_up', last_error = %s, "
+    "lease_until = NULL WHERE id = %s AND status = 'pending'",
+    "retry": "UPDATE {s}.deliveries SET last_error = %s, not_before = %s, lease_until = NULL "
+    "WHERE id = %s AND status = 'pending'",
+    "pending": "SELECT seq, id, escalation_id, target, payload::text, not_before, attempts, "
+    "last_error FROM {s}.deliveries WHERE status = 'pending' ORDER BY seq",
+    "pending_of": "SELECT seq, id, escalation_id, target, payload::text, not_before, attempts, "
+    "last_error FROM {s}.deliveries WHERE status = 'pending' AND escalation_id = %s "
+    "ORDER BY seq",
+}
+
+
+class PostgresStore:
+    """An ``EscalationStore`` in PostgreSQL, for many workers; see the module docstring.
+
+    ``url`` is a libpq connection URL or ``key=value`` string; ``schema``
+    holds the tables (created if missing).  With ``create=True`` (the
+    default) opening creates or migrates the tables, as ``upgrade()`` does;
+    with ``create=False`` they must already be current (``handrail db
+    upgrade``), for a worker whose database role may not change the schema.
+    A committed change is as durable as the server makes it
+    (``synchronous_commit``).
+
+    Thread-safe: one connection, one call at a time (open one store per
+    process, or several for more parallelism); a connection the server
+    dropped is replaced on the next call.  Raises ``ConfigurationError`` when
+    psycopg is missing or the database cannot be reached or set up,
+    ``EscalationError`` naming the id when a stored escalation cannot be read
+    back, and ``HandrailError`` for any other database failure.
+    """
+
+    __slots__ = ("_closed", "_connect_timeout", "_connection", "_lock", "_schema", "_sql", "_url")
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "public",
+        connect_timeout: timedelta = timedelta(seconds=10),
+        create: bool = True,
+    ) -> None:
+        _check_schema(schema)
+        _psycopg()  # fail first, and clearly, without the extra
+        self._url = url
+        self._schema = schema
+        self._connect_timeout = connect_timeout
+        # Re-entrant, so a change function may read this store while it runs.
+        self._lock = threading.RLock()
+        self._closed = False
+        self._sql = _compile(schema)
+        self._connection = _connect(url, connect_timeout)
+        try:
+            with _translated(url, f"set up schema {schema!r}", ConfigurationError):
+                if create:
+                    _upgrade(self._connection, schema)
+                else:
+                    version = _read_version(self._connection, schema)
+                    if version != SCHEMA_VERSION:
+                        raise _outdated(url, schema, version)
+        except BaseException:
+            self._connection.close()
+            raise
+
+    @property
+    def schema(self) -> str:
+        """The schema the tables live in."""
+        return self._schema
+
+    def upgrade(self) -> int:
+        """Create or migrate this store's tables; returns how many migration steps ran.
+
+        Idempotent and safe to run from several processes at once (an
+        advisory lock serializes them).
+        """
+        with self._locked() as connection, _translated(self._url, "upgrade the schema"):
+            return _upgrade(connection, self._schema)
+
+    # -- escalations ----------------------------------------------------------------
+
+    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> None:
+        """Insert a new escalation and its deliveries in one transaction.
+
+        Raises ``ConfigurationError`` if the id is already taken (nothing written).
+        """
+        row = _row(escalation)
+        with (
+            self._locked() as connection,
+            _translated(self._url, f"create escalation {escalation.id}"),
+            connection.transaction(),
+        ):
+            inserted = connection.execute(self._sql["insert"], row).rowcount
+            if inserted != 1:
+                raise ConfigurationError(f"escalation {escalation.id} already exists")
+            self._put_deliveries(connection, deliveries)
+
+    def get(self, escalation_id: str) -> Escalation | None:
+        """The escalation with this id, or ``None``."""
+        with self._locked() as connection, _translated(self._url, f"read {escalation_id}"):
+            found = connection.execute(self._sql["get"], (escalation_id,)).fetchone()
+        return None if found is None else self._decode(escalation_id, found[0])
+
+    def list(
+        self,
+        *,
+        state: EscalationState | None = None,
+        route: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Escalation]:
+        """Escalations, oldest first (by ``opened_at``, then id), optionally filtered."""
+        from psycopg import sql
+
+        where: builtins.list[sql.Composable] = []
+        params: builtins.list[Any] = []
+        if state is not None:
+            where.append(sql.SQL("state = %s"))
+            params.append(EscalationState(state).value)
+        if route is not None:
+            where.append(sql.SQL("route = %s"))
+            params.append(route)
+        query = sql.SQL("SELECT id, body::text FROM {s}.escalations").format(
+            s=sql.Identifier(self._schema)
+        )
+        if where:
+            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+        query += sql.SQL(" ORDER BY opened_at, id")
+        if limit is not None:
+            query += sql.SQL(" LIMIT %s")
+            params.append(max(limit, 0))
+        with self._locked() as connection, _translated(self._url, "list escalations"):
+            rows = connection.execute(query, params).fetchall()
+        return [self._decode(escalation_id, body) for escalation_id, body in rows]
+
+    def update(self, escalation_id: str, change: Callable[[Escalation], Change]) -> Escalation:
+        """Apply ``change`` under a row lock (``FOR UPDATE``) and write the result atomically.
+
+        Raises ``UnknownEscalation`` if there is none with this id; whatever
+        ``change`` raises propagates and nothing is written.
+        """
+        with (
+            self._locked() as connection,
+            _translated(self._url, f"update escalation {escalation_id}"),
+            connection.transaction(),
+        ):
+            found = connection.execute(self._sql["lock"], (escalation_id,)).fetchone()
+            if found is None:
+                raise UnknownEscalation(escalation_id, f"schema {self._schema!r}")
+            current = self._decode(escalation_id, found[0])
+            new, deliveries = change(current)
+            _check_version(current, new)
+            self._write(connection, [(current, new, deliveries)])
+        return new
+
+    def process_due(
+        self,
+        now: datetime,
+        change: Callable[[Escalation], Change | None],
+        *,
+        limit: int = 500,
+    ) -> int:
+        """Apply ``change`` to up to ``limit`` non-final escalations whose ``next_due <= now``.
+
+        One transaction locks the batch with ``FOR UPDATE SKIP LOCKED``:
+        workers polling at once take disjoint batches, so each due timer
+        fires once.  If ``change`` raises, the changes made before it are
+        kept, that one is not written, and the error propagates.
+        """
+        at = _aware(now, "now")
+        handled = 0
+        failure: Exception | None = None
+        with (
+            self._locked() as connection,
+            _translated(self._url, "process due escalations"),
+            connection.transaction(),
+        ):
+            rows = connection.execute(self._sql["due"], (at, max(limit, 0))).fetchall()
+            changes: builtins.list[tuple[Escalation, Escalation, Sequence[Delivery]]] = []
+            for escalation_id, body in rows:
+                handled += 1
+                try:
+                    current = self._decode(escalation_id, body)
+                    result = change(current)
+                    if result is not None:
+                        _check_version(current, result[0])
+                        changes.append((current, *result))
+                except Exception as exc:
+                    failure = exc  # keep the work done so far: commit, then raise
+                    break
+            # Written together (two pipelined statements); a database error rolls all back.
+            self._write(connection, changes)
+        if failure is not None:
+            raise failure
+        return handled
+
+    # -- the outbox --------------------------------------------------------------------
+
+    def claim_deliveries(
+        self, now: datetime, *, limit: int = 100, lease: timedelta = timedelta(seconds=60)
+    ) -> builtins.list[Delivery]:
+        """Lease up to ``limit`` pending deliveries whose ``not_before <= now`` to this caller.
+
+        Each returned delivery has ``attempts`` already counted (+1) and is
+        invisible to other callers until ``now + lease``; rows another worker
+        is claiming at this moment are skipped, not waited for.
+        """
+        at = _aware(now, "now")
+        with (
+            self._locked() as connection,
+            _translated(self._url, "claim deliveries"),
+            connection.transaction(),
+        ):
+            rows = connection.execute(
+                self._sql["claim"], (at + lease, at, at, max(limit, 0))
+            ).fetchall()
+        return [self._delivery(row) for row in sorted(rows)]
+
+    def complete_delivery(self, delivery_id: str) -> None:
+        """Mark a delivery done: it is never handed out again."""
+        with self._locked() as connection, _translated(self._url, f"complete {delivery_id}"):
+            connection.execute(self._sql["complete"], (delivery_id,))
+
+    def fail_delivery(self, delivery_id: str, *, error: str, retry_at: datetime | None) -> None:
+        """Record a failed try: pending again from ``retry_at``, or given up when ``None``."""
+        with self._locked() as connection, _translated(self._url, f"fail {delivery_id}"):
+            if retry_at is None:
+                connection.execute(self._sql["give_up"], (error, delivery_id))
+            else:
+                retry = _aware(retry_at, "retry_at")
+                connection.execute(self._sql["retry"], (error, retry, delivery_id))
+
+    def pending_deliveries(self, escalation_id: str | None = None) -> builtins.list[Delivery]:
+        """Deliveries not yet done nor given up (all, or one escalation's), oldest first."""
+        with self._locked() as connection, _translated(self._url, "read pending deliveries"):
+            if escalation_id is None:
+                rows = connection.execute(self._sql["pending"]).fetchall()
+            else:
+                rows = connection.execute(self._sql["pending_of"], (escalation_id,)).fetchall()
+        return [self._delivery(row) for row in rows]
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection.  Idempotent."""
+        with self._lock:
+            self._closed = True
+            self._connection.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact_url(self._url)!r}, schema={self._schema!r})"
+
+    # -- helpers -----------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            if self._closed:
+                raise ConfigurationError(f"{self!r}: the escalation store is closed")
+            if self._connection.broken:  # the server went away: try a fresh connection
+                self._connection.close()
+                self._connection = _connect(self._url, self._connect_timeout)
+            yield self._connection
+
+    def _write(
+        self,
+        connection: psycopg.Connection[Any],
+        changes: Sequence[tuple[Escalation, Escalation, Sequence[Delivery]]],
+    ) -> None:
+        """Write each ``(current, new, deliveries)``; every current must still be as read."""
+        if not changes:
+            return
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                self._sql["update"],
+                [(*_row(new), current.id, current.version) for current, new, _ in changes],
+            )
+            if cursor.rowcount != len(changes):  # cannot happen under the row locks
+                raise EscalationError(
+                    changes[0][0].id, "changed by someone else while it was locked"
+                )
+        self._put_deliveries(connection, [d for _, _, deliveries in changes for d in deliveries])
+
+    def _put_deliveries(
+        self, connection: psycopg.Connection[Any], deliveries: Sequence[Delivery]
+    ) -> None:
+        if not deliveries:
+            return
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                self._sql["deliver"],
+                [
+                    (
+                        d.id,
+                        d.escalation_id,
+                        d.target,
+                        pydantic_core.to_json(d.payload).decode(),
+                        _aware(d.not_before, "not_before"),
+                        d.attempts,
+                        d.last_error,
+                    )
+                    for d in deliveries
+                ],
+            )
+
+    def _decode(self, escalation_id: str, body: str) -> Escalation:
+        try:
+            return Escalation.model_validate_json(body)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise EscalationError(
+                escalation_id,
+                f"{redact_url(self._url)} (schema {self._schema!r}): the stored escalation "
+                f"is corrupt and cannot be read ({where}: {error['msg']})",
+            ) from exc
+
+    def _delivery(self, row: tuple[Any, ...]) -> Delivery:
+        _, delivery_id, escalation_id, target, payload, not_before, attempts, last_error = row
+        return Delivery(
+            id=delivery_id,
+            escalation_id=escalation_id,
+            target=target,
+            payload=pydantic_core.from_json(payload),
+            not_before=not_before,
+            attempts=attempts,
+            last_error=last_error,
+        )
+
+
+def upgrade_schema(
+    url: str, schema: str = "public", *, connect_timeout: timedelta = timedelta(seconds=10)
+) -> int:
+    """Create or migrate the escalation tables in ``schema``; returns how many steps ran.
+
+    Idempotent (0 when already current) and safe to run from several
+    processes at once: a transaction-scoped advisory lock serializes them,
+    and each upgrade is all or nothing.  Raises ``ConfigurationError``
+    (without the URL's password) when the database cannot be reached or the
+    schema is newer than this handrail.
+    """
+    _check_schema(schema)
+    connection = _connect(url, connect_timeout)
+    try:
+        with _translated(url, f"upgrade schema {schema!r}", ConfigurationError):
+            return _upgrade(connection, schema)
+    finally:
+        connection.close()
+
+
+# -- connections and errors --------------------------------------------------------------
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise ConfigurationError(f"PostgresStore needs psycopg: {_INSTALL}") from exc
+    return psycopg
+
+
+def _connect(url: str, timeout: timedelta) -> psycopg.Connection[Any]:
+    psycopg_module = _psycopg()
+    try:
+        connection: psycopg.Connection[Any] = psycopg_module.connect(
+            url, autocommit=True, connect_timeout=max(1, round(timeout.total_seconds()))
+        )
+    except psycopg_module.Error as exc:
+        # ``from None``: libpq's message may quote a malformed URL, password included;
+        # what it says, scrubbed, is in ours.
+        raise ConfigurationError(
+            f"{redact_url(url)}: cannot connect to PostgreSQL: {_scrub(str(exc), url)}"
+        ) from None
+    try:
+        # Times come back in UTC, whatever the server's or role's default zone.
+        connection.execute("SET TIME ZONE 'UTC'")
+    except psycopg_module.Error as exc:
+        connection.close()
+        raise ConfigurationError(
+            f"{redact_url(url)}: cannot set up the connection: {_scrub(str(exc), url)}"
+        ) from None
+    return connection
+
+
+@contextmanager
+def _translated(url: str, doing: str, kind: type[HandrailError] = HandrailError) -> Iterator[None]:
+    """psycopg's errors become ``kind`` (handrail's own pass through), password scrubbed."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise kind(f"{redact_url(url)}: cannot {doing}: {_scrub(str(exc).strip(), url)}") from exc
+
+
+def _check_schema(schema: str) -> None:
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ConfigurationError(
+            f"schema must be a plain PostgreSQL name (a letter or _, then letters, digits "
+            f"or _, at most 63), got {schema!r}"
+        )
+
+
+def _compile(schema: str) -> dict[str, sql.Composed]:
+    from psycopg import sql
+
+    name = sql.Identifier(schema)
+    return {key: sql.SQL(text).format(s=name) for key, text in _STATEMENTS.items()}
+
+
+# -- schema ------------------------------------------------------------------------------
+
+
+def _read_version(connection: psycopg.Connection[Any], schema: str) -> int:
+    from psycopg import sql
+
+    exists = connection.execute(
+        "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = %s",
+        (schema, "handrail_schema"),
+    ).fetchone()
+    if exists is None:
+        return 0
+    found = connection.execute(
+        sql.SQL("SELECT version FROM {s}.handrail_schema WHERE component = %s").format(
+            s=sql.Identifier(schema)
+        ),
+        (_COMPONENT,),
+    ).fetchone()
+    return 0 if found is None else int(found[0])
+
+
+def _upgrade(connection: psycopg.Connection[Any], schema: str) -> int:
+    from psycopg import sql
+
+    if _read_version(connection, schema) == SCHEMA_VERSION:
+        return 0  # the common case, without taking the lock
+    name = sql.Identifier(schema)
+    with connection.transaction():
+        # Upgrades of one schema queue here, whichever process runs them.
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        exists = connection.execute(
+            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchone()
+        if exists is None:  # checked first: CREATE needs a privilege an existing schema does not
+            connection.execute(sql.SQL("CREATE SCHEMA {s}").format(s=name))
+        connection.execute(sql.SQL(_VERSION_TABLE).format(s=name))
+        version = _read_version(connection, schema)
+        if version > SCHEMA_VERSION:
+            raise _outdated("", schema, version)
+        for steps in _MIGRATIONS[version:]:
+            for statement in steps:
+                connection.execute(sql.SQL(statement).format(s=name))
+        connection.execute(
+            sql.SQL(
+                "INSERT INTO {s}.handrail_schema (component, version) VALUES (%s, %s) "
+                "ON CONFLICT (component) DO UPDATE SET version = excluded.version, "
+                "upgraded_at = now()"
+            ).format(s=name),
+            (_COMPONENT, SCHEMA_VERSION),
+        )
+    return SCHEMA_VERSION - version
+
+
+def _lock_key(schema: str) -> int:
+    """A stable 64-bit advisory lock key for upgrading ``schema``."""
+    key = zlib.crc32(f"handrail.escalations:{schema}".encode())
+    return key - (1 << 32) if key >= 1 << 31 else key
+
+
+def _outdated(url: str, schema: str, version: int) -> ConfigurationError:
+    where = f"{redact_url(url)}: " if url else ""
+    if version > SCHEMA_VERSION:
+        return ConfigurationError(
+            f"{where}schema {schema!r} is at version {version}, newer than this handrail "
+            f"supports ({SCHEMA_VERSION}); upgrade handrail"
+        )
+    return ConfigurationError(
+        f"{where}schema {schema!r} is at version {version}, this handrail needs "
+        f"{SCHEMA_VERSION}; run `handrail db upgrade URL --schema {schema}`"
+    )
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+def _row(escalation: Escalation) -> tuple[Any, ...]:
+    """The column values: ``next_due`` only while a timer can still fire."""
+    due = None if escalation.is_terminal or escalation.next_due is None else escalation.next_due
+    return (
+        escalation.id,
+        EscalationState(escalation.state).value,
+        escalation.route.name,
+        _aware(escalation.opened_at, "opened_at"),
+        None if due is None else _aware(due, "next_due"),
+        escalation.version,
+        escalation.model_dump_json(),
+    )
+
+
+def _aware(when: datetime, name: str) -> datetime:
+    """``when`` in UTC; naive datetimes are refused, not read in the server's zone."""
+    if when.tzinfo is None or when.tzinfo.utcoffset(when) is None:
+        raise ConfigurationError(
+            f"{name} must be a timezone-aware datetime, got naive {when.isoformat()}"
+        )
+    return when.astimezone(UTC)
+
+
+# -- passwords ---------------------------------------------------------------------------
+
+_REDACTOR = Redactor()
+_KEY_VALUE_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password masked, for reprs, errors and logs.
+
+    Masks the password in ``user:password@`` (as libpq reads it: up to the
+    first ``@`` before any ``/``), in ``?password=`` parameters and in
+    ``key=value`` connection strings.  The user, host and database stay.
+    """
+    masked = rf"\g<1>{MASK}"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _KEY_VALUE_PASSWORD.sub(masked, url)
+    end = len(rest)
+    for stop in "/?":
+        found = rest.find(stop)
+        if found != -1:
+            end = min(end, found)
+    at = rest.rfind("@", 0, end)
+    if at != -1:
+        user, colon, _ = rest[:at].partition(":")
+        rest = f"{user}{':' + MASK if colon else ''}{rest[at:]}"
+    return f"{scheme}://{_QUERY_PASSWORD.sub(masked, rest)}"
+
+
+def _password(url: str) -> str | None:
+    """The password in ``url``, raw and percent-decoded forms, if it has one."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        found = _KEY_VALUE_PASSWORD.search(url)
+        return None if found is None else found.group(2).strip("'")
+    end = min([i for i in (rest.find("/"), rest.find("?")) if i != -1] or [len(rest)])
+    at = rest.rfind("@", 0, end)
+    if at == -1:
+        return None
+    _, colon, password = rest[:at].partition(":")
+    return password if colon and password else None
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` on one line, ``url``'s password (raw or decoded) and URL credentials masked."""
+    from urllib.parse import unquote
+
+    secrets: set[str] = set()
+    password = _password(url)
+    if password:
+        secrets |= {password, unquote(password)}
+    for found in _QUERY_PASSWORD.finditer(url):
+        value = url[found.end(1) : found.end()]
+        secrets |= {value, unquote(value)}
+    return " ".join(_REDACTOR.scrub(text, secrets).split())

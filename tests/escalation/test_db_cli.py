@@ -1,0 +1,88 @@
+"""`handrail db upgrade`: create or migrate an escalation store, SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from handrail.cli import main
+from handrail.escalation._postgres import PostgresStore
+from handrail.escalation._sqlite import SQLiteStore
+from handrail.testing import PostgresServer
+
+PASSWORD = "hunter2-s3cret"
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_upgrade_creates_an_sqlite_file_then_finds_it_current(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first run creates the file and its tables; the second changes nothing; both exit 0."""
+    path = tmp_path / "escalations.db"
+    assert run(["db", "upgrade", str(path)], capsys) == (
+        0,
+        f"{path}: upgraded to version 1 (1 step(s) applied)\n",
+        "",
+    )
+    assert run(["db", "upgrade", str(path)], capsys) == (0, f"{path}: already at version 1\n", "")
+    SQLiteStore(path, create=False).close()  # current: opens without migrating
+
+
+def test_upgrade_a_postgres_schema_twice(
+    postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new schema is created and migrated, then found current; the password is masked."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    url = postgres_server.url.replace("postgres@", f"postgres:{PASSWORD}@")
+    shown = f"{url.replace(PASSWORD, '***')} (schema '{schema}')"
+    assert run(["db", "upgrade", url, "--schema", schema], capsys) == (
+        0,
+        f"{shown}: upgraded to version 1 (1 step(s) applied)\n",
+        "",
+    )
+    assert run(["db", "upgrade", url, "--schema", schema], capsys) == (
+        0,
+        f"{shown}: already at version 1\n",
+        "",
+    )
+    PostgresStore(postgres_server.url, schema=schema, create=False).close()
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A server that is not there: exit 1, one line on stderr, the password masked."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://alice:{PASSWORD}@127.0.0.1:{port}/app"
+    code, out, err = run(["db", "upgrade", url], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: postgresql://alice:***@127.0.0.1:{port}/app: cannot connect")
+    assert err.count("\n") == 1
+    assert PASSWORD not in err
+
+
+def test_bad_targets_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown URL schemes and unwritable paths exit 1; --schema with SQLite is a usage error."""
+    code, _, err = run(["db", "upgrade", "mysql://db/app"], capsys)
+    assert code == 1
+    assert "unknown escalation store URL scheme 'mysql'" in err
+    code, _, err = run(["db", "upgrade", str(tmp_path / "missing-dir" / "e.db")], capsys)
+    assert code == 1
+    assert "cannot open the escalation store" in err
+    code, out, err = run(["db", "upgrade", str(tmp_path / "e.db"), "--schema", "x"], capsys)
+    assert (code, out) == (2, "")
+    assert "--schema: applies to PostgreSQL URLs only" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "e.db").exists()
+    code, _, err = run(["db"], capsys)
+    assert code == 2
