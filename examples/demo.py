@@ -4,13 +4,20 @@ Loads ``policies/crm-agent.yaml``, decides a dozen requests the assistant
 makes for Acme's sales staff, explains one decision in full, and runs the
 policy's own test cases.  Then runs three of the assistant's tools behind a
 ``Guard`` against a flaky CRM, writing an audit log, and verifies the log's
-hash chain at the end.  Run it from the repository root::
+hash chain.  Last, a discount that needs a manager: the escalation opens on
+the route in ``routes/sales.yaml``, the team lead misses the half-hour
+acknowledgement deadline on an accelerated clock, the case moves up to the
+sales director, who approves it from the ``handrail`` command line, and the
+assistant's retried call runs, once.  Run it from the repository root::
 
     .venv/bin/python examples/demo.py
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,10 +38,23 @@ from handrail import (
     acting_as,
 )
 from handrail.audit import AuditLog
+from handrail.escalation import (
+    CallableChannel,
+    EscalationRouter,
+    Notification,
+    SQLiteStore,
+    load_routes,
+    resuming,
+)
 from handrail.policy import PolicyCases
-from handrail.resilience import RetryPolicy
+from handrail.resilience import RetryPolicy, current_idempotency_key
+from handrail.testing import FakeClock
 
-POLICIES = Path(__file__).resolve().parent / "policies"
+EXAMPLES = Path(__file__).resolve().parent
+POLICIES = EXAMPLES / "policies"
+ROUTES = EXAMPLES / "routes" / "sales.yaml"
+# Tuesday 24 November 2026, 10:00 in Berlin: inside the sales team's business hours.
+TUESDAY_MORNING = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
 
 PEOPLE = {
     "alice": User(id="alice", roles=frozenset({"sales_rep"}), groups=frozenset({"sales"})),
@@ -188,6 +208,117 @@ def guarded_tools(policy: Policy, log_path: Path) -> bool:
     return report.ok
 
 
+def show(notification: Notification) -> None:
+    """The escalation channel of this demo: print what Slack or email would carry."""
+    to = ", ".join(notification.recipients)
+    due = f", due {notification.due:%a %H:%M} UTC" if notification.due else ""
+    print(f"  [notify {notification.kind} · level {notification.level_name} → {to}{due}]")
+
+
+def handrail_cli(directory: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the ``handrail`` command as a person would, in a separate process."""
+    command = [sys.executable, "-m", "handrail", *map(str, args)]
+    shown = (f"'{a}'" if " " in str(a) else str(a) for a in args)
+    print(
+        "  $ handrail "
+        + " ".join(shown)
+        .replace(f"{directory}{os.sep}", "")
+        .replace(f"{EXAMPLES.parent}{os.sep}", "")
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    for line in (done.stdout + done.stderr).splitlines():
+        print(f"    {line}")
+    return done
+
+
+def escalation(policy: Policy, directory: Path) -> bool:
+    """A 35 % discount: escalated, breached, moved up, approved from the CLI, run once."""
+    routes = load_routes(ROUTES)
+    clock = FakeClock(TUESDAY_MORNING)
+    store_path = directory / "escalations.db"
+    crm = FlakyCRM()
+    crm.calls = 1  # the CRM is healthy in this part
+
+    with AuditLog.jsonl(directory / "agent-audit.jsonl") as log:
+        router = EscalationRouter(
+            routes.routes,
+            SQLiteStore(store_path),
+            channels=[CallableChannel(show, name="slack")],
+            clock=clock,
+            audit=log,
+            groups=routes.groups,
+            store_hint=str(store_path),
+        )
+        guard = Guard(policy, audit=log, escalations=router)
+
+        @guard.protect("crm.opportunity.update", is_write=True, idempotency_key=True)
+        def update_opportunity(opportunity_id: str, discount_pct: float) -> dict[str, Any]:
+            key = current_idempotency_key()
+            print(f"  CRM PATCH /opportunities/{opportunity_id} (Idempotency-Key: {key})")
+            return crm.patch(f"/opportunities/{opportunity_id}", {"discount_pct": discount_pct})
+
+        alice = Principal(agent="sales-assistant", on_behalf_of=PEOPLE["alice"])
+        with acting_as(alice):
+            try:
+                update_opportunity("opp-9", discount_pct=35)
+            except EscalationRequired as pending:
+                case = pending.escalation_id
+                print(f"  assistant: a 35 % discount needs approval; escalation {case}")
+        assert case is not None
+        router.tick()  # the worker loop (router.run()) does this every second in production
+
+        print("  ... 31 minutes pass; nobody on the team-lead level acknowledges ...")
+        clock.advance(dt.timedelta(minutes=31))
+        router.tick()
+        moved = router.get(case)
+        print(
+            f"  case is at level {moved.level} ({moved.route.level(moved.level).name}), "
+            f"deciders {', '.join(moved.deciders)}"
+        )
+        router.store.close()
+
+    print("  The sales director decides from a terminal:")
+    common = ("--store", store_path)
+    handrail_cli(directory, "escalations", "list", *common)
+    approved = handrail_cli(
+        directory,
+        "escalations",
+        "approve",
+        case,
+        "--by",
+        "dana",
+        "--reason",
+        "multi-year renewal; margin checked",
+        *common,
+        "--routes",
+        ROUTES,
+        "--audit",
+        directory / "decisions.jsonl",
+    )
+
+    with AuditLog.jsonl(directory / "agent-audit.jsonl") as log:
+        router = EscalationRouter(routes.routes, SQLiteStore(store_path), clock=clock, audit=log)
+        guard = Guard(policy, audit=log, escalations=router)
+        update = guard.protect("crm.opportunity.update", is_write=True)(
+            update_opportunity.__wrapped__  # the same tool, behind the new guard
+        )
+        print("  The assistant retries the same call under the escalation:")
+        with acting_as(alice), resuming(case):
+            update("opp-9", discount_pct=35)
+            try:
+                update("opp-9", discount_pct=35)
+            except Exception as again:  # AlreadyExecuted: it never runs twice
+                print(f"  a second resume: {type(again).__name__}")
+        history = router.get(case).history
+        print("  history: " + " → ".join(f"{e.kind}@L{e.level}" for e in history))
+        router.store.close()
+        agent_ok = log.verify().ok
+    with AuditLog.open(directory / "decisions.jsonl", read_only=True) as decisions:
+        decisions_ok = decisions.verify().ok
+    return approved.returncode == 0 and agent_ok and decisions_ok and crm.calls == 2
+
+
 def main() -> int:
     """Print the tour; exit 1 if the policy's own test cases fail."""
     policy = Policy.from_file(POLICIES / "crm-agent.yaml")
@@ -214,7 +345,12 @@ def main() -> int:
     print("The tools behind a Guard (the CRM fails the first write with 503; it is retried):")
     with tempfile.TemporaryDirectory() as directory:
         verified = guarded_tools(policy, Path(directory) / "audit.jsonl")
-    return 0 if report.passed and verified else 1
+
+    print()
+    print("A discount that needs a manager (escalation route 'sales-managers', accelerated clock):")
+    with tempfile.TemporaryDirectory() as directory:
+        escalated = escalation(policy, Path(directory))
+    return 0 if report.passed and verified and escalated else 1
 
 
 if __name__ == "__main__":
