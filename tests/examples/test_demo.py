@@ -22,7 +22,7 @@ def test_demo_runs_and_prints_the_tour() -> None:
     assert result.stderr == ""
     out = result.stdout
     lines = out.splitlines()
-    assert len(lines) < 75
+    assert len(lines) < 100
     assert "\x1b" not in out  # no colour codes
     assert lines[0].startswith("policy 'crm-agent': 12 rules")
     assert lines[2].split() == ["who", "action", "details", "effect", "deciding", "rule"]
@@ -35,4 +35,11 @@ def test_demo_runs_and_prints_the_tour() -> None:
     assert "  escalated to sales-managers: big-discount" in lines
     assert "  denied: no-deletes" in lines
     assert "attempts=2" in out  # the first CRM write failed with 503 and was retried
-    assert lines[-2] == "  audit log audit.jsonl: ok: 3 records verified"
+    assert "  audit log audit.jsonl: ok: 3 records verified" in lines
+    # The escalation: opened, breached on the accelerated clock, approved from the CLI, run once.
+    assert "[notify opened · level team-lead" in out
+    assert "[notify escalated · level sales-director" in out
+    assert "approved by dana at level 1 (sales-director)" in out
+    assert out.count("CRM PATCH /opportunities/opp-9") == 1
+    assert "a second resume: AlreadyExecuted" in out
+    assert lines[-1].endswith("opened@L0 → breached@L0 → escalated@L1 → approved@L1 → executed@L1")
