@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -212,8 +213,9 @@ class EscalationRouter:
             groups=self.groups,
         )
         deliveries = self._deliveries(None, escalation, now)
-        self.store.create(escalation, deliveries)
-        self._after([(None, escalation, deliveries)])
+        with self._span("open", escalation_id=escalation.id):
+            self.store.create(escalation, deliveries)
+            self._after([(None, escalation, deliveries)])
         return escalation
 
     # -- humans act ----------------------------------------------------------------
@@ -365,27 +367,29 @@ class EscalationRouter:
                 "EscalationRouter.tick() was called inside a running event loop; "
                 "use 'await router.atick()' there"
             )
-        now = self.clock.now()
-        fired = self._fire_due(now)
-        claimed = self.store.claim_deliveries(now, limit=self.batch_size, lease=_LEASE)
-        if not claimed:
-            return TickReport(fired, 0, 0)
-        outcomes = asyncio.run(self._send_all(claimed))
-        delivered, failed = self._settle(claimed, outcomes, now)
-        return TickReport(fired, delivered, failed)
+        with self._span("tick"):
+            now = self.clock.now()
+            fired = self._fire_due(now)
+            claimed = self.store.claim_deliveries(now, limit=self.batch_size, lease=_LEASE)
+            if not claimed:
+                return TickReport(fired, 0, 0)
+            outcomes = asyncio.run(self._send_all(claimed))
+            delivered, failed = self._settle(claimed, outcomes, now)
+            return TickReport(fired, delivered, failed)
 
     async def atick(self) -> TickReport:
         """``tick`` for async code: store work runs in a thread, channels are awaited."""
-        now = self.clock.now()
-        fired = await asyncio.to_thread(self._fire_due, now)
-        claimed = await asyncio.to_thread(
-            self.store.claim_deliveries, now, limit=self.batch_size, lease=_LEASE
-        )
-        if not claimed:
-            return TickReport(fired, 0, 0)
-        outcomes = await self._send_all(claimed)
-        delivered, failed = await asyncio.to_thread(self._settle, claimed, outcomes, now)
-        return TickReport(fired, delivered, failed)
+        with self._span("tick"):
+            now = self.clock.now()
+            fired = await asyncio.to_thread(self._fire_due, now)
+            claimed = await asyncio.to_thread(
+                self.store.claim_deliveries, now, limit=self.batch_size, lease=_LEASE
+            )
+            if not claimed:
+                return TickReport(fired, 0, 0)
+            outcomes = await self._send_all(claimed)
+            delivered, failed = await asyncio.to_thread(self._settle, claimed, outcomes, now)
+            return TickReport(fired, delivered, failed)
 
     async def run(self, *, interval: float = 1.0, stop: asyncio.Event | None = None) -> None:
         """The worker loop: ``atick()`` every ``interval`` seconds until ``stop`` is set.
@@ -442,13 +446,14 @@ class EscalationRouter:
             done.append((current, new, deliveries))
             return new, deliveries
 
-        try:
-            new = self.store.update(escalation_id, change)
-        except NotADecider as refusal:
-            self._refused(escalation_id, refusal, attempted, now)
-            raise
-        self._after([(old, changed, deliveries) for old, changed, deliveries in done])
-        return new
+        with self._span(attempted, escalation_id=escalation_id):
+            try:
+                new = self.store.update(escalation_id, change)
+            except NotADecider as refusal:
+                self._refused(escalation_id, refusal, attempted, now)
+                raise
+            self._after([(old, changed, deliveries) for old, changed, deliveries in done])
+            return new
 
     def _fire_due(self, now: datetime) -> int:
         fired = 0
@@ -553,12 +558,23 @@ class EscalationRouter:
         """After a commit: audit records, telemetry, waiters, resolution callbacks."""
         if not changes:
             return
-        for old, new, deliveries in changes:
-            if self.audit is not None:
-                for delivery in deliveries:
-                    if delivery.target == AUDIT_TARGET:
-                        self._audit_event(new, Event.model_validate(delivery.payload))
-                        self.store.complete_delivery(delivery.id)
+        appended: builtins.list[str] = []
+        for _, new, deliveries in changes:
+            if self.audit is None:
+                break
+            for delivery in deliveries:
+                if delivery.target != AUDIT_TARGET:
+                    continue
+                try:
+                    self._audit_event(new, Event.model_validate(delivery.payload))
+                except Exception as exc:
+                    # The change is stored and its record waits in the outbox: a later
+                    # tick appends it.  Raising here would report a done change as failed.
+                    self._log_error("audit_failed", exc, escalation_id=new.id)
+                    continue
+                appended.append(delivery.id)
+        self._complete_audited(appended)
+        for old, new, _ in changes:
             telemetry = self.telemetry or default_telemetry()
             for event in new.history[len(old.history) if old is not None else 0 :]:
                 telemetry.escalation_event(
@@ -673,10 +689,15 @@ class EscalationRouter:
         self, claimed: Sequence[Delivery], outcomes: Sequence[BaseException | None], now: datetime
     ) -> tuple[int, int]:
         delivered = failed = 0
+        appended: builtins.list[str] = []
         for delivery, outcome in zip(claimed, outcomes, strict=True):
             error = outcome
             if error is None and delivery.target == AUDIT_TARGET:
                 error = self._append_pending_audit(delivery)
+                if error is None:
+                    appended.append(delivery.id)
+                    delivered += 1
+                    continue
             if error is None:
                 self.store.complete_delivery(delivery.id)
                 delivered += 1
@@ -689,7 +710,25 @@ class EscalationRouter:
             )
             self.store.fail_delivery(delivery.id, error=message, retry_at=retry_at)
             self._undelivered(delivery, message, give_up, now)
+        self._complete_audited(appended)
         return delivered, failed
+
+    def _complete_audited(self, delivery_ids: Sequence[str]) -> None:
+        """Mark audit deliveries done, once their records are on disk.
+
+        A ``batch`` log buffers appends for up to its interval: flushed first,
+        or a crash would lose records whose outbox copies are already done.
+        """
+        if not delivery_ids or self.audit is None:
+            return
+        try:
+            if self.audit.fsync == "batch":
+                self.audit.flush()
+        except Exception as exc:  # the outbox copies stay pending: a later tick retries them
+            self._log_error("audit_failed", exc)
+            return
+        for delivery_id in delivery_ids:
+            self.store.complete_delivery(delivery_id)
 
     def _append_pending_audit(self, delivery: Delivery) -> BaseException | None:
         if self.audit is None:
@@ -750,6 +789,18 @@ class EscalationRouter:
             "context": redact(plain(request.context)),
             "fingerprint": request_fingerprint(request),
         }
+
+    def _span(self, operation: str, escalation_id: str | None = None) -> ContextManager[object]:
+        """A ``handrail.escalation.<operation>`` span (the transitions' events land on it)."""
+        tracer = (self.telemetry or default_telemetry()).tracer()
+        if tracer is None:
+            return contextlib.nullcontext()
+        attributes = {"handrail.escalation.worker": self.worker}
+        if escalation_id is not None:
+            attributes["handrail.escalation.id"] = escalation_id
+        return tracer.start_as_current_span(
+            f"handrail.escalation.{operation}", attributes=attributes
+        )
 
     def _log_error(self, event: str, exc: BaseException, **fields: Any) -> None:
         logger = (self.telemetry or default_telemetry()).logger
