@@ -455,6 +455,11 @@ class AuditLog:
         return self._writer.sink
 
     @property
+    def redactor(self) -> Redactor:
+        """The redactor every record goes through."""
+        return self._redaction.redactor
+
+    @property
     def fsync(self) -> FsyncMode:
         """When records are forced to stable storage (see ``FsyncMode``)."""
         return self._writer.fsync

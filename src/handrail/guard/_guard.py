@@ -21,14 +21,23 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from .._errors import ConfigurationError, EscalationError, EscalationRequired, PermissionDenied
 from ..audit import AuditLog, AuditRecord
+from ..audit._encoding import plain
 from ..escalation import Escalation, EscalationRouter, current_resume, request_fingerprint
 from ..permissions._context import current_policy
 from ..permissions._decorator import NO_POLICY
 from ..permissions._request import ContextSpec, RequestBuilder, ResourceSpec, refusal
 from ..policy import ActionRequest, Decision, Effect, Policy
-from ..policy._model import ACTION_RE
+from ..policy._model import ACTION_RE, trusted_request
+from ..redaction import Redactor
 from ..resilience import AttemptDetails, CircuitBreakers, RetryPolicy, idempotency_key
 from ..resilience._idempotency import using_idempotency_key
+from ..shadow import (
+    ShadowIntercepted,
+    ShadowRequest,
+    ShadowResult,
+    shadow_from_environment,
+    shadowing,
+)
 from ..telemetry import ActionScope, Telemetry, default_telemetry
 
 __all__ = ["Guard"]
@@ -37,6 +46,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 KeySpec = bool | Callable[..., str] | None
+_REDACTOR = Redactor()
 AuditHook = Callable[[Decision], object]
 
 
@@ -62,6 +72,7 @@ class Guard:
         "on_audit",
         "policy",
         "retry",
+        "shadow",
         "telemetry",
         "wait_for_decision",
     )
@@ -77,6 +88,7 @@ class Guard:
         on_audit: AuditHook | None = None,
         escalations: EscalationRouter | None = None,
         wait_for_decision: float | dt.timedelta | None = None,
+        shadow: bool | None = None,
     ) -> None:
         if policy is not None and not isinstance(policy, Policy):
             raise ConfigurationError(f"Guard: policy must be a Policy, got {type(policy).__name__}")
@@ -87,6 +99,7 @@ class Guard:
         if wait_for_decision is not None and escalations is None:
             raise ConfigurationError("Guard: wait_for_decision needs escalations=")
         self.escalations = escalations
+        self.shadow = shadow
         self.wait_for_decision = (
             wait_for_decision.total_seconds()
             if isinstance(wait_for_decision, dt.timedelta)
@@ -110,6 +123,7 @@ class Guard:
         breaker: str | None = None,
         tool_name: str | None = None,
         principal_arg: str = "principal",
+        shadow_aware: bool = False,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Guard a function (sync or async) as ``action``.
 
@@ -120,6 +134,12 @@ class Guard:
         the call's arguments by name.  ``breaker`` names the circuit breaker
         (from ``breakers``) the call goes through, e.g. the host.
         ``tool_name`` sets ``gen_ai.tool.name`` on the span.
+
+        In shadow mode a write (``is_write=True``) returns a ``ShadowResult``
+        and is audited as ``shadowed``: it is not called, unless
+        ``shadow_aware`` says the function stops its own write (it is then
+        called inside ``handrail.shadow.shadowing()`` and must raise
+        ``ShadowIntercepted`` with the request it would have sent).
         """
         if not isinstance(action, str) or not ACTION_RE.fullmatch(action):
             raise ConfigurationError(
@@ -142,6 +162,7 @@ class Guard:
                 key=idempotency_key,
                 breaker=breaker,
                 tool_name=tool_name,
+                shadow_aware=shadow_aware,
             )
             if inspect.iscoroutinefunction(fn):
 
@@ -171,7 +192,16 @@ class Guard:
 class _GuardedCall:
     """One guarded function: the shared steps of the sync and async drivers."""
 
-    __slots__ = ("breaker", "builder", "fn", "guard", "is_write", "key", "tool_name")
+    __slots__ = (
+        "breaker",
+        "builder",
+        "fn",
+        "guard",
+        "is_write",
+        "key",
+        "shadow_aware",
+        "tool_name",
+    )
 
     def __init__(
         self,
@@ -183,8 +213,10 @@ class _GuardedCall:
         key: KeySpec,
         breaker: str | None,
         tool_name: str | None,
+        shadow_aware: bool = False,
     ) -> None:
         self.guard = guard
+        self.shadow_aware = shadow_aware
         self.fn = fn
         self.builder = builder
         self.is_write = is_write
@@ -373,6 +405,69 @@ class _GuardedCall:
             "telemetry": telemetry,
         }
 
+    # -- shadow mode --------------------------------------------------------------------
+
+    def in_shadow(self) -> bool:
+        if not self.is_write:
+            return False
+        shadow = self.guard.shadow
+        return shadow_from_environment() if shadow is None else shadow
+
+    def shadowed(self, run: _Run, intercepted: ShadowRequest | None) -> ShadowResult:
+        """Audit a write that did not happen, and say what it would have done."""
+        request = run.decision.request
+        decision = run.decision
+        if intercepted is not None:
+            context = {**request.context, "shadow_request": intercepted.model_dump()}
+            decision = decision._replace(
+                request=trusted_request(
+                    request.principal, request.action, request.resource, request.args, context
+                )
+            )
+        record = self.record(
+            decision, "shadowed", run.scope, key=run.key, escalation_id=run.escalation_id
+        )
+        run.scope.finished("shadowed", record_id=record.id if record else None)
+        audit = self.guard.audit
+        redactor = audit.redactor if audit is not None else _REDACTOR
+        return ShadowResult(
+            action=request.action,
+            args=redactor.redact(plain(request.args)),
+            request=intercepted,
+            idempotency_key=run.key,
+            record_id=record.id if record else None,
+        )
+
+    def shadow_run(self, run: _Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowResult:
+        intercepted = None
+        try:
+            run.key = self.key_for(run, args, kwargs)
+            if self.shadow_aware:
+                with shadowing(), using_idempotency_key(run.key):
+                    self.fn(*args, **kwargs)
+        except ShadowIntercepted as stopped:
+            intercepted = stopped.request
+        except BaseException as exc:
+            self.finish(run, exc)
+            raise
+        return self.shadowed(run, intercepted)
+
+    async def ashadow_run(
+        self, run: _Run, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> ShadowResult:
+        intercepted = None
+        try:
+            run.key = self.key_for(run, args, kwargs)
+            if self.shadow_aware:
+                with shadowing(), using_idempotency_key(run.key):
+                    await self.fn(*args, **kwargs)
+        except ShadowIntercepted as stopped:
+            intercepted = stopped.request
+        except BaseException as exc:
+            self.finish(run, exc)
+            raise
+        return self.shadowed(run, intercepted)
+
     # -- the drivers: the same steps, one calling and one awaiting -----------------
 
     def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -387,6 +482,8 @@ class _GuardedCall:
                     assert self.guard.escalations is not None
                     pending = self.guard.escalations.wait(pending.id, wait)
                 self.resolve(run, pending)
+            if self.in_shadow():
+                return self.shadow_run(run, args, kwargs)
             try:
                 run.key = self.key_for(run, args, kwargs)
                 retry = self.guard.retry
@@ -419,6 +516,8 @@ class _GuardedCall:
                     assert self.guard.escalations is not None
                     pending = await self.guard.escalations.await_decision(pending.id, wait)
                 self.resolve(run, pending)
+            if self.in_shadow():
+                return await self.ashadow_run(run, args, kwargs)
             try:
                 run.key = self.key_for(run, args, kwargs)
                 retry = self.guard.retry
