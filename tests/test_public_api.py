@@ -6,6 +6,7 @@ import types
 
 import handrail
 import handrail.audit
+import handrail.connectors
 import handrail.escalation
 import handrail.guard
 import handrail.identity
@@ -13,8 +14,10 @@ import handrail.permissions
 import handrail.policy
 import handrail.redaction
 import handrail.resilience
+import handrail.shadow
 import handrail.telemetry
 import handrail.testing
+import handrail.testing.conformance
 
 
 def test_all_names_are_exported() -> None:
@@ -22,6 +25,7 @@ def test_all_names_are_exported() -> None:
     for module in (
         handrail,
         handrail.audit,
+        handrail.connectors,
         handrail.escalation,
         handrail.guard,
         handrail.identity,
@@ -29,8 +33,10 @@ def test_all_names_are_exported() -> None:
         handrail.policy,
         handrail.redaction,
         handrail.resilience,
+        handrail.shadow,
         handrail.telemetry,
         handrail.testing,
+        handrail.testing.conformance,
     ):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

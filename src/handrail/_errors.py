@@ -7,11 +7,14 @@ The tree is split by what the caller does next::
     ├── EscalationRequired         wait: a human must decide before the action runs
     ├── CircuitOpen                retry later: calls to a failing system are paused
     ├── WriteNotRetried            a write failed once and was not retried (no idempotency key)
+    ├── CredentialError            a credential is missing, expired or could not be fetched
     ├── EscalationError            an escalation could not be changed as asked; nothing changed
     │   ├── UnknownEscalation      no escalation has this id (also a LookupError)
     │   ├── IllegalTransition      its state forbids the change (e.g. approving an expired one)
     │   ├── NotADecider            this person may not decide at this level (audited)
     │   └── AlreadyExecuted        the approved action already ran once; it never runs twice
+    ├── ConnectorError             a connector operation failed before or after the call
+    │   └── InvalidInput           its arguments fail the operation's input model (also ValueError)
     ├── AuditError                 the audit trail could not be written or read
     │   └── AuditIntegrityError    the audit trail fails verification (edited, torn, ...)
     └── ConfigurationError         fix the configuration (also a ValueError)
@@ -147,6 +150,44 @@ class WriteNotRetried(HandrailError):
             f"{action}: failed with {type(cause).__name__} and was not retried: "
             "a write is retried only when it carries an idempotency key"
         )
+
+
+class CredentialError(HandrailError):
+    """A credential is missing, expired or could not be fetched; no request was sent with it.
+
+    ``.name`` is the credential, ``.where`` where it was looked for
+    (``environment variable CRM_TOKEN``, ``file /run/secrets/crm_token``, a
+    token URL).  The message says what to fix and never contains the secret.
+    """
+
+    def __init__(self, name: str, where: str, message: str) -> None:
+        self.name = name
+        self.where = where
+        super().__init__(f"credential {name!r} {message}")
+
+
+class ConnectorError(HandrailError):
+    """A connector operation could not be carried out as asked; ``.operation`` names it."""
+
+    def __init__(self, operation: str, message: str) -> None:
+        self.operation = operation
+        super().__init__(f"{operation}: {message}")
+
+
+class InvalidInput(ConnectorError, ValueError):
+    """The arguments of a connector operation fail its input model; nothing was sent.
+
+    ``.errors`` lists each failing field (location, message, type) without
+    the values given, which may be secrets.
+    """
+
+    def __init__(self, operation: str, errors: list[dict[str, object]]) -> None:
+        self.errors = errors
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or '(input)'}: {e.get('msg', '')}"  # type: ignore[attr-defined]
+            for e in errors
+        )
+        super().__init__(operation, f"invalid input: {fields}")
 
 
 class AuditError(HandrailError):

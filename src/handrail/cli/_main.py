@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .._version import __version__
-from . import _audit, _db, _escalations, _policy
+from . import _audit, _db, _escalations, _policy, _quarantine, _shadow
 
 __all__ = ["main"]
 
@@ -38,6 +38,8 @@ def _build_parser() -> _Parser:
     _audit.add_commands(commands)
     _db.add_commands(commands)
     _escalations.add_commands(commands)
+    _quarantine.add_commands(commands)
+    _shadow.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,309 @@
+"""``@operation``: a connector method declared as a typed, permissioned read or write.
+
+The decorator records what the method is — its name, kind, input and output
+models (from its annotations), the permission it needs and how its output is
+validated — and leaves the method itself untouched.  The connector turns it
+into a guarded call (``_connector``); ``describe()`` turns it into a tool
+definition and a line of the permission matrix.
+
+Annotations say the models::
+
+    @operation("crm.contact.get")
+    def get_contact(self, params: ContactRef) -> Contact: ...
+
+    @operation("crm.contact.list")                      # a list read: many records
+    def list_contacts(self, params: ContactQuery) -> Iterator[Contact]: ...
+
+    @operation("crm.contact.update", kind="write")
+    def update_contact(self, params: ContactPatch) -> Contact: ...
+
+The body returns raw data (parsed JSON) or model instances; the connector
+validates it against the output model.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
+
+from pydantic import BaseModel, ConfigDict
+
+from .._errors import ConfigurationError
+from ..permissions._request import ResourceSpec
+from ..policy._model import ACTION_RE
+from ..shadow import ShadowResult
+from ._quarantine import Validation
+
+__all__ = ["Operation", "OperationKind", "OperationMethod", "Validation", "operation"]
+
+OperationKind = Literal["read", "write"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_MANY = (
+    collections.abc.Iterator,
+    collections.abc.Iterable,
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncIterable,
+)
+
+
+class NoInput(BaseModel):
+    """The input model of an operation that takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One typed operation of a connector, as ``describe()`` reports it.
+
+    ``permission`` is the action the policy is asked about (by default the
+    operation's name); ``many`` marks a list read that yields records
+    lazily; ``validation`` is how invalid output records are handled:
+    ``strict`` fails the call, ``quarantine`` (the default for list reads)
+    sets them aside and lets the valid ones through.
+    """
+
+    name: str
+    kind: OperationKind
+    permission: str
+    input: type[BaseModel]
+    output: type[BaseModel]
+    many: bool
+    validation: Validation
+    description: str
+    is_async: bool
+    method: str
+    resource: ResourceSpec | None = None
+
+    def input_schema(self) -> dict[str, Any]:
+        """The input model's JSON Schema: what a tool definition hands the model."""
+        return self.input.model_json_schema()
+
+    def output_schema(self) -> dict[str, Any]:
+        """The JSON Schema of one output record."""
+        return self.output.model_json_schema()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (name, kind, permission, schemas, validation)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "permission": self.permission,
+            "description": self.description,
+            "many": self.many,
+            "validation": self.validation,
+            "is_async": self.is_async,
+            "input_schema": self.input_schema(),
+            "output_schema": self.output_schema(),
+        }
+
+
+class OperationMethod(Generic[P, R]):
+    """A connector method marked with ``@operation``; on an instance, the guarded call.
+
+    On the class it is this descriptor (``.spec`` is the ``Operation``); on a
+    connector instance it is a callable taking the input model (or its
+    fields as keyword arguments) and returning the validated output.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        kind: OperationKind,
+        permission: str | None,
+        validation: Validation | None,
+        description: str | None,
+        resource: ResourceSpec | None,
+    ) -> None:
+        _check_name(name, "operation name")
+        if permission is not None:
+            _check_name(permission, "permission")
+        if kind not in ("read", "write"):
+            raise ConfigurationError(f"@operation({name!r}): kind must be 'read' or 'write'")
+        if validation not in (None, "strict", "quarantine"):
+            raise ConfigurationError(
+                f"@operation({name!r}): validation must be 'strict' or 'quarantine'"
+            )
+        self.fn = fn
+        self.name = name
+        self.kind: OperationKind = kind
+        self.permission = permission or name
+        self.validation = validation
+        self.description = description if description is not None else _first_line(fn)
+        self.resource = resource
+        self.attr = fn.__name__
+        self._spec: Operation | None = None
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.attr = attr
+
+    @property
+    def spec(self) -> Operation:
+        """The ``Operation``, worked out from the method's annotations on first use."""
+        if self._spec is None:
+            self._spec = self._resolve()
+        return self._spec
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> OperationMethod[P, R]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type) -> Callable[P, R]: ...
+
+    def __get__(self, obj: object | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        bind = getattr(obj, "_operation_call", None)
+        if bind is None:
+            raise ConfigurationError(
+                f"@operation {self.name!r} is on {owner.__name__}, which is not a "
+                "BaseConnector: derive the class from handrail.connectors.BaseConnector"
+            )
+        return bind(self)
+
+    def __repr__(self) -> str:
+        return f"<operation {self.name!r} ({self.kind})>"
+
+    def _resolve(self) -> Operation:
+        where = f"@operation({self.name!r}) on {self.fn.__qualname__}"
+        try:
+            hints = typing.get_type_hints(self.fn)
+        except Exception as exc:
+            raise ConfigurationError(f"{where}: cannot read its annotations: {exc}") from exc
+        params = list(inspect.signature(self.fn).parameters.values())[1:]  # after self
+        if len(params) > 1:
+            raise ConfigurationError(
+                f"{where}: takes one argument, a pydantic model of its input "
+                f"(got {', '.join(p.name for p in params)})"
+            )
+        input_model: type[BaseModel] = NoInput
+        if params:
+            annotated = hints.get(params[0].name)
+            if not _is_model(annotated):
+                raise ConfigurationError(
+                    f"{where}: annotate its argument {params[0].name!r} with a pydantic "
+                    "model of the input"
+                )
+            input_model = annotated
+        output, many = _output(hints.get("return"), where)
+        is_async = inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn)
+        if many and inspect.iscoroutinefunction(self.fn):
+            raise ConfigurationError(
+                f"{where}: an async list read is an async generator (use 'yield'), "
+                "annotated AsyncIterator[Model]"
+            )
+        if many and self.kind == "write":
+            raise ConfigurationError(f"{where}: a write returns one record, not many")
+        validation: Validation = self.validation or ("quarantine" if many else "strict")
+        return Operation(
+            name=self.name,
+            kind=self.kind,
+            permission=self.permission,
+            input=input_model,
+            output=output,
+            many=many,
+            validation=validation,
+            description=self.description,
+            is_async=is_async,
+            method=self.attr,
+            resource=self.resource,
+        )
+
+
+@overload
+def operation(
+    name: str,
+    *,
+    kind: Literal["write"],
+    permission: str | None = None,
+    validation: Validation | None = None,
+    description: str | None = None,
+    resource: ResourceSpec | None = None,
+) -> Callable[[Callable[Concatenate[Any, P], R]], OperationMethod[P, R | ShadowResult]]: ...
+
+
+@overload
+def operation(
+    name: str,
+    *,
+    kind: Literal["read"] = "read",
+    permission: str | None = None,
+    validation: Validation | None = None,
+    description: str | None = None,
+    resource: ResourceSpec | None = None,
+) -> Callable[[Callable[Concatenate[Any, P], R]], OperationMethod[P, R]]: ...
+
+
+def operation(
+    name: str,
+    *,
+    kind: OperationKind = "read",
+    permission: str | None = None,
+    validation: Validation | None = None,
+    description: str | None = None,
+    resource: ResourceSpec | None = None,
+) -> Callable[[Callable[Concatenate[Any, P], R]], OperationMethod[P, Any]]:
+    """Declare a connector method as the operation ``name`` (a dotted action name).
+
+    ``kind`` is ``read`` or ``write`` (a write is audited as one, retried only
+    with its idempotency key, and not executed in shadow mode, where it
+    returns a ``ShadowResult``).  ``permission`` is the action the policy
+    decides (default: ``name``).  ``validation`` is ``strict`` (default for
+    single-record operations) or ``quarantine`` (default for list reads).
+    ``resource`` builds the request's resource from the input's fields, as in
+    ``requires_permission``.  ``description`` defaults to the docstring's first line.
+    """
+    _check_name(name, "operation name")
+    if kind not in ("read", "write"):
+        raise ConfigurationError(f"@operation({name!r}): kind must be 'read' or 'write'")
+
+    def decorate(fn: Callable[Concatenate[Any, P], R]) -> OperationMethod[P, Any]:
+        return OperationMethod(
+            fn,
+            name=name,
+            kind=kind,
+            permission=permission,
+            validation=validation,
+            description=description,
+            resource=resource,
+        )
+
+    return decorate
+
+
+def _check_name(value: object, what: str) -> None:
+    if not isinstance(value, str) or not ACTION_RE.fullmatch(value):
+        raise ConfigurationError(
+            f"@operation: {what} {value!r} is not a dotted action name such as 'crm.contact.get'"
+        )
+
+
+def _is_model(value: object) -> typing.TypeGuard[type[BaseModel]]:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def _output(annotation: object, where: str) -> tuple[type[BaseModel], bool]:
+    if _is_model(annotation):
+        return annotation, False
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in _MANY and len(args) == 1 and _is_model(args[0]):
+        return args[0], True
+    raise ConfigurationError(
+        f"{where}: annotate its return with a pydantic model (one record) or "
+        "Iterator[Model] / AsyncIterator[Model] (a list read)"
+    )
+
+
+def _first_line(fn: Callable[..., Any]) -> str:
+    doc = inspect.getdoc(fn) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
