@@ -21,7 +21,21 @@ from ._credentials import (
     credential_auth,
 )
 from ._fake import FakeConnector, fake_connector
+from ._http import HTTPConnector
 from ._operation import Operation, OperationKind, OperationMethod, Validation, operation
+from ._pagination import (
+    AsyncPages,
+    Page,
+    Pages,
+    acursor_pages,
+    alink_pages,
+    aoffset_pages,
+    current_page_source,
+    cursor_pages,
+    link_pages,
+    offset_pages,
+    shown_url,
+)
 from ._quarantine import (
     InvalidRecord,
     JSONLQuarantine,
@@ -38,8 +52,10 @@ from ._quarantine import (
     validate_one,
     validate_records,
 )
+from ._ratelimit import RateLimits, TokenBucket, default_rate_limits
 
 __all__ = [
+    "AsyncPages",
     "AsyncRecords",
     "BaseConnector",
     "CallableCredentials",
@@ -52,6 +68,7 @@ __all__ = [
     "EnvCredentials",
     "FakeConnector",
     "FileCredentials",
+    "HTTPConnector",
     "InvalidInput",
     "InvalidRecord",
     "JSONLQuarantine",
@@ -60,20 +77,33 @@ __all__ = [
     "Operation",
     "OperationKind",
     "OperationMethod",
+    "Page",
+    "Pages",
     "QuarantineError",
     "QuarantineSink",
     "QuarantineWarning",
     "QuarantinedRecord",
+    "RateLimits",
     "RecordError",
     "SQLiteQuarantine",
     "ShadowResult",
+    "TokenBucket",
     "ValidatedRecords",
     "Validation",
+    "acursor_pages",
+    "alink_pages",
+    "aoffset_pages",
     "credential_auth",
+    "current_page_source",
+    "cursor_pages",
+    "default_rate_limits",
     "fake_connector",
     "keep_extra",
+    "link_pages",
+    "offset_pages",
     "open_quarantine",
     "operation",
+    "shown_url",
     "validate_one",
     "validate_records",
 ]

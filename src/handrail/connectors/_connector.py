@@ -29,6 +29,7 @@ from ..policy import Policy
 from ..resilience import CircuitBreakers, RetryPolicy
 from ..telemetry import Telemetry
 from ._operation import Operation, OperationMethod
+from ._pagination import current_page_source
 from ._quarantine import QuarantineSink, open_quarantine, validate_one, validate_records
 
 __all__ = [
@@ -271,6 +272,8 @@ class BaseConnector:
             sink=self.quarantine,
             connector=self.name,
             operation=spec.name,
+            # Paginated reads (Pages) say which page each record came from.
+            source=getattr(raw, "source_of", None),
         )
 
     def _validation(self, spec: Operation) -> Any:
@@ -313,6 +316,7 @@ class AsyncRecords(Generic[M]):
                     sink=connector.quarantine,
                     connector=connector.name,
                     operation=spec.name,
+                    source=current_page_source(),
                 )
             )
             if record is None:
