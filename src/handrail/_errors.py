@@ -27,10 +27,11 @@ only a message.  Third-party errors are translated at one boundary with
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .policy._decision import Decision
@@ -181,10 +182,10 @@ class InvalidInput(ConnectorError, ValueError):
     the values given, which may be secrets.
     """
 
-    def __init__(self, operation: str, errors: list[dict[str, object]]) -> None:
-        self.errors = errors
+    def __init__(self, operation: str, errors: Sequence[Mapping[str, Any]]) -> None:
+        self.errors = list(errors)
         fields = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ())) or '(input)'}: {e.get('msg', '')}"  # type: ignore[attr-defined]
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or '(input)'}: {e.get('msg', '')}"
             for e in errors
         )
         super().__init__(operation, f"invalid input: {fields}")
