@@ -22,7 +22,11 @@ def test_examples_run(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for number, block in enumerate(python_blocks(page), start=1):
-        code = compile(block, f"{page.relative_to(ROOT)} (block {number})", "exec")
+        # dont_inherit: this module's `from __future__ import annotations` must not leak
+        # into the examples (pydantic models there are built as a reader's would be).
+        code = compile(
+            block, f"{page.relative_to(ROOT)} (block {number})", "exec", dont_inherit=True
+        )
         exec(code, namespace)
 
 

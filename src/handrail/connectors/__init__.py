@@ -7,7 +7,7 @@ quarantine — so the author writes only the part that talks to the system.
 See ``docs/connectors.md``.
 """
 
-from .._errors import CredentialError, InvalidInput
+from .._errors import ConnectorError, CredentialError, InvalidInput
 from ..shadow import ShadowResult
 from ._connector import AsyncRecords, BaseConnector, Connector, ConnectorDescription
 from ._credentials import (
@@ -61,6 +61,7 @@ __all__ = [
     "CallableCredentials",
     "Connector",
     "ConnectorDescription",
+    "ConnectorError",
     "Credential",
     "CredentialError",
     "CredentialKind",

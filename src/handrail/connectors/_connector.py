@@ -150,6 +150,7 @@ class BaseConnector:
             escalations=escalations,
             shadow=shadow,
         )
+        self._owns_quarantine = isinstance(quarantine, str | os.PathLike)
         self.quarantine = (
             open_quarantine(quarantine) if isinstance(quarantine, str | os.PathLike) else quarantine
         )
@@ -181,6 +182,11 @@ class BaseConnector:
         it does not call write methods at all.
         """
         return False
+
+    def close(self) -> None:
+        """Release what the connector opened itself (a quarantine file given as a path)."""
+        if self._owns_quarantine and self.quarantine is not None:
+            self.quarantine.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

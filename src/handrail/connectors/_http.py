@@ -208,11 +208,12 @@ class HTTPConnector(BaseConnector):
         return client
 
     def close(self) -> None:
-        """Close the sync client (a later request opens a new one)."""
+        """Close the sync client (a later request opens a new one) and what the base opened."""
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+        super().close()
 
     async def aclose(self) -> None:
         """Close both clients."""

@@ -27,6 +27,7 @@ testing helpers, nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -35,7 +36,7 @@ import httpx
 import structlog
 
 from ..audit import AuditLog
-from ..connectors import BaseConnector, Operation, ShadowResult
+from ..connectors import AsyncRecords, BaseConnector, Operation, ShadowResult
 from ..identity import Principal
 from ..permissions import acting_as
 from ..policy import Policy
@@ -59,10 +60,17 @@ class RecordingTransport(httpx.BaseTransport):
         self.requests.append(request)
         return self.inner.handle_request(request)
 
+    def close(self) -> None:
+        self.inner.close()
+
     @property
     def writes(self) -> list[httpx.Request]:
-        """The requests whose method may change something on the server."""
-        return [r for r in self.requests if r.method.upper() not in _SAFE_METHODS]
+        """The requests that may change something on the server (token requests aside)."""
+        return [
+            r
+            for r in self.requests
+            if r.method.upper() not in _SAFE_METHODS and not _is_token_request(r)
+        ]
 
 
 class ConnectorConformance:
@@ -120,12 +128,17 @@ class ConnectorConformance:
         audit = AuditLog.memory()
         connector = self._connector(answers, audit=audit)
         seen: list[str] = [repr(connector), connector.describe().model_dump_json()]
-        with structlog.testing.capture_logs() as logs, no_waits():
-            for op, fields in self._callable():
-                try:
-                    self._call(connector, op, fields)
-                except Exception as exc:  # failures are expected: their text is checked
-                    seen.extend(_texts(exc))
+        configured = structlog.is_configured()
+        try:
+            with structlog.testing.capture_logs() as logs, no_waits():
+                for op, fields in self._callable():
+                    try:
+                        self._call(connector, op, fields)
+                    except Exception as exc:  # failures are expected: their text is checked
+                        seen.extend(_texts(exc))
+        finally:
+            if not configured:  # capture_logs leaves structlog marked as configured
+                structlog.reset_defaults()
         seen.extend(json.dumps(event, default=repr) for event in logs)
         seen.extend(record.to_json() for record in audit.records())
         for secret in self.secrets:
@@ -177,9 +190,19 @@ class ConnectorConformance:
         return self.make_connector(transport, **guard)
 
     def _call(self, connector: BaseConnector, op: Operation, fields: Mapping[str, Any]) -> Any:
-        """Call one operation as ``principal`` and read a list read to its end."""
+        """Call one operation as ``principal`` (async ones in an event loop of their own) and
+        read a list read to its end."""
         with acting_as(self.principal):
-            return _drain(getattr(connector, op.method)(**fields))
+            if not op.is_async:
+                return _drain(getattr(connector, op.method)(**fields))
+
+            async def call() -> Any:
+                result = await getattr(connector, op.method)(**fields)
+                if isinstance(result, AsyncRecords):
+                    return await result.collect()
+                return result
+
+            return asyncio.run(call())
 
 
 class _Failing(httpx.BaseTransport):
@@ -189,11 +212,19 @@ class _Failing(httpx.BaseTransport):
         self.inner = inner
         self.status = status
 
+    def close(self) -> None:
+        self.inner.close()
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/token"):  # let OAuth2 token requests through
+        if _is_token_request(request):  # let OAuth2 token requests through
             return self.inner.handle_request(request)
         headers = {"Retry-After": "0"} if self.status in (429, 503) else {}
         return httpx.Response(self.status, headers=headers, json={"error": "conformance"})
+
+
+def _is_token_request(request: httpx.Request) -> bool:
+    """An OAuth2 token request: the connector's credentials, not one of its writes."""
+    return request.url.path.rstrip("/").endswith(("/token", "/oauth/token"))
 
 
 def _drain(result: Any) -> Any:
