@@ -8,19 +8,25 @@ hash chain.  Last, a discount that needs a manager: the escalation opens on
 the route in ``routes/sales.yaml``, the team lead misses the half-hour
 acknowledgement deadline on an accelerated clock, the case moves up to the
 sales director, who approves it from the ``handrail`` command line, and the
-assistant's retried call runs, once.  Run it from the repository root::
+assistant's retried call runs, once.  Finally the assistant reads contacts from
+the example CRM server (``crm/``) through a connector — messy records set
+aside in quarantine — and updates one contact twice: in shadow mode (nothing
+is sent) and for real.  Run it from the repository root::
 
     .venv/bin/python examples/demo.py
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -38,6 +44,7 @@ from handrail import (
     acting_as,
 )
 from handrail.audit import AuditLog
+from handrail.connectors import JSONLQuarantine, ShadowResult
 from handrail.escalation import (
     CallableChannel,
     EscalationRouter,
@@ -319,6 +326,66 @@ def escalation(policy: Policy, directory: Path) -> bool:
     return approved.returncode == 0 and agent_ok and decisions_ok and crm.calls == 2
 
 
+def example(name: str) -> ModuleType:
+    """``crm/<name>.py``, loaded from its file (the examples are not a package on the path)."""
+    module_name = f"handrail_example_crm_{name}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / "crm" / f"{name}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def connector(policy: Policy, directory: Path) -> bool:
+    """Read messy contacts from a live CRM; one update in shadow mode, one for real."""
+    server, crm_connector = example("server"), example("connector")
+    alice = Principal(agent="sales-assistant", on_behalf_of=PEOPLE["alice"])
+    with (
+        server.CRMServer(seed=7, records=60) as crm,
+        AuditLog.jsonl(directory / "crm-audit.jsonl") as log,
+        JSONLQuarantine(directory / "quarantine.jsonl") as quarantine,
+    ):
+        options: dict[str, Any] = {
+            "client_id": crm.client_id,
+            "client_secret": crm.client_secret,  # in production: from a CredentialProvider
+            "policy": policy,
+            "audit": log,
+            "quarantine": quarantine,
+        }
+        live = crm_connector.CRMConnector(crm.base_url, **options)
+        shadow = crm_connector.CRMConnector(crm.base_url, shadow=True, **options)
+        with acting_as(alice), live, shadow:
+            contacts = live.list_contacts(page_size=25)
+            first = list(contacts)
+            set_aside = sorted(record.raw.get("id") or "(no id)" for record in quarantine.records())
+            print(
+                f"  read {contacts.valid} contacts in pages of 25; {contacts.quarantined} "
+                f"malformed set aside in quarantine: {', '.join(set_aside)}"
+            )
+            target = first[0].id
+            intent = shadow.update_contact(id=target, phone="+1 415 555 0199")
+            assert isinstance(intent, ShadowResult)
+            assert intent.request is not None
+            print(
+                f"  shadow mode: {intent.request.method} {intent.request.url} "
+                f"{intent.request.body} — recorded, not sent"
+            )
+            updated = live.update_contact(id=target, phone="+1 415 555 0199")
+            print(f"  for real: {target} now has phone {updated.phone} (ETag {updated.etag})")
+        outcomes = collections.Counter(record.outcome.value for record in log.records())
+        print(f"  audit: {dict(outcomes)}; the CRM applied {crm.writes_applied} write")
+        print(
+            "  (from a shell: handrail shadow report crm-audit.jsonl; "
+            "handrail quarantine list quarantine.jsonl)"
+        )
+        malformed = len(crm.malformed_ids("contacts"))
+        return crm.writes_applied == 1 and contacts.quarantined == malformed
+
+
 def main() -> int:
     """Print the tour; exit 1 if the policy's own test cases fail."""
     policy = Policy.from_file(POLICIES / "crm-agent.yaml")
@@ -350,7 +417,12 @@ def main() -> int:
     print("A discount that needs a manager (escalation route 'sales-managers', accelerated clock):")
     with tempfile.TemporaryDirectory() as directory:
         escalated = escalation(policy, Path(directory))
-    return 0 if report.passed and verified and escalated else 1
+
+    print()
+    print("The assistant on a live CRM through a connector (the example server in crm/):")
+    with tempfile.TemporaryDirectory() as directory:
+        connected = connector(policy, Path(directory))
+    return 0 if report.passed and verified and escalated and connected else 1
 
 
 if __name__ == "__main__":

@@ -42,4 +42,11 @@ def test_demo_runs_and_prints_the_tour() -> None:
     assert "approved by dana at level 1 (sales-director)" in out
     assert out.count("CRM PATCH /opportunities/opp-9") == 1
     assert "a second resume: AlreadyExecuted" in out
-    assert lines[-1].endswith("opened@L0 → breached@L0 → escalated@L1 → approved@L1 → executed@L1")
+    assert any(
+        line.endswith("opened@L0 → breached@L0 → escalated@L1 → approved@L1 → executed@L1")
+        for line in lines
+    )
+    # The connector: messy contacts quarantined, one write shadowed, one applied.
+    assert "read 57 contacts in pages of 25; 3 malformed set aside in quarantine" in out
+    assert "— recorded, not sent" in out
+    assert "the CRM applied 1 write" in out
