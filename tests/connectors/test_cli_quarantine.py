@@ -103,7 +103,7 @@ def test_list_prints_a_table_oldest_first(
     first = lines[0]
     assert "2025-03-01 12:00:00.000Z" in first
     assert "crm.contacts.list" in first
-    assert "https://crm.example.com/v1/items?*** #0" in first
+    assert "https://crm.example.com/v1/items?cursor=abc #0" in first
     assert first.endswith(
         "id: Input should be a valid integer, unable to parse string a… (+1 more)"
     )
@@ -163,7 +163,7 @@ def test_show_prints_every_error_and_the_raw_payload(
         "when       2025-03-01 12:01:00.000Z\n"
         "connector  erp\n"
         "operation  erp.orders.list\n"
-        "source     https://erp.example.com/v1/items?***\n"
+        "source     https://erp.example.com/v1/items?cursor=abc\n"
         "record     #0 of the read\n"
         f"model      {__name__}.Order\n"
         "errors     2\n"
