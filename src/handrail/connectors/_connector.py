@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -28,7 +29,7 @@ from ..guard import Guard
 from ..policy import Policy
 from ..resilience import CircuitBreakers, RetryPolicy
 from ..telemetry import Telemetry
-from ._operation import Operation, OperationMethod
+from ._operation import NoInput, Operation, OperationMethod
 from ._pagination import current_page_source
 from ._quarantine import QuarantineSink, open_quarantine, validate_one, validate_records
 
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
+
+# The validated input of the operation call in progress, for its runner (see _build_call).
+_current_params: ContextVar[BaseModel | None] = ContextVar("handrail_params", default=None)
 
 
 class ConnectorDescription(BaseModel):
@@ -208,7 +212,7 @@ class BaseConnector:
         if spec.is_async:
 
             async def arunner(**values: Any) -> Any:
-                params = make(**values)
+                params = _current_params.get() or make(**values)
                 if spec.many:
                     return AsyncRecords(self, spec, fn(self, *_arg(spec, params)))
                 return self._one(spec, await fn(self, *_arg(spec, params)))
@@ -217,7 +221,7 @@ class BaseConnector:
         else:
 
             def srunner(**values: Any) -> Any:
-                params = make(**values)
+                params = _current_params.get() or make(**values)
                 if spec.many:
                     return self._many(spec, fn(self, *_arg(spec, params)))
                 return self._one(spec, fn(self, *_arg(spec, params)))
@@ -244,7 +248,11 @@ class BaseConnector:
 
             async def acall(*args: Any, **kwargs: Any) -> Any:
                 params = _parse(spec, args, kwargs)
-                return await guarded(**{f: getattr(params, f) for f in fields})
+                token = _current_params.set(params)
+                try:
+                    return await guarded(**{f: getattr(params, f) for f in fields})
+                finally:
+                    _current_params.reset(token)
 
             acall.__name__ = spec.method
             acall.__doc__ = method.fn.__doc__
@@ -252,7 +260,13 @@ class BaseConnector:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             params = _parse(spec, args, kwargs)
-            return guarded(**{f: getattr(params, f) for f in fields})
+            # The runner gets the validated model itself: rebuilding it from the
+            # fields the request was made of would cost a model per call.
+            token = _current_params.set(params)
+            try:
+                return guarded(**{f: getattr(params, f) for f in fields})
+            finally:
+                _current_params.reset(token)
 
         call.__name__ = spec.method
         call.__doc__ = method.fn.__doc__
@@ -338,8 +352,6 @@ class AsyncRecords(Generic[M]):
 
 def _arg(spec: Operation, params: BaseModel) -> tuple[BaseModel, ...]:
     """The method's arguments: its input model, or nothing for an operation without input."""
-    from ._operation import NoInput
-
     return () if spec.input is NoInput else (params,)
 
 

@@ -1038,6 +1038,10 @@ class ValidatedRecords(Iterator[T], Generic[T]):
         )
 
 
+_SYSTEM_CLOCK = SystemClock()
+_REDACTOR = Redactor()  # immutable: shared by every reader without one of its own
+
+
 def validate_records(
     records: Iterable[Any],
     model: type[T],
@@ -1077,8 +1081,8 @@ def validate_records(
         operation=operation,
         source=source,
         on_quarantine=on_quarantine,
-        clock=clock or SystemClock(),
-        redactor=redactor or Redactor(),
+        clock=clock or _SYSTEM_CLOCK,
+        redactor=redactor or _REDACTOR,
         telemetry=telemetry,
     )
 
@@ -1102,6 +1106,14 @@ def validate_one(
     ``strict`` (the default) raises ``InvalidRecord`` for an invalid record;
     ``quarantine`` puts it in ``sink`` and returns None.
     """
+    # The common case first: a valid record costs one validation, nothing else.
+    if isinstance(data, model):
+        return data
+    _check_setup(model, validation, sink)
+    try:
+        return keep_extra(model).model_validate(data)
+    except ValidationError:
+        pass  # the reader below rejects it: raises (strict) or quarantines it
     reader = validate_records(
         (data,),
         model,

@@ -227,9 +227,21 @@ def retry(
 def _call(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run) -> R:
     if inspect.iscoroutinefunction(fn):
         raise TypeError(f"{run.action} is async: use `await policy.acall(...)` to retry it")
-    retrying = tenacity.Retrying(sleep=sleep, **run.tenacity_arguments())
     with using_idempotency_key(run.key):
+        # Fast path: most calls succeed at once, and building tenacity's machinery
+        # costs more than the rest of a guarded call.  A first failure is replayed
+        # into tenacity as its attempt 1, so retries, waits, stops and telemetry
+        # are exactly what they would have been.
+        run.first_attempt()
         try:
+            return _attempt(fn, args, kwargs, run)
+        except Exception as exc:
+            first: Exception = exc
+        try:
+            if not (run.is_retryable_write and run.policy.attempts > 1 and run.should_retry(first)):
+                raise first
+            retrying = tenacity.Retrying(sleep=sleep, **run.tenacity_arguments())
+            run.replay = first
             return cast(R, retrying(_attempt, fn, args, kwargs, run))
         except Exception as exc:
             refusal = run.refusal(exc)
@@ -241,9 +253,17 @@ def _call(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], r
 async def _acall(
     fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run
 ) -> R:
-    retrying = tenacity.AsyncRetrying(sleep=async_sleep, **run.tenacity_arguments())
     with using_idempotency_key(run.key):
+        run.first_attempt()  # the fast path of _call, awaited
         try:
+            return await _async_attempt(fn, args, kwargs, run)
+        except Exception as exc:
+            first: Exception = exc
+        try:
+            if not (run.is_retryable_write and run.policy.attempts > 1 and run.should_retry(first)):
+                raise first
+            retrying = tenacity.AsyncRetrying(sleep=async_sleep, **run.tenacity_arguments())
+            run.replay = first
             return cast(R, await retrying(_async_attempt, fn, args, kwargs, run))
         except Exception as exc:
             refusal = run.refusal(exc)
@@ -253,6 +273,10 @@ async def _acall(
 
 
 def _attempt(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run) -> R:
+    replay = run.replay
+    if replay is not None:  # tenacity's attempt 1: the failure the fast path already had
+        run.replay = None
+        raise replay
     result = fn(*args, **kwargs)
     if inspect.iscoroutine(result):
         result.close()
@@ -265,6 +289,10 @@ def _attempt(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
 async def _async_attempt(
     fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run
 ) -> R:
+    replay = run.replay
+    if replay is not None:
+        run.replay = None
+        raise replay
     result = fn(*args, **kwargs)
     if not inspect.isawaitable(result):
         raise TypeError(
@@ -277,7 +305,18 @@ async def _async_attempt(
 class _Run:
     """One retried call: what it is, and the error and wait that led to the next attempt."""
 
-    __slots__ = ("action", "error", "is_write", "key", "on_attempt", "policy", "telemetry", "wait")
+    __slots__ = (
+        "action",
+        "error",
+        "is_write",
+        "key",
+        "on_attempt",
+        "policy",
+        "replay",
+        "started",
+        "telemetry",
+        "wait",
+    )
 
     def __init__(
         self,
@@ -302,6 +341,8 @@ class _Run:
         self.telemetry = telemetry
         self.error: BaseException | None = None
         self.wait = timedelta(0)
+        self.replay: Exception | None = None  # the first attempt's error, for tenacity to see
+        self.started = 0.0
 
     @property
     def is_retryable_write(self) -> bool:
@@ -312,7 +353,7 @@ class _Run:
 
     def tenacity_arguments(self) -> dict[str, Any]:
         attempts = self.policy.attempts if self.is_retryable_write else 1
-        schedule = _Schedule(self.policy, attempts)
+        schedule = _Schedule(self.policy, attempts, self.started)
         return {
             "stop": schedule.stop,
             "wait": schedule.wait,
@@ -322,9 +363,17 @@ class _Run:
             "reraise": True,
         }
 
-    def before_attempt(self, state: tenacity.RetryCallState) -> None:
+    def first_attempt(self) -> None:
+        """Start the clock and report attempt 1 (made outside tenacity)."""
+        self.started = time.monotonic()
         if self.on_attempt is not None:
-            elapsed = timedelta(seconds=time.monotonic() - state.start_time)
+            self.on_attempt(AttemptDetails(self.action, 1, None, timedelta(0), timedelta(0)))
+
+    def before_attempt(self, state: tenacity.RetryCallState) -> None:
+        if state.attempt_number == 1:
+            return  # reported by first_attempt; this is its replay
+        if self.on_attempt is not None:
+            elapsed = timedelta(seconds=time.monotonic() - self.started)
             details = AttemptDetails(
                 self.action, state.attempt_number, self.error, self.wait, elapsed
             )
@@ -359,10 +408,11 @@ class _Schedule:
     that will really be made.
     """
 
-    __slots__ = ("_attempts", "_budget", "_jitter", "_planned")
+    __slots__ = ("_attempts", "_budget", "_jitter", "_planned", "_started")
 
-    def __init__(self, policy: RetryPolicy, attempts: int) -> None:
+    def __init__(self, policy: RetryPolicy, attempts: int, started: float) -> None:
         self._attempts = attempts
+        self._started = started  # the call's start: tenacity's starts after attempt 1
         self._budget = policy.timeout.total_seconds()
         self._jitter = wait_random_exponential(
             multiplier=policy.wait_initial.total_seconds(), max=policy.wait_max.total_seconds()
@@ -373,7 +423,7 @@ class _Schedule:
         """Stop when the attempts are used up, or when the next wait would end past the budget."""
         if state.attempt_number >= self._attempts:
             return True
-        elapsed = state.seconds_since_start or 0.0
+        elapsed = time.monotonic() - self._started
         return elapsed + self.wait(state) >= self._budget
 
     def wait(self, state: tenacity.RetryCallState) -> float:
