@@ -8,6 +8,7 @@ faults, and the messy data whose malformed records the helpers predict exactly.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -681,7 +682,7 @@ def test_the_request_log_keeps_no_secret(crm: Any) -> None:
     ]
     assert b"client_secret=[redacted]" in log[0].body
     assert log[2].headers["idempotency-key"] == "k"
-    assert log[2].body == b'{"title":"CFO"}'
+    assert json.loads(log[2].body) == {"title": "CFO"}  # httpx's spacing varies by version
     for entry in log:
         assert "authorization" not in entry.headers
         assert crm.client_secret not in repr(entry)

@@ -832,7 +832,7 @@ def keep_extra(model: type[T]) -> type[T]:
 
 
 def _extra_keeping(model: type[BaseModel]) -> type[BaseModel]:
-    fields = tuple(model.__pydantic_fields__)
+    fields = tuple(model.model_fields)
     parent_eq = model.__eq__
 
     def __eq__(self: BaseModel, other: object) -> bool:
