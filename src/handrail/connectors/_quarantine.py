@@ -349,7 +349,31 @@ def _limited(
 
 
 class _Closable:
-    """Context-manager support shared by the sinks."""
+    """What the sinks share: context-manager support, and ``get``/``count`` by scanning."""
+
+    def records(
+        self,
+        *,
+        connector: str | None = None,
+        operation: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> Iterator[QuarantinedRecord]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def get(self, id: str) -> QuarantinedRecord | None:
+        """The record with this id, or None (a scan; SQLite overrides it with a lookup)."""
+        return next((r for r in self.records() if r.id == id), None)
+
+    def count(
+        self,
+        *,
+        connector: str | None = None,
+        operation: str | None = None,
+        since: dt.datetime | None = None,
+    ) -> int:
+        """How many records match every filter given."""
+        return sum(1 for _ in self.records(connector=connector, operation=operation, since=since))
 
     def close(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -395,20 +419,6 @@ class MemoryQuarantine(_Closable):
             snapshot = builtins.list(self._records)
         found = (r for r in snapshot if _matches(r, connector, operation, since))
         return _limited(found, limit)
-
-    def get(self, id: str) -> QuarantinedRecord | None:
-        """The record with this id, or None."""
-        return next((r for r in self.records() if r.id == id), None)
-
-    def count(
-        self,
-        *,
-        connector: str | None = None,
-        operation: str | None = None,
-        since: dt.datetime | None = None,
-    ) -> int:
-        """How many kept records match every filter given."""
-        return sum(1 for _ in self.records(connector=connector, operation=operation, since=since))
 
     def close(self) -> None:
         """Refuse further puts; the records stay readable.  Idempotent."""
@@ -500,20 +510,6 @@ class JSONLQuarantine(_Closable):
         _check_filters(since, limit)
         found = (r for r in self._read() if _matches(r, connector, operation, since))
         return _limited(found, limit)
-
-    def get(self, id: str) -> QuarantinedRecord | None:
-        """The record with this id, or None (scans the file)."""
-        return next((r for r in self._read() if r.id == id), None)
-
-    def count(
-        self,
-        *,
-        connector: str | None = None,
-        operation: str | None = None,
-        since: dt.datetime | None = None,
-    ) -> int:
-        """How many records match every filter given (scans the file)."""
-        return sum(1 for _ in self.records(connector=connector, operation=operation, since=since))
 
     def close(self) -> None:
         """Close the file.  Idempotent."""
