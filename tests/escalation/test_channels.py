@@ -9,14 +9,11 @@ import json
 import re
 import socket
 import string
-import threading
 import traceback
-from collections import deque
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import httpx
@@ -28,6 +25,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from structlog.testing import CapturingLogger, capture_logs
 
+from _scripted_http import Reply, ScriptedServer, serving
 from handrail import ConfigurationError
 from handrail.escalation import EscalationState, Notification
 from handrail.escalation._channels import (
@@ -90,78 +88,14 @@ def _no_waits() -> Iterator[None]:
 # -- a scripted HTTP server ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b"ok"
-    hang: bool = False
-
-
-@dataclass(frozen=True)
-class Seen:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class Server:
-    """Answers each POST with the next scripted reply (200 when none is left); records them."""
-
-    def __init__(self) -> None:
-        self.replies: deque[Reply] = deque()
-        self.seen: list[Seen] = []
-        self.release = threading.Event()
-        self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        host, port = self.httpd.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-
-    def script(self, *replies: Reply) -> None:
-        self.replies.extend(replies)
-
-    def _next(self, seen: Seen) -> Reply:
-        with self._lock:
-            self.seen.append(seen)
-            return self.replies.popleft() if self.replies else Reply()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                reply = server._next(Seen(self.path, dict(self.headers), body))
-                if reply.hang:
-                    server.release.wait(timeout=10)
-                try:
-                    self.send_response(reply.status)
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(reply.body)))
-                    self.end_headers()
-                    self.wfile.write(reply.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up on a hung request, as the test intended
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        return Handler
+Server = ScriptedServer
 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    """A scripted HTTP server on 127.0.0.1, stopped after the test."""
-    running = Server()
-    thread = threading.Thread(target=running.httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield running
-    running.release.set()
-    running.httpd.shutdown()
-    running.httpd.server_close()
-    thread.join(timeout=5)
+    """A scripted HTTP server on 127.0.0.1 (200 once the script runs out), stopped after."""
+    with serving(Reply()) as running:
+        yield running
 
 
 # -- an SMTP server --------------------------------------------------------------------------

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -15,6 +12,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from structlog.testing import CapturingLogger
 
+from _scripted_http import Reply, ScriptedServer, serving
 from handrail.telemetry import Telemetry
 from handrail.testing._resilience import no_waits
 
@@ -26,85 +24,16 @@ def _no_waits() -> Iterator[None]:
         yield
 
 
-@dataclass(frozen=True)
-class Reply:
-    """One scripted answer: a status and headers, or no answer at all until the test ends."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b"ok"
-    hang: bool = False
-
-
-@dataclass(frozen=True)
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-
-
-class Server:
-    """Answers each request with the next scripted reply; records every request it saw."""
-
-    def __init__(self) -> None:
-        self.replies: deque[Reply] = deque()
-        self.seen: list[Seen] = []
-        self.release = threading.Event()
-        self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        host, port = self.httpd.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-
-    def script(self, *replies: Reply) -> None:
-        self.replies.extend(replies)
-
-    def _next(self, seen: Seen) -> Reply:
-        with self._lock:
-            self.seen.append(seen)
-            # 418 is permanent, so a test that runs past its script fails loudly, unretried.
-            return self.replies.popleft() if self.replies else Reply(418, body=b"no reply left")
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                reply = server._next(Seen(self.command, self.path, dict(self.headers)))
-                if reply.hang:
-                    server.release.wait(timeout=10)
-                try:
-                    self.send_response(reply.status)
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(reply.body)))
-                    self.end_headers()
-                    self.wfile.write(reply.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up on a hung request, as the test intended
-
-            do_GET = do_POST = do_PUT = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        return Handler
+# 418 is permanent, so a test that runs past its script fails loudly, unretried.
+NO_REPLY_LEFT = Reply(418, body=b"no reply left")
+Server = ScriptedServer
 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
     """A scripted HTTP server on 127.0.0.1, stopped after the test."""
-    running = Server()
-    # A short poll interval lets shutdown() return at once instead of after half a second.
-    thread = threading.Thread(target=running.httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield running
-    running.release.set()
-    running.httpd.shutdown()
-    running.httpd.server_close()
-    thread.join(timeout=5)
+    with serving(NO_REPLY_LEFT) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
