@@ -54,10 +54,12 @@ def test_top_level_public_names() -> None:
 
 
 def test_import_is_light() -> None:
-    """Importing handrail loads no YAML, Hypothesis, HTTP client or OpenTelemetry SDK."""
+    """Importing handrail loads no YAML, Hypothesis, HTTP client or OpenTelemetry SDK, nor the
+    escalation router or connectors until they are used."""
     code = (
         "import sys, handrail; "
-        "print(sorted(m for m in ('yaml', 'hypothesis', 'httpx', 'opentelemetry.sdk', 'casbin')"
+        "print(sorted(m for m in ('yaml', 'hypothesis', 'httpx', 'opentelemetry.sdk', 'casbin',"
+        " 'handrail.escalation', 'handrail.connectors')"
         " if m in sys.modules))"
     )
     out = subprocess.run(

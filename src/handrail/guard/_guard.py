@@ -17,12 +17,11 @@ import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from .._errors import ConfigurationError, EscalationError, EscalationRequired, PermissionDenied
 from ..audit import AuditLog, AuditRecord
 from ..audit._encoding import plain
-from ..escalation import Escalation, EscalationRouter, current_resume, request_fingerprint
 from ..permissions._context import current_policy
 from ..permissions._decorator import NO_POLICY
 from ..permissions._request import ContextSpec, RequestBuilder, ResourceSpec, refusal
@@ -39,6 +38,11 @@ from ..shadow import (
     shadowing,
 )
 from ..telemetry import ActionScope, Telemetry, default_telemetry
+
+if TYPE_CHECKING:
+    # Imported when an escalation is handled: `import handrail` stays free of the
+    # router, its stores and its channels until someone uses them.
+    from ..escalation import Escalation, EscalationRouter
 
 __all__ = ["Guard"]
 
@@ -92,7 +96,7 @@ class Guard:
     ) -> None:
         if policy is not None and not isinstance(policy, Policy):
             raise ConfigurationError(f"Guard: policy must be a Policy, got {type(policy).__name__}")
-        if escalations is not None and not isinstance(escalations, EscalationRouter):
+        if escalations is not None and not _is_router(escalations):
             raise ConfigurationError(
                 f"Guard: escalations must be an EscalationRouter, got {type(escalations).__name__}"
             )
@@ -273,6 +277,8 @@ class _GuardedCall:
         """
         router = self.guard.escalations
         assert router is not None
+        from ..escalation import current_resume, request_fingerprint
+
         resume = current_resume()
         try:
             if resume is None:
@@ -569,3 +575,9 @@ class _Attempts:
 def _denied(decision: Decision, reason: str) -> Decision:
     """``decision`` turned into a refusal, saying why."""
     return decision._replace(effect=Effect.DENY, reason=reason)
+
+
+def _is_router(value: object) -> bool:
+    from ..escalation import EscalationRouter
+
+    return isinstance(value, EscalationRouter)
