@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import json
 import os
 import threading
 import weakref
@@ -23,7 +22,16 @@ from ..redaction import Redactor
 from ._encoding import GENESIS_HASH, check_line, format_timestamp
 from ._jsonl import JSONLSink, TornTail
 from ._memory import MemorySink
-from ._record import AuditRecord, Entry, Outcome, chain, entry
+from ._record import (
+    AuditRecord,
+    Entry,
+    Outcome,
+    UnreadableRecord,
+    chain,
+    decode,
+    entry,
+    validate,
+)
 from ._redact import PartRedactor
 from ._sink import FSYNC_MODES, FsyncMode, Sink
 from ._sqlite import SQLiteSink
@@ -364,7 +372,9 @@ class AuditLog:
         ``action`` is a shell-style pattern (``crm.*``, ``*.delete``);
         ``since`` is inclusive, ``until`` exclusive (aware datetimes).
         Records are parsed, not verified: use ``verify`` for that.  Raises
-        ``AuditIntegrityError`` on an unreadable line, and after the last
+        ``AuditIntegrityError`` (kind ``corrupt``, naming the file and line)
+        on a line that is not an audit record, whatever it holds (deep
+        nesting, huge numbers, another file's records), and after the last
         record if the log ends in a torn line.
         """
         self._writer.flush(sync=False, strict=False)
@@ -381,26 +391,34 @@ class AuditLog:
                     kind="torn",
                 )
             try:
-                fields = json.loads(raw)
-                if type(fields) is not dict:
-                    raise TypeError("not a JSON object")
-                stamp: Any = fields.get("timestamp")
+                # Every line's shape is checked before the filters, so a file
+                # that holds no records is refused rather than matching nothing.
+                fields = decode(raw)
+                stamp: str = fields["timestamp"]
                 if (
                     (action is not None and not fnmatch.fnmatchcase(fields["action"], action))
-                    or (agent is not None and fields.get("agent") != agent)
-                    or (wanted_outcome is not None and fields.get("outcome") != wanted_outcome)
+                    or (agent is not None and fields["agent"] != agent)
+                    or (wanted_outcome is not None and fields["outcome"] != wanted_outcome)
                     or (low is not None and stamp < low)
                     or (high is not None and stamp >= high)
                 ):
                     continue
-                yield AuditRecord.model_validate(fields)
-            except (ValueError, TypeError, KeyError) as exc:
-                raise AuditIntegrityError(
-                    f"{self._where()}record #{index} is unreadable: {exc}",
-                    path=self.path,
-                    index=index,
-                    kind="corrupt",
-                ) from exc
+                yield validate(fields)
+            except UnreadableRecord as exc:
+                raise self._unreadable(index, str(exc)) from None
+
+    def _unreadable(self, index: int, problem: str) -> AuditIntegrityError:
+        """The error for record ``index``, which is not an audit record, naming file and line."""
+        path = self.path
+        jsonl = isinstance(self._writer.sink, JSONLSink)
+        if index == 0:
+            where = "line 1" if jsonl else "record #0"
+            message = f"{path or 'the log'} is not a handrail audit log ({where}: {problem})"
+        elif jsonl:
+            message = f"{path}:{index + 1}: record #{index} is unreadable: {problem}"
+        else:
+            message = f"{self._where()}record #{index} is unreadable: {problem}"
+        return AuditIntegrityError(message, path=path, index=index, kind="corrupt")
 
     def verify(self, *, against: Checkpoint | None = None) -> VerifyReport:
         """Check the whole hash chain; report the first record that breaks it.

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..policy import Effect, Resource
 from ._encoding import canonical, digest_text, encode_revealing, format_timestamp
@@ -34,8 +34,11 @@ __all__ = [
     "AuditRecord",
     "Entry",
     "Outcome",
+    "UnreadableRecord",
     "chain",
+    "decode",
     "entry",
+    "validate",
 ]
 
 FORMAT_VERSION = 1
@@ -152,6 +155,90 @@ def _trusted_record(fields: dict[str, Any]) -> AuditRecord:
     _set(record, "__pydantic_extra__", None)
     _set(record, "__pydantic_private__", None)
     return record
+
+
+# -- reading a record back -------------------------------------------------------
+
+# Every field without a default: a JSON object lacking one is not an audit record.
+_REQUIRED = tuple(sorted(n for n, f in AuditRecord.model_fields.items() if f.is_required()))
+# The fields the readers' filters compare before validating: text in every record written.
+_FILTERED = ("action", "agent", "outcome", "timestamp")
+# A problem quotes at most this much of what it found (a key may be a megabyte long).
+_MAX_QUOTED = 80
+
+
+class UnreadableRecord(Exception):
+    """A stored line is not an audit record; the message says why, in a few words.
+
+    Internal: readers turn it into ``AuditIntegrityError`` naming the file and line.
+    """
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    """The fields of one stored line, checked to have a record's shape (but not validated).
+
+    Raises ``UnreadableRecord`` for bytes that are not UTF-8, not JSON, nest
+    too deeply, hold a number too long to read, or are not an object with
+    every field a record must have.  Time and memory are linear in the line.
+    """
+    try:
+        fields = json.loads(raw)
+    except RecursionError:
+        raise UnreadableRecord("its JSON nests too deeply to read") from None
+    except UnicodeDecodeError as exc:
+        raise UnreadableRecord(f"not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:
+        # json refuses integers longer than sys.get_int_max_str_digits() (4300):
+        # reading them would take time quadratic in their length.
+        what = "a number too long to read" if "digits" in str(exc) else f"not JSON ({exc})"
+        raise UnreadableRecord(what) from None
+    if type(fields) is not dict:
+        raise UnreadableRecord(f"not a JSON object but {_json_kind(fields)}")
+    for name in _REQUIRED:
+        if name not in fields:
+            raise UnreadableRecord(f"no {name!r} field")
+    for name in _FILTERED:
+        if type(fields[name]) is not str:
+            raise UnreadableRecord(f"field {name!r} is {_json_kind(fields[name])}, not text")
+    return fields
+
+
+def validate(fields: dict[str, Any]) -> AuditRecord:
+    """The ``AuditRecord`` of fields ``decode`` returned; ``UnreadableRecord`` if they fail.
+
+    Its timestamp is checked to have an offset and to convert to UTC, as
+    every reader and printer of records assumes.
+    """
+    try:
+        record = AuditRecord.model_validate(fields)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+        where = ".".join(str(part) for part in error["loc"])
+        problem = f"field {_quoted(where)}: {error['msg']}" if where else error["msg"]
+        more = exc.error_count() - 1
+        raise UnreadableRecord(problem + (f" (and {more} more)" if more else "")) from None
+    except RecursionError:
+        raise UnreadableRecord("its fields nest too deeply to read") from None
+    stamp = record.timestamp
+    if stamp.utcoffset() is None:
+        raise UnreadableRecord("field 'timestamp': no UTC offset")
+    try:
+        stamp.astimezone(dt.UTC)
+    except OverflowError:
+        raise UnreadableRecord("field 'timestamp': out of range in UTC") from None
+    return record
+
+
+def _json_kind(value: object) -> str:
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    kinds |= {int: "a number", float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _quoted(text: str) -> str:
+    if len(text) > _MAX_QUOTED:
+        text = f"{text[:_MAX_QUOTED]}... ({len(text) - _MAX_QUOTED} more characters)"
+    return repr(text)
 
 
 # -- building a record -------------------------------------------------------------

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .._errors import AuditError, ConfigurationError
+from .._errors import AuditError, AuditIntegrityError, ConfigurationError
 from ._sink import FSYNC_MODES, FsyncMode
 
 __all__ = ["SQLiteSink"]
@@ -139,8 +139,19 @@ class SQLiteSink:
             connection = sqlite3.connect(
                 f"{self._path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
             )
+        except sqlite3.Error as exc:
+            raise AuditError(f"{self._path}: cannot read the audit database: {exc}") from exc
+        try:
             connection.execute("SELECT 1 FROM audit_records LIMIT 1").fetchall()
         except sqlite3.Error as exc:
+            connection.close()
+            if "no such table" in str(exc):
+                raise AuditIntegrityError(
+                    f"{self._path}: cannot read the audit database: it has no audit_records "
+                    "table (not a handrail audit log, or its table was dropped)",
+                    path=self._path,
+                    kind="corrupt",
+                ) from exc
             raise AuditError(f"{self._path}: cannot read the audit database: {exc}") from exc
         return connection
 

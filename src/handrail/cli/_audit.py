@@ -3,6 +3,9 @@
 The log's kind comes from the file: an SQLite database (or a ``.db``,
 ``.sqlite`` or ``.sqlite3`` name) is read as one, anything else as JSON
 Lines.  Logs are opened read-only: these commands never change a log.
+A path that names no file is a usage error (exit 2); a file that is not a
+readable audit log, or fails verification, is exit 1.  What records hold is
+printed terminal-safe (see ``_terminal``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..audit import (
     Checkpoint,
     Outcome,
 )
+from ._terminal import say, say_json, warn
 
 __all__ = ["add_commands"]
 
@@ -130,13 +134,18 @@ def _count(text: str) -> int:
 
 
 def _when(text: str) -> dt.datetime:
-    """An ISO 8601 time (naive means UTC) or a span back from now (``90m``, ``1h 30m``)."""
+    """An ISO 8601 time (naive means UTC) or a span back from now (``90m``, ``1h 30m``), in UTC."""
     spans = _RELATIVE.findall(text)
     if spans and "".join(n + u for n, u in spans) == re.sub(r"\s+", "", text):
-        delta = dt.timedelta()
-        for number, unit in spans:
-            delta += dt.timedelta(**{_UNITS[unit]: int(number)})
-        return dt.datetime.now(dt.UTC) - delta
+        try:
+            delta = dt.timedelta()
+            for number, unit in spans:
+                delta += dt.timedelta(**{_UNITS[unit]: int(number)})
+            return dt.datetime.now(dt.UTC) - delta
+        except (OverflowError, ValueError):  # past year 1, or too many digits to read
+            raise argparse.ArgumentTypeError(
+                f"{text!r} reaches back before the year 1; give a shorter span or an ISO 8601 time"
+            ) from None
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -144,7 +153,12 @@ def _when(text: str) -> dt.datetime:
             f"expected an ISO 8601 time such as 2025-06-01T12:00:00Z, or a span back from "
             f"now such as 30m, 1h, 2d, 1w; got {text!r}"
         ) from None
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
+    if when.tzinfo is None:
+        return when.replace(tzinfo=dt.UTC)
+    try:
+        return when.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0 in UTC
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range in UTC") from None
 
 
 def _usage_error(args: argparse.Namespace, message: str) -> NoReturn:
@@ -153,18 +167,27 @@ def _usage_error(args: argparse.Namespace, message: str) -> NoReturn:
 
 
 def _open(args: argparse.Namespace) -> AuditLog:
-    """The log at ``args.path``, read-only; a missing or unopenable file is a usage error."""
+    """The log at ``args.path``, read-only.
+
+    A path that names no file is a usage error (exit 2).  A file that cannot
+    be read as a log (an SQLite database without the audit table, no read
+    permission) raises ``AuditError``, which ``main`` prints, exit 1: the
+    command line was right, the file is not.
+    """
     path: Path = args.path
+    if path.is_dir():
+        _usage_error(
+            args,
+            f"argument PATH: {path} is a directory; expected an audit log file "
+            "(JSON Lines, or an SQLite database)",
+        )
     if not path.is_file():
         _usage_error(args, f"argument PATH: no audit log at {path} (no such file)")
-    try:
-        return AuditLog.open(path, read_only=True)
-    except AuditError as exc:
-        _usage_error(args, f"argument PATH: {exc}")
+    return AuditLog.open(path, read_only=True)
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
+    say_json(json.dumps(data, indent=2))
 
 
 # -- verify and checkpoint -------------------------------------------------------
@@ -178,14 +201,14 @@ def _verify(args: argparse.Namespace) -> int:
         try:
             report = log.verify(against=against)
         except AuditError as exc:
-            print(f"{args.path}: {exc}", file=sys.stderr)
+            warn(f"{args.path}: {exc}")
             return 1
     if args.json:
         _print_json(report.to_dict())
     elif report.ok:
-        print(report)
+        say(str(report))
     else:
-        print(report, file=sys.stderr)
+        warn(str(report))
     return 0 if report.ok else 1
 
 
@@ -206,20 +229,20 @@ def _checkpoint(args: argparse.Namespace) -> int:
         try:
             checkpoint = log.checkpoint()
         except AuditIntegrityError as exc:
-            print(f"no checkpoint taken: {exc}", file=sys.stderr)
+            warn(f"no checkpoint taken: {exc}")
             return 1
         except AuditError as exc:
-            print(f"{args.path}: {exc}", file=sys.stderr)
+            warn(f"{args.path}: {exc}")
             return 1
     text = checkpoint.model_dump_json(indent=2)
     if args.out is None:
-        print(text)
+        say_json(text)
         return 0
     try:
         args.out.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         _usage_error(args, f"argument --out: cannot write {args.out}: {exc.strerror or exc}")
-    print(f"{args.out}: checkpoint of {checkpoint.count} records, head {checkpoint.head_hash}")
+    say(f"{args.out}: checkpoint of {checkpoint.count} records, head {checkpoint.head_hash}")
     return 0
 
 
@@ -228,7 +251,10 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
 def _tail(args: argparse.Namespace) -> int:
     with _open(args) as log:
-        kept: collections.deque[AuditRecord] = collections.deque(maxlen=args.count)
+        # -n larger than any log means all of it; deque wants a C-sized length.
+        kept: collections.deque[AuditRecord] = collections.deque(
+            maxlen=min(args.count, sys.maxsize)
+        )
         try:
             kept.extend(log.records())
         except AuditError as exc:
@@ -257,15 +283,26 @@ def _show(
     warning (the records before it are whole), anything else an error (exit 1)."""
     try:
         for record in records:
-            print(record.to_json() if args.json else _describe(record))
+            try:
+                text = record.to_json() if args.json else _describe(record)
+            except RecursionError:  # read at json's depth limit, too deep to write back
+                raise AuditIntegrityError(
+                    f"{args.path}: record #{record.seq} nests too deeply to print",
+                    path=args.path,
+                    kind="corrupt",
+                ) from None
+            if args.json:
+                say_json(text)
+            else:
+                say(text)
     except AuditError as exc:
         problem = exc
     if problem is None:
         return 0
     if isinstance(problem, AuditIntegrityError) and problem.kind == "torn":
-        print(f"warning: {problem}", file=sys.stderr)
+        warn(f"warning: {problem}")
         return 0
-    print(f"error: {problem}", file=sys.stderr)
+    warn(f"error: {problem}")
     return 1
 
 
@@ -273,7 +310,7 @@ def _describe(record: AuditRecord) -> str:
     """One line for humans: when, which, how it ended, what, who, why, and any error."""
     who = record.agent + (f" for {record.on_behalf_of}" if record.on_behalf_of else "")
     parts = [
-        record.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z",
+        record.timestamp.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z",
         f"#{record.seq}",
         record.outcome.value,
         record.action,

@@ -3,6 +3,8 @@
 The quarantine's kind comes from the file: an SQLite database (or a ``.db``,
 ``.sqlite`` or ``.sqlite3`` name) is read as one, anything else as JSON
 Lines.  Quarantines are opened read-only: these commands never change one.
+Payloads are whatever a remote system sent: every field is printed
+terminal-safe (see ``_terminal``), control characters shown escaped.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import sys
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._audit import _when
+from ._terminal import safe, say, say_json, warn
 
 if TYPE_CHECKING:
     from ..connectors._quarantine import QuarantinedRecord, QuarantineSink
@@ -93,6 +95,12 @@ def _open(args: argparse.Namespace) -> QuarantineSink:
     from ..connectors._quarantine import QuarantineError, open_quarantine
 
     path: Path = args.path
+    if path.is_dir():
+        _usage_error(
+            args,
+            f"argument PATH: {path} is a directory; expected a quarantine file "
+            "(JSON Lines, or an SQLite database)",
+        )
     if not path.is_file():
         _usage_error(args, f"argument PATH: no quarantine at {path} (no such file)")
     try:
@@ -112,10 +120,10 @@ def _reading(args: argparse.Namespace, read: Callable[[QuarantineSink], int]) ->
             try:
                 code = read(sink)
             except QuarantineError as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                warn(f"error: {exc}")
                 code = 1
         for warning in caught:
-            print(f"warning: {warning.message}", file=sys.stderr)
+            warn(f"warning: {warning.message}")
     finally:
         sink.close()
     return code
@@ -133,7 +141,7 @@ def _list(args: argparse.Namespace) -> int:
             records = collections.deque(records, maxlen=args.limit)
         if args.json:
             for record in records:
-                print(record.model_dump_json())
+                say_json(record.model_dump_json())
             return 0
         _print_table(records)
         return 0
@@ -149,25 +157,26 @@ def _print_table(records: Iterable[QuarantinedRecord]) -> None:
         error = _cut(str(record.errors[0]), _WIDTHS["error"] - len(more)) + more
         rows.append(
             (
-                record.id,
+                safe(record.id),
                 _when_text(record),
-                record.connector,
-                record.operation,
+                safe(record.connector),
+                safe(record.operation),
                 _cut(_source_text(record), _WIDTHS["source"]),
                 error,
             )
         )
     if len(rows) == 1:
-        print("no quarantined records")
+        say("no quarantined records")
         return
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[-1]]))
+        say("  ".join([*cells, row[-1]]))
 
 
 def _cut(text: str, width: int) -> str:
-    text = " ".join(text.split())  # one line per record, whatever the payload held
+    """``text`` terminal-safe (one line, its newlines shown as ``\\n``), cut to ``width``."""
+    text = safe(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -187,18 +196,19 @@ def _show(args: argparse.Namespace) -> int:
     def read(sink: QuarantineSink) -> int:
         record = sink.get(args.id)
         if record is None:
-            print(f"error: {args.path}: no quarantined record with id {args.id!r}", file=sys.stderr)
+            warn(f"error: {args.path}: no quarantined record with id {args.id!r}")
             return 1
         if args.json:
-            print(record.model_dump_json(indent=2))
+            say_json(record.model_dump_json(indent=2))
             return 0
-        print(_describe(record))
+        say(*_describe(record))
         return 0
 
     return _reading(args, read)
 
 
-def _describe(record: QuarantinedRecord) -> str:
+def _describe(record: QuarantinedRecord) -> list[str]:
+    """The lines ``show`` prints, each made terminal-safe as it is printed."""
     lines = [
         f"id         {record.id}",
         f"when       {_when_text(record)}",
@@ -212,6 +222,7 @@ def _describe(record: QuarantinedRecord) -> str:
     lines.append(f"errors     {len(record.errors)}")
     lines.extend(f"  {error}  [{error.type}]" for error in record.errors)
     lines.append("raw payload (values under sensitive keys masked):")
+    # json.dumps escapes C0 controls; ``say`` escapes what is left (C1, bidi, zero-width).
     raw = json.dumps(record.raw, indent=2, ensure_ascii=False)
-    lines.extend(f"  {line}" for line in raw.splitlines())
-    return "\n".join(lines)
+    lines.extend(f"  {line}" for line in raw.split("\n"))
+    return lines

@@ -3,7 +3,9 @@
 Reads an audit log (read-only) and summarises its ``shadowed`` records: per
 action, how many writes, to how many resources, by whom, over which time;
 then each intent with the request it would have sent.  The review an
-operator does before letting a new agent write for real.
+operator does before letting a new agent write for real.  Everything taken
+from the records is printed terminal-safe (see ``_terminal``); a file that
+is not an audit log is an error (exit 1), not an empty report.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..audit import AuditError, AuditRecord, Outcome
 from ._audit import _open, _print_json, _when
+from ._terminal import safe, say, warn
 
 __all__ = ["add_commands"]
 
@@ -57,7 +59,7 @@ def _report(args: argparse.Namespace) -> int:
                 log.records(outcome=Outcome.SHADOWED, action=args.action, since=args.since)
             )
         except AuditError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            warn(f"error: {exc}")
             return 1
     summary = _summarise(records)
     if args.json:
@@ -69,9 +71,9 @@ def _report(args: argparse.Namespace) -> int:
         )
         return 0
     if not records:
-        print("no shadowed writes")
+        say("no shadowed writes")
         return 0
-    print(f"{len(records)} shadowed writes in {args.path}")
+    say(f"{len(records)} shadowed writes in {args.path}")
     header = ("ACTION", "WRITES", "RESOURCES", "AGENTS", "FIRST", "LAST")
     rows = [
         (
@@ -86,9 +88,9 @@ def _report(args: argparse.Namespace) -> int:
     ]
     _table(header, rows)
     if not args.summary:
-        print()
+        say("")
         for record in records:
-            print(_line(record))
+            say(_line(record))
     return 0
 
 
@@ -155,6 +157,8 @@ def _time(when: dt.datetime) -> str:
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    # Cells are made safe before they are measured, so the columns line up as printed.
+    cells = [tuple(safe(cell) for cell in row) for row in (header, *rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
