@@ -399,7 +399,7 @@ def test_a_malformed_routes_file_exits_1_with_its_line(
         (("list", "--state", "pending"), "--state: invalid choice"),
         (("ack", "X"), "--by"),
         (("list", "--schema", "s"), "--schema: applies to PostgreSQL URLs only"),
-        (("list", "--store", "sqlite:///x.db"), "--store: unknown URL scheme 'sqlite'"),
+        (("list", "--store", "sqlite:///x.db"), "--store: unknown escalation store URL scheme"),
         ((), "COMMAND"),
     ],
 )

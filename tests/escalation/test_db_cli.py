@@ -72,9 +72,9 @@ def test_an_unreachable_database_is_one_line_without_the_password(
 
 
 def test_bad_targets_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Unknown URL schemes and unwritable paths exit 1; --schema with SQLite is a usage error."""
+    """Unwritable paths exit 1; unknown URL schemes and --schema with SQLite are usage errors."""
     code, _, err = run(["db", "upgrade", "mysql://db/app"], capsys)
-    assert code == 1
+    assert code == 2
     assert "unknown escalation store URL scheme 'mysql'" in err
     code, _, err = run(["db", "upgrade", str(tmp_path / "missing-dir" / "e.db")], capsys)
     assert code == 1

@@ -8,13 +8,12 @@ with the default ``create=True`` do the same on their own.
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
+from typing import Any, NoReturn
 
-from .._errors import HandrailError
+from .._errors import ConfigurationError, HandrailError
 from ..escalation import _postgres, _sqlite
-from ..escalation._open import is_postgres_url, upgrade_store
-from ..escalation._postgres import redact_url
+from ..escalation._open import check_store, redact_store, scrub_store, upgrade_store
+from ._terminal import say, warn
 
 __all__ = ["add_commands"]
 
@@ -40,7 +39,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     upgrade.add_argument(
         "target",
         metavar="URL",
-        help="a postgresql:// URL, or the path of an SQLite file (created if missing)",
+        help="a postgresql:// URL or libpq key=value string (host=... dbname=...), or the "
+        "path of an SQLite file (created if missing)",
     )
     upgrade.add_argument(
         "--schema",
@@ -52,21 +52,31 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 def _upgrade(args: argparse.Namespace) -> int:
     target: str = args.target
-    postgres = is_postgres_url(target)
+    try:
+        # A mistyped URL is refused here, before it can become an SQLite file's name.
+        location, postgres = check_store(target)
+    except ConfigurationError as exc:
+        _usage_error(args, f"argument URL: {scrub_store(str(exc), target)}")
     if args.schema is not None and not postgres:
-        parser: argparse.ArgumentParser = args.parser
-        parser.error("argument --schema: applies to PostgreSQL URLs only, not to SQLite files")
-    where = redact_url(target) if postgres else target
+        _usage_error(
+            args, "argument --schema: applies to PostgreSQL URLs only, not to SQLite files"
+        )
+    where = redact_store(location)
     if postgres:
         where += f" (schema {args.schema or 'public'!r})"
     try:
-        applied = upgrade_store(target, schema=args.schema)
+        applied = upgrade_store(location, schema=args.schema)
     except HandrailError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        warn(f"error: {scrub_store(str(exc), location)}")
         return 1
     version = _postgres.SCHEMA_VERSION if postgres else _sqlite.SCHEMA_VERSION
     if applied:
-        print(f"{where}: upgraded to version {version} ({applied} step(s) applied)")
+        say(f"{where}: upgraded to version {version} ({applied} step(s) applied)")
     else:
-        print(f"{where}: already at version {version}")
+        say(f"{where}: already at version {version}")
     return 0
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> NoReturn:
+    parser: argparse.ArgumentParser = args.parser
+    parser.error(message)

@@ -1,8 +1,10 @@
 """``handrail escalations list | show | ack | approve | reject | cancel``: humans decide cases.
 
-Every command opens the store ``--store`` names (an SQLite file or a
-``postgresql://`` URL; default: the ``HANDRAIL_ESCALATION_STORE`` environment
-variable, else ``handrail-escalations.db``).  The commands that change a case
+Every command opens the store ``--store`` names (an SQLite file, a
+``postgresql://`` URL or a libpq ``key=value`` string; default: the
+``HANDRAIL_ESCALATION_STORE`` environment variable, else
+``handrail-escalations.db``).  A mistyped URL is a usage error, never a new
+file.  The commands that change a case
 go through an ``EscalationRouter``, so the state machine, the decider check
 and the outbox are the library's own; ``--audit`` (default: the
 ``HANDRAIL_AUDIT`` environment variable) names the audit log the agent writes,
@@ -16,7 +18,8 @@ Without it, only the user ids the escalation stored when its level began count.
 Exit codes: 0 done; 1 refused or failed (not a decider, a state that forbids
 the change, no such escalation, a store or file that cannot be opened), with
 one line on stderr naming the escalation and why; 2 the command line is wrong.
-Nothing printed carries a database password.
+Nothing printed carries a database password, and every field read from a
+case is printed terminal-safe (see ``_terminal``).
 """
 
 from __future__ import annotations
@@ -26,21 +29,19 @@ import contextlib
 import functools
 import json
 import os
-import sys
-import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .._errors import HandrailError, PolicyError
+from .._errors import ConfigurationError, HandrailError, PolicyError
 from ..escalation import Escalation, EscalationRouter, EscalationState
-from ..escalation._open import STORE_ENV, is_postgres_url, open_store
+from ..escalation._open import STORE_ENV, check_store, open_store, redact_store, scrub_store
 from ..escalation._router import _summary
 from ..escalation._routes_file import RoutesFile, load_routes
 from ..identity import User
-from ..redaction import Redactor
+from ._terminal import safe, say, say_json, warn
 
 __all__ = ["AUDIT_ENV", "DEFAULT_STORE", "add_commands"]
 
@@ -71,7 +72,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     store.add_argument(
         "--store",
         metavar="PATH_OR_URL",
-        help=f"an SQLite file or a postgresql:// URL (default: ${STORE_ENV}, else {DEFAULT_STORE})",
+        help=f"an SQLite file, a postgresql:// URL or a libpq key=value string (default: "
+        f"${STORE_ENV}, else {DEFAULT_STORE})",
     )
     store.add_argument(
         "--schema", metavar="SCHEMA", help="the PostgreSQL schema of the tables (default: public)"
@@ -189,28 +191,18 @@ class _Target:
     """Where the store is, and how to name it without its password."""
 
     location: str
-    shown: str
-    secrets: tuple[str, ...]
+
+    @property
+    def shown(self) -> str:
+        return redact_store(self.location)
 
     def scrub(self, text: str) -> str:
-        return Redactor().scrub(text, self.secrets)
+        """``text`` on one line, the store's password masked wherever it shows."""
+        return scrub_store(text, self.location)
 
 
 def _target(args: argparse.Namespace) -> _Target:
-    location = args.store or os.environ.get(STORE_ENV, "").strip() or DEFAULT_STORE
-    if not is_postgres_url(location):
-        return _Target(location, location, ())
-    from ..escalation._postgres import redact_url
-
-    secrets: list[str] = []
-    with contextlib.suppress(ValueError):
-        parts = urllib.parse.urlsplit(location)
-        if parts.password:
-            secrets += [parts.password, urllib.parse.unquote(parts.password)]
-        for key, value in urllib.parse.parse_qsl(parts.query):
-            if key == "password" and value:
-                secrets.append(value)
-    return _Target(location, redact_url(location), tuple(secrets))
+    return _Target(args.store or os.environ.get(STORE_ENV, "").strip() or DEFAULT_STORE)
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -222,11 +214,11 @@ def _guarded(handler: Handler) -> Handler:
         try:
             return handler(args)
         except _Failed as exc:
-            print(target.scrub(str(exc)), file=sys.stderr)
+            warn(target.scrub(str(exc)))
         except PolicyError as exc:  # a malformed routes file: every problem, one per line
-            print(target.scrub(str(exc)), file=sys.stderr)
+            warn(target.scrub(str(problem)) for problem in exc.problems)
         except HandrailError as exc:  # EscalationError names the id and says why
-            print(f"error: {target.scrub(str(exc))}", file=sys.stderr)
+            warn(f"error: {target.scrub(str(exc))}")
         return 1
 
     return run
@@ -247,24 +239,21 @@ class _Session:
 def _session(args: argparse.Namespace, *, audited: bool = False) -> Iterator[_Session]:
     """The store, audit log and routes file the arguments name, closed on the way out."""
     target = _target(args)
-    postgres = is_postgres_url(target.location)
+    try:
+        # A mistyped URL is refused here, before it can become an SQLite file's name.
+        location, postgres = check_store(target.location)
+    except ConfigurationError as exc:
+        _usage_error(args, f"argument --store: {target.scrub(str(exc))}")
     if args.schema is not None and not postgres:
         _usage_error(args, "argument --schema: applies to PostgreSQL URLs only, not SQLite files")
-    if not postgres and "://" in target.location:
-        scheme = target.location.split("://", 1)[0]
-        _usage_error(
-            args,
-            f"argument --store: unknown URL scheme {scheme!r}: use a postgresql:// URL "
-            "or the path of an SQLite file",
-        )
-    if not postgres and not Path(target.location).is_file():
+    if not postgres and not Path(location).is_file():
         where = "--store" if args.store else f"${STORE_ENV}" if os.environ.get(STORE_ENV) else ""
         how = f" (from {where})" if where else f"; pass --store PATH_OR_URL or set ${STORE_ENV}"
-        _usage_error(args, f"argument --store: no escalation store at {target.location}{how}")
+        _usage_error(args, f"argument --store: no escalation store at {target.shown}{how}")
     routes = None if args.routes is None else load_routes(args.routes)
     with contextlib.ExitStack() as stack:
         try:
-            store = open_store(target.location, schema=args.schema)
+            store = open_store(location, schema=args.schema)
         except HandrailError:
             raise  # already names the store (its password masked)
         except Exception as exc:  # a driver's own error: name the store, scrub the rest
@@ -295,7 +284,7 @@ def _usage_error(args: argparse.Namespace, message: str) -> NoReturn:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
+    say_json(json.dumps(data, indent=2))
 
 
 # -- the commands ------------------------------------------------------------------------
@@ -309,7 +298,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     if not found:
         filters = [f"in state {args.state}" if args.state else "", _on(args.route)]
-        print(" ".join(["no escalations", *filter(None, filters)]))
+        say(" ".join(["no escalations", *filter(None, filters)]))
         return 0
     rows = [
         [
@@ -325,7 +314,7 @@ def _list(args: argparse.Namespace) -> int:
         for e in found
     ]
     headers = ["ID", "STATE", "ROUTE", "LEVEL", "ACTION", "AGENT", "OPENED", "NEXT DUE"]
-    print("\n".join(_table(headers, rows)))
+    say(*_table(headers, rows))
     return 0
 
 
@@ -335,7 +324,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(escalation.model_dump(mode="json"))
     else:
-        print("\n".join(_describe(escalation, session.routes)))
+        say(*_describe(escalation, session.routes))
     return 0
 
 
@@ -366,7 +355,7 @@ def _done(args: argparse.Namespace, escalation: Escalation, after: str) -> int:
         return 0
     event = escalation.history[-1]
     by = f" by {event.by}" if event.by else ""
-    print(
+    say(
         f"escalation {escalation.id}: {escalation.state.value}{by} at level "
         f"{_level(escalation)} of route {escalation.route.name}; {after}"
     )
@@ -475,9 +464,13 @@ def _json(value: Any) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Columns padded to their widest cell, two spaces apart; trailing blanks trimmed."""
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    """Columns padded to their widest cell, two spaces apart; trailing blanks trimmed.
+
+    Cells are made terminal-safe before they are measured, so columns line up as printed.
+    """
+    cells = [[safe(str(cell)) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return [
         "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [headers, *rows]
+        for row in cells
     ]
