@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -256,3 +257,180 @@ def test_python_dash_m_verifies_in_a_fresh_process(jsonl: Path) -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"{jsonl}: ok: 6 records verified\n"
+
+
+# -- hostile arguments and files: one line, exit 1 or 2, never a traceback -----------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["audit", "query", "{log}", "--since", "3000000d"], "reaches back before the year 1"),
+        (["audit", "query", "{log}", "--since", "9" * 30 + "s"], "reaches back before the year 1"),
+        (
+            ["audit", "query", "{log}", "--until", "0001-01-01T00:00:00+05:00"],
+            "is out of range in UTC",
+        ),
+        (["shadow", "report", "{log}", "--since", "3000000d"], "reaches back before the year 1"),
+        (["audit", "tail", "{log}", "-n", "9" * 5000], "expected a whole number"),
+        (["audit", "verify", "{tmp}"], "is a directory; expected an audit log file"),
+        (["audit", "tail", "{tmp}"], "is a directory; expected an audit log file"),
+        (["shadow", "report", "{tmp}"], "is a directory; expected an audit log file"),
+    ],
+)
+def test_out_of_range_arguments_and_directories_are_usage_errors(
+    argv: list[str], message: str, jsonl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Spans past year 1, times out of range, directories: exit 2, one line, no traceback."""
+    filled = [a.format(tmp=jsonl.parent, log=jsonl) for a in argv]
+    assert message in usage_error(filled, capsys)
+
+
+def test_tail_takes_a_count_larger_than_any_log(
+    jsonl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-n 99999999999999999999 means all of it: exit 0, every record."""
+    code, out, err = run(["audit", "tail", str(jsonl), "-n", "99999999999999999999"], capsys)
+    assert (code, err, out.count("\n")) == (0, "", 6)
+
+
+def test_a_dropped_sqlite_table_is_an_integrity_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An SQLite log whose table was dropped: exit 1 (integrity), not 2 (usage), for all readers."""
+    path = tmp_path / "audit.db"
+    write_log(path)
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP TABLE audit_records")
+    connection.close()
+    for command in (["audit", "verify"], ["audit", "tail"], ["shadow", "report"]):
+        code, out, err = run([*command, str(path)], capsys)
+        assert (code, out) == (1, "")
+        assert err == (
+            f"error: {path}: cannot read the audit database: it has no audit_records table "
+            "(not a handrail audit log, or its table was dropped)\n"
+        )
+
+
+def quarantine_file(path: Path) -> Path:
+    """A quarantine file: JSON lines, but not audit records."""
+    from pydantic import BaseModel
+
+    from handrail.connectors._quarantine import open_quarantine, validate_records
+
+    class Contact(BaseModel):
+        id: int
+
+    with open_quarantine(path) as sink:
+        rows = [{"id": "seven"}, {"id": "eight"}]
+        kept = validate_records(
+            rows, Contact, validation="quarantine", sink=sink, connector="crm", operation="list"
+        )
+        assert list(kept) == []
+    return path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["audit", "tail"], ["audit", "query"], ["audit", "query", "--outcome", "denied"]],
+)
+def test_a_quarantine_file_is_not_an_audit_log(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quarantine file given to tail or query: one line saying it is no audit log, exit 1."""
+    path = quarantine_file(tmp_path / "quarantine.jsonl")
+    code, out, err = run([command[0], command[1], str(path), *command[2:]], capsys)
+    assert (code, out) == (1, "")
+    assert err == f"error: {path} is not a handrail audit log (line 1: no 'action' field)\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"seq": ' + b"1" * 10_000 + b"}",
+        b'{"timestamp": 1e400}',
+        b"\xff\xfe\x00",
+    ],
+    ids=["deep nesting", "a 10000-digit number", "1e400", "broken UTF-8"],
+)
+def test_hostile_lines_are_one_line_errors(
+    line: bytes, jsonl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deep JSON, huge numbers, broken UTF-8 after good records: exit 1 naming file:line."""
+    with jsonl.open("ab") as file:
+        file.write(line + b"\n")
+    for command in (["audit", "tail"], ["audit", "query"]):
+        code, out, err = run([*command, str(jsonl)], capsys)
+        assert code == 1
+        assert out.count("\n") == 6, "the good records are printed first"
+        assert err.startswith(f"error: {jsonl}:7: record #6 is unreadable: ")
+        assert err.count("\n") == 1
+        assert "Traceback" not in err
+
+
+FORGED = "\n2025-03-01 12:09:00.000Z  #9  executed  crm.contact.read  admin"
+
+
+def test_tail_and_query_show_control_characters_escaped(
+    log_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ESC sequences, newlines and bidi overrides in a record are printed escaped, on one line."""
+    clock = FakeClock(START + dt.timedelta(hours=1))
+    with AuditLog.open(log_path, clock=clock) as log:
+        log.append(
+            principal=Principal(agent="evil\x1b[2J\u202ebot"),
+            action="crm.contact.read",
+            outcome="failed",
+            error=ValueError(f"bad{FORGED}\x9b31m\u200b"),
+        )
+    for command in (
+        ["audit", "tail", "-n", "1"],
+        ["audit", "query", "--agent", "evil\x1b[2J\u202ebot"],
+    ):
+        code, out, err = run([command[0], command[1], str(log_path), *command[2:]], capsys)
+        assert (code, err) == (0, "")
+        assert out.count("\n") == 1, "the forged line stays inside its record's line"
+        assert out[:-1].isprintable()
+        assert "evil\\x1b[2J\\u202ebot" in out
+        assert "ValueError: bad\\n2025-03-01 12:09:00.000Z  #9" in out
+        assert out.rstrip("\n").endswith("admin\\x9b31m\\u200b")
+
+
+def test_json_output_stays_json_with_bidi_and_c1_escaped(
+    jsonl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json: valid JSON reading back to the same record; no raw C1 or bidi character."""
+    with AuditLog.open(jsonl) as log:
+        stored = log.append(
+            principal=Principal(agent="a\x1b\u202e\x85\U000e0041"),
+            action="crm.contact.read",
+            outcome="executed",
+            reason=FORGED,
+        )
+    code, out, _ = run(["audit", "tail", str(jsonl), "-n", "1", "--json"], capsys)
+    assert code == 0
+    assert out[:-1].isprintable()
+    assert json.loads(out) == json.loads(stored.to_json())
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`handrail audit tail LOG | head -1`: exit 1 with nothing on stderr, no BrokenPipeError."""
+    path = tmp_path / "big.jsonl"
+    with AuditLog.jsonl(path, fsync="never") as log:
+        for i in range(5000):
+            log.append(principal=BOT, action="crm.contact.read", outcome="executed", args={"i": i})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "handrail", "audit", "tail", str(path), "-n", "5000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    first = process.stdout.readline()  # like head -1: read one line, then go away
+    process.stdout.close()
+    err = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 1
+    assert b"#0" in first
+    assert err == b""

@@ -91,3 +91,52 @@ def test_no_shadowed_writes_and_bad_arguments(
     assert main(["shadow", "report", str(tmp_path / "missing.jsonl")]) == 2
     assert "no audit log" in capsys.readouterr().err
     assert main(["shadow", "report", str(empty), "--since", "yesterday-ish"]) == 2
+
+
+def test_a_quarantine_file_is_an_error_not_an_empty_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file of other records: exit 1 saying it is no audit log, not 'no shadowed writes'."""
+    path = tmp_path / "quarantine.jsonl"
+    path.write_text('{"id": "q1", "connector": "crm", "operation": "list", "raw": {}}\n')
+    assert main(["shadow", "report", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"error: {path} is not a handrail audit log (line 1: no 'action' field)\n"
+
+
+def test_deep_json_is_an_error_not_a_traceback(
+    log_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line nested 100,000 deep after the records: exit 1 naming it, no RecursionError."""
+    with log_path.open("ab") as file:
+        file.write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    assert main(["shadow", "report", str(log_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert (
+        err == f"error: {log_path}:6: record #5 is unreadable: its JSON nests too deeply to read\n"
+    )
+
+
+def test_what_the_agent_wrote_is_printed_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Control, C1, bidi and zero-width characters in intents show escaped, in table and list."""
+    path = tmp_path / "audit.jsonl"
+    with AuditLog.jsonl(path) as log:
+        log.append(
+            principal=Principal(agent="bot\x1b[2J"),
+            action="crm.contact.update",
+            outcome="shadowed",
+            resource={"type": "contact", "id": "c\u202e1"},
+            args={"note": "hi\n2025-01-01 00:00:00Z  crm.contact.delete  admin\x9b\u200d"},
+        )
+    assert main(["shadow", "report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert all(line.isprintable() for line in out.splitlines())
+    assert out.count("\n") == 5  # title, header, one action, blank, one intent
+    assert "bot\\x1b[2J" in out
+    assert "contact:c\\u202e1" in out
+    assert "hi\\n2025-01-01" in out
+    assert "admin\\x9b\\u200d" in out

@@ -258,3 +258,68 @@ def test_help_describes_both_commands(capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 0
     assert "list" in out
     assert "show" in out
+
+
+HOSTILE = "x\x1b[2J\n2025-03-01 12:09:00.000Z  forged line\u202e\x9b\u200b"
+
+
+def hostile_quarantine(path: Path) -> QuarantinedRecord:
+    """One quarantined record whose connector, source and payload carry control characters."""
+    stored: list[QuarantinedRecord] = []
+    with open_quarantine(path) as sink:
+        list(
+            validate_records(
+                [{"id": HOSTILE, "email": HOSTILE}],
+                Contact,
+                validation="quarantine",
+                sink=sink,
+                connector="crm\x1b[31m",
+                operation="crm.contacts.list\n",
+                source=f"https://crm.example.com/{HOSTILE}",
+                on_quarantine=stored.append,
+            )
+        )
+    return stored[0]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "sqlite"])
+def test_list_and_show_print_control_characters_escaped(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ESC, newlines, C1, bidi and zero-width characters show escaped: no forged lines, no ESC."""
+    path = tmp_path / ("q.jsonl" if kind == "jsonl" else "q.db")
+    record = hostile_quarantine(path)
+    code, out, err = run(["quarantine", "list", str(path)], capsys)
+    assert (code, err) == (0, "")
+    assert out.count("\n") == 2  # the header and the one record
+    assert all(line.isprintable() for line in out.splitlines())
+    assert "crm\\x1b[31m" in out
+    assert "crm.contacts.list\\n" in out
+    code, out, err = run(["quarantine", "show", str(path), record.id], capsys)
+    assert (code, err) == (0, "")
+    assert all(line.isprintable() for line in out.splitlines())
+    assert "connector  crm\\x1b[31m" in out
+    assert "source     https://crm.example.com/x\\x1b[2J\\n2025-03-01" in out
+    assert '"id": "x\\u001b[2J\\n2025-03-01 12:09:00.000Z  forged line\\u202e\\x9b\\u200b"' in out
+
+
+def test_json_output_stays_json_with_bidi_and_c1_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """list --json and show --json: valid JSON of the same record, no raw C1 or bidi character."""
+    path = tmp_path / "q.jsonl"
+    record = hostile_quarantine(path)
+    code, out, _ = run(["quarantine", "list", str(path), "--json"], capsys)
+    assert code == 0
+    assert out[:-1].isprintable()
+    assert QuarantinedRecord.model_validate_json(out) == record
+    code, out, _ = run(["quarantine", "show", str(path), record.id, "--json"], capsys)
+    assert code == 0
+    assert all(line.isprintable() for line in out.splitlines())
+    assert json.loads(out)["raw"]["id"] == HOSTILE
+
+
+def test_a_directory_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A directory given as PATH: exit 2 saying it is a directory, not 'no such file'."""
+    message = usage_error(["quarantine", "list", str(tmp_path)], capsys)
+    assert "is a directory; expected a quarantine file" in message

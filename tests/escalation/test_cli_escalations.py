@@ -451,3 +451,93 @@ def test_decide_in_postgres_without_printing_the_password(
     assert case.id in outputs[0][1]
     assert "approved by maria" in outputs[2][1]
     assert "sekret" not in "".join(out + err for _, out, err in outputs)
+
+
+# -- hostile text and store locations ------------------------------------------------------
+
+
+def test_list_and_show_print_control_characters_escaped(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An agent id, user and reason holding ESC, newlines and bidi overrides print escaped."""
+    request = REQUEST.model_copy(
+        update={"principal": Principal(agent="bot\x1b[2J", on_behalf_of="tom\u202e\n")}
+    )
+    store = SQLiteStore(db)
+    try:
+        routes = load_routes(ROUTES_FILE)
+        router = EscalationRouter(routes.routes, store, clock=FakeClock(MONDAY))
+        case = router.open(POLICY.evaluate(request))
+    finally:
+        store.close()
+    forged = "no\n2026-01-05 09:00:00Z  approved  0  maria  fine\x1b[0m"
+    code, _, _ = run(capsys, "cancel", case.id, "--reason", forged, "--store", db, "--no-audit")
+    assert code == 0
+    for command in ("list", "show"):
+        argv = (command, case.id) if command == "show" else (command,)
+        code, out, err = run(capsys, *argv, "--store", db)
+        assert (code, err) == (0, "")
+        assert all(line.isprintable() for line in out.splitlines())
+        assert "bot\\x1b[2J for tom\\u202e\\n" in out
+    assert "no\\n2026-01-05 09:00:00Z  approved  0  maria  fine\\x1b[0m" in out
+    code, out, _ = run(capsys, "show", case.id, "--store", db, "--json")
+    assert all(line.isprintable() for line in out.splitlines())
+    assert json.loads(out)["reason"] == forged
+
+
+PASSWORD = "s3cret-pw-778"
+
+
+@pytest.mark.parametrize(
+    ("store", "code", "says"),
+    [
+        (f"host=127.0.0.1 port=1 user=app password={PASSWORD} dbname=app", 1, "password=***"),
+        (f"postgresql:/app:{PASSWORD}@db/app", 2, "looks like a mistyped PostgreSQL URL"),
+        (f"postgres:{PASSWORD}", 2, "looks like a mistyped PostgreSQL URL"),
+        (f"foo://app:{PASSWORD}@db/app", 2, "unknown escalation store URL scheme 'foo'"),
+        (f"sqlite:/app:{PASSWORD}@db.sqlite", 2, "'sqlite' is not a store"),
+        (f"./app:{PASSWORD}@db.sqlite", 2, "no escalation store at ./app:***@db.sqlite"),
+    ],
+    ids=["key=value", "postgresql:/", "postgres:", "foo://", "sqlite:/", "user:password@ path"],
+)
+def test_store_locations_never_print_their_password(
+    store: str,
+    code: int,
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """key=value strings are PostgreSQL; mistyped URLs are refused; no password, no file."""
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    for command in (("list",), ("approve", "X", "--by", "a", "--reason", "b")):
+        got, out, err = run(capsys, *command, "--store", store)
+        assert (got, out) == (code, "")
+        assert says in err
+        assert err.count("\n") == 1
+        assert PASSWORD not in err
+    monkeypatch.setenv(STORE_ENV, store)
+    got, out, err = run(capsys, "list")
+    assert got == code
+    assert PASSWORD not in out + err
+    assert sorted(tmp_path.iterdir()) == before, "no file named after the location"
+
+
+def test_a_key_value_store_opens_postgres(
+    postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The libpq key=value form the PostgreSQL docs show opens the same store as its URL."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    store = PostgresStore(postgres_server.url, schema=schema)
+    try:
+        case = open_case(store)
+    finally:
+        store.close()
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = {**conninfo_to_dict(postgres_server.url), "password": PASSWORD}
+    code, out, err = run(capsys, "list", "--store", make_conninfo(**params), "--schema", schema)
+    assert (code, err) == (0, "")
+    assert case.id in out
+    assert PASSWORD not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import uuid
 from pathlib import Path
 
@@ -86,3 +87,75 @@ def test_bad_targets_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert not (tmp_path / "e.db").exists()
     code, _, err = run(["db"], capsys)
     assert code == 2
+
+
+def test_a_key_value_string_is_postgres_and_its_password_never_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The docs' `host=... password=... dbname=...` form: PostgreSQL, not an SQLite file name."""
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dsn = f"host=127.0.0.1 port={port} user=app password={PASSWORD} dbname=app"
+    code, out, err = run(["db", "upgrade", dsn], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: host=127.0.0.1 port={port} user=app password=*** dbname=app: ")
+    assert "cannot connect to PostgreSQL" in err
+    assert PASSWORD not in err
+    assert list(tmp_path.iterdir()) == [], "no SQLite file named after the string"
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        (f"postgresql:/app:{PASSWORD}@db/app", "starting 'postgresql:/' looks like a mistyped"),
+        (f"postgres:{PASSWORD}", "starting 'postgres:' looks like a mistyped"),
+        (f"foo://app:{PASSWORD}@db/app", "unknown escalation store URL scheme 'foo'"),
+        (f"host=db password={PASSWORD} dbname", "not a PostgreSQL connection URL or key=value"),
+    ],
+)
+def test_mistyped_locations_are_usage_errors_without_the_password(
+    target: str,
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A mistyped URL or malformed key=value string: exit 2, one line, no password, no file."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["db", "upgrade", target], capsys)
+    assert (code, out) == (2, "")
+    assert says in err
+    assert err.count("\n") == 1
+    assert PASSWORD not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_key_value_string_upgrades_a_real_server(
+    postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key=value string with a password reaches the server; the output masks the password."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    dsn = make_conninfo(**{**conninfo_to_dict(postgres_server.url), "password": PASSWORD})
+    code, out, err = run(["db", "upgrade", dsn, "--schema", schema], capsys)
+    assert (code, err) == (0, "")
+    assert "password=***" in out
+    assert out.endswith(f"(schema '{schema}'): upgraded to version 1 (1 step(s) applied)\n")
+    assert PASSWORD not in out
+    PostgresStore(postgres_server.url, schema=schema, create=False).close()
+
+
+def test_without_psycopg_the_error_names_the_postgres_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No psycopg installed: exit 1 naming `handrail[postgres]`; no password, no file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` raises ImportError
+    code, out, err = run(["db", "upgrade", f"host=db password={PASSWORD} dbname=app"], capsys)
+    assert (code, out) == (1, "")
+    assert "pip install 'handrail[postgres]'" in err
+    assert PASSWORD not in err
+    assert list(tmp_path.iterdir()) == []

@@ -236,9 +236,11 @@ def _json_kind(value: object) -> str:
 
 
 def _quoted(text: str) -> str:
-    if len(text) > _MAX_QUOTED:
-        text = f"{text[:_MAX_QUOTED]}... ({len(text) - _MAX_QUOTED} more characters)"
-    return repr(text)
+    """``text`` quoted with its control characters escaped, cut short if long."""
+    quoted = repr(text)
+    if len(quoted) > _MAX_QUOTED:
+        quoted = f"{quoted[:_MAX_QUOTED]}... ({len(quoted) - _MAX_QUOTED} more characters)"
+    return quoted
 
 
 # -- building a record -------------------------------------------------------------
