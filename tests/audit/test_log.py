@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from handrail.audit import (
@@ -180,6 +181,21 @@ def test_a_torn_tail_is_set_aside_and_recorded_on_reopening(tmp_path: Path) -> N
     assert marker.error_type == "handrail.audit.TornWrite"
     assert [entry["event"] for entry in logs] == ["handrail.audit.torn_tail"]
     assert logs[0]["log_level"] == "warning"
+
+
+def test_a_torn_tail_prints_nothing_while_structlog_is_unconfigured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Recovering a torn tail writes nothing to stdout or stderr until structlog is configured."""
+    structlog.reset_defaults()
+    path = tmp_path / "audit.jsonl"
+    with AuditLog.jsonl(path) as log:
+        fill(log, 1)
+    with path.open("ab") as file:
+        file.write(b'{"action":"torn')
+    with AuditLog.jsonl(path) as log:
+        assert log.verify().count == 2  # the record and the recovery marker
+    assert capsys.readouterr() == ("", "")
 
 
 def test_a_second_writer_is_refused(path: Path) -> None:

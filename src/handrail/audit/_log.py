@@ -13,8 +13,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
-import structlog
-
 from .._errors import AuditError, AuditIntegrityError, ConfigurationError
 from ..clock import Clock, SystemClock
 from ..identity import Principal
@@ -519,13 +517,15 @@ class AuditLog:
         tail = sink.set_aside_torn_tail()
         if tail is None:  # pragma: no cover - it was there a moment ago
             return
-        structlog.get_logger("handrail").warning(
-            "handrail.audit.torn_tail",
-            path=str(sink.path),
-            bytes=tail.size,
-            sha256=tail.sha256,
-            sidecar=str(tail.sidecar),
-        )
+        logger = _logger()
+        if logger is not None:
+            logger.warning(
+                "handrail.audit.torn_tail",
+                path=str(sink.path),
+                bytes=tail.size,
+                sha256=tail.sha256,
+                sidecar=str(tail.sidecar),
+            )
         message = (
             f"the last write before this reopening was cut short: {tail.size} bytes "
             f"(SHA-256 {tail.sha256}) moved to {tail.sidecar}"
@@ -747,6 +747,17 @@ class _NoLock:
 _NO_LOCK = _NoLock()
 
 
+def _logger() -> Any:
+    """handrail's structlog logger, or None while structlog is unconfigured.
+
+    Through ``handrail.telemetry`` like every other event: a library never
+    prints to a stdout it does not own (structlog's default would).
+    """
+    from ..telemetry import default_telemetry  # here: `import handrail.audit` stays light
+
+    return default_telemetry().logger
+
+
 def _where(sink: Sink) -> str:
     return "" if sink.path is None else f"{sink.path}: "
 
@@ -758,7 +769,9 @@ def _flush_periodically(writer: _Writer) -> None:
             writer.flush(sync=False)
         except AuditError as exc:
             # The failure is kept; the next append, flush or close raises it.
-            structlog.get_logger("handrail").error(
-                "handrail.audit.write_failed", path=str(writer.sink.path), error=str(exc)
-            )
+            logger = _logger()
+            if logger is not None:
+                logger.error(
+                    "handrail.audit.write_failed", path=str(writer.sink.path), error=str(exc)
+                )
             return
