@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,10 @@ from handrail.audit import (
     MemorySink,
     Outcome,
 )
+from handrail.audit._log import _Writer
+from handrail.audit._record import entry
+from handrail.audit._redact import PartRedactor
+from handrail.redaction import Redactor
 from handrail.testing import FakeClock
 
 from .conftest import BOT, decide, fill
@@ -83,6 +87,50 @@ def test_batch_mode_writes_within_the_interval_when_idle() -> None:
         log.append_decision(decide())
         assert sink.synced.wait(timeout=10)
         assert sink.getvalue().count(b"\n") == 1
+
+
+class SlowSyncSink(MemorySink):
+    """A memory sink whose sync takes 0.5 s of a fake clock, with a record appended meanwhile."""
+
+    def __init__(self, now: list[float], during_sync: list[Callable[[], object]]) -> None:
+        super().__init__()
+        self.now = now
+        self.during_sync = during_sync
+
+    def sync(self) -> None:
+        start = self.now[0]
+        self.now[0] = start + 0.1
+        while self.during_sync:
+            self.during_sync.pop()()
+        self.now[0] = start + 0.5
+
+
+def test_a_batch_is_due_an_interval_after_its_first_record_however_long_a_flush_takes() -> None:
+    """The flusher's next wake-up is the oldest buffered record's append plus batch_interval."""
+    now = [10.0]
+    during_sync: list[Callable[[], object]] = []
+    sink = SlowSyncSink(now, during_sync)
+    # The test plays the flusher thread: it asks when the batch is due, and flushes.
+    writer = _Writer(sink, "batch", 1000, 0.2, monotonic=lambda: now[0], background=False)
+    redaction = PartRedactor(Redactor())
+
+    def append() -> None:
+        writer.append(entry(redaction, action="a.b", agent="bot", outcome="executed"), FakeClock())
+
+    try:
+        assert writer.next_flush_at() is None
+        append()  # at 10.0
+        assert writer.next_flush_at() == pytest.approx(10.2)
+        now[0] = 10.2
+        during_sync.append(append)  # arrives at 10.3, while the first batch is fsynced
+        writer.flush(sync=False)  # ends at 10.7
+        assert now[0] == pytest.approx(10.7)
+        assert writer.next_flush_at() == pytest.approx(10.5)  # not 10.7 + 0.2
+        writer.flush(sync=False)
+        assert writer.next_flush_at() is None
+        assert sink.getvalue().count(b"\n") == 2
+    finally:
+        writer.close()
 
 
 def test_always_and_never_write_before_append_returns(tmp_path: Path) -> None:
