@@ -50,7 +50,7 @@ def test_an_existing_sqlite_log_keeps_its_mode(tmp_path: Path) -> None:
 
 def test_an_sqlite_sink_in_a_missing_directory_fails_clearly(tmp_path: Path) -> None:
     """A database in a directory that does not exist is an AuditError naming the path."""
-    with pytest.raises(AuditError, match="missing/audit.db: cannot create the audit database"):
+    with pytest.raises(AuditError, match=r"missing/audit\.db: cannot create the audit database"):
         SQLiteSink(tmp_path / "missing" / "audit.db")
 
 
