@@ -490,6 +490,7 @@ def _with_current_secrets(secrets: Iterable[str]) -> set[str]:
         found |= scope.secrets()
     return found
 
+
 _default: Telemetry | None = None
 
 
