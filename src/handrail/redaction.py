@@ -222,9 +222,8 @@ def _mask_urls(
             stop = _USERINFO_END.search(text, start)
             userinfo_end = end if stop is None else stop.start()
         if start < userinfo_end < end and text[userinfo_end] == "@":
-            if found is not None:
-                userinfo = text[start:userinfo_end]
-                found.append(userinfo.partition(":")[2] or userinfo)
+            userinfo = text[start:userinfo_end]
+            _found(found, userinfo.partition(":")[2] or userinfo)
             out.append(f"{mask}@")
             start = userinfo_end + 1
         rest = _HOST_AND_PATH.match(text, start)

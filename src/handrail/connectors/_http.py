@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote, quote_plus
 
 import httpx
 from opentelemetry import trace
@@ -740,9 +741,10 @@ def shadow_request(request: httpx.Request) -> ShadowRequest:
         added_by_auth = plain is not None and name not in plain
         if added_by_auth or name.lower() not in SHADOW_HEADERS_SHOWN:
             headers[name] = MASK
-            secrets.add(value)
-            # "Bearer <token>", "Basic <base64>": the credential alone may appear elsewhere
-            secrets.add(value.rpartition(" ")[2])
+            # "Bearer <token>", "Basic <base64>": the credential alone may appear elsewhere,
+            # and in a URL percent-encoded.
+            for raw in (value, value.rpartition(" ")[2]):
+                secrets.update((raw, quote_plus(raw, safe=""), quote(raw, safe="")))
         else:
             headers[name] = value
     # Longest first, so no secret is half-masked by a shorter one inside it.
