@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
@@ -35,8 +36,19 @@ DEFAULT_SENSITIVE_KEYS: tuple[str, ...] = (
 ValueRedactor = Callable[[str, Any], Any]
 """A user redactor: receives the dotted path and the value, returns the value to keep."""
 
-# scheme, optional user:password@, host and path, optional ?query
-_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s@]+@)?([^\s?#'\"]*)(\?[^\s#'\"]*)?")
+# After a "://": where userinfo would end (at "@"), the host and path, the query.
+# Each is one character class under one quantifier, matched forward from a known
+# position: no nested or overlapping quantifiers, so no backtracking blow-up.
+_USERINFO_END = re.compile(r"[/\s@]")
+_HOST_AND_PATH = re.compile(r"[^\s?#'\"]*")
+_QUERY = re.compile(r"\?[^\s#'\"]*")
+
+_FRAGMENT = re.compile(r"#[^\s'\"]*")
+
+# Query parameter names that carry credentials without a sensitive-looking name
+# (Google's ?key=, Azure SAS's sig=, OAuth's code=), matched whole; plus any name
+# holding "signature" (X-Amz-Signature) or a sensitive key.
+_SECRET_PARAMETERS = frozenset({"key", "sig", "code", "auth", "pass", "pwd"})
 
 # Shorter strings are too likely to occur by chance in free text to scrub there.
 _MIN_SCRUB_LENGTH = 4
@@ -71,8 +83,37 @@ class Redactor:
             return False
         return self._key_pattern.search(key.lower().replace("-", "_")) is not None
 
+    def is_sensitive_parameter(self, name: str) -> bool:
+        """True when a URL query (or fragment) parameter's value is masked in arguments.
+
+        A sensitive key (``token``, ``api_key``, ...), a name holding
+        ``signature``, or one of ``key``, ``sig``, ``code``, ``auth``,
+        ``pass``, ``pwd``; percent-decoded, case-insensitive.
+        """
+        decoded = unquote_plus(name)
+        if self.is_sensitive_key(decoded):
+            return True
+        folded = decoded.lower().replace("-", "_")
+        return folded in _SECRET_PARAMETERS or "signature" in folded
+
+    def mask_urls(self, text: str, found: list[str] | None = None) -> str:
+        """``text`` with the credentials of every URL in it masked, the rest kept.
+
+        For a value (an argument, a resource field): the ``user:password@`` of
+        each URL, and the value of each query or fragment parameter that
+        ``is_sensitive_parameter`` or that holds a URL itself.  The raw
+        strings masked are appended to ``found``, when given.  Linear in
+        ``len(text)``.
+        """
+        if "://" not in text:
+            return text
+        return _mask_urls(text, self.mask, self.is_sensitive_parameter, found, whole_query=False)
+
     def redact(self, value: Any, path: str = "") -> Any:
-        """A copy of ``value`` with every secret masked (mappings become dicts)."""
+        """A copy of ``value`` with every secret masked (mappings become dicts).
+
+        Strings holding URLs have their credentials masked (``mask_urls``).
+        """
         if isinstance(value, SecretStr | SecretBytes):
             return self.mask
         if isinstance(value, BaseModel):
@@ -89,6 +130,8 @@ class Redactor:
         if isinstance(value, list | tuple | set | frozenset):
             items = [self.redact(item, f"{path}[{i}]") for i, item in enumerate(value)]
             return items if not isinstance(value, tuple) else tuple(items)
+        if isinstance(value, str) and "://" in value:
+            value = self.mask_urls(value)
         for redactor in self._redactors:
             value = redactor(path, value)
         return value
@@ -121,6 +164,10 @@ class Redactor:
         if sensitive and isinstance(value, str | bytes | int | float):
             found.add(value.decode(errors="replace") if isinstance(value, bytes) else str(value))
             return
+        if isinstance(value, str) and "://" in value:
+            masked_urls: list[str] = []
+            self.mask_urls(value, masked_urls)
+            found.update(masked_urls)
         if isinstance(value, str) and self._redactors:
             masked = value
             for redactor in self._redactors:
@@ -138,11 +185,94 @@ class Redactor:
             if len(secret) >= _MIN_SCRUB_LENGTH:
                 text = text.replace(secret, self.mask)
         if "://" in text:
-            text = _URL.sub(self._mask_url, text)
+            text = _mask_urls(text, self.mask, self.is_sensitive_parameter, None, whole_query=True)
         return text
 
-    def _mask_url(self, match: re.Match[str]) -> str:
-        scheme, userinfo, rest, query = match.group(1, 2, 3, 4)
-        return (
-            f"{scheme}{self.mask + '@' if userinfo else ''}{rest}{'?' + self.mask if query else ''}"
-        )
+
+def _mask_urls(
+    text: str,
+    mask: str,
+    is_secret_name: Callable[[str], bool],
+    found: list[str] | None,
+    *,
+    whole_query: bool,
+) -> str:
+    """``text`` with the userinfo of every URL in it masked, and its query (all of it, with
+    ``whole_query``; else its secret parameters) and its fragment's secret parameters.
+
+    A URL is whatever follows a ``://`` up to whitespace or a quote (the
+    scheme before it is not required: masking too much is the safe side).
+    Linear in ``len(text)``: each character is looked at a bounded number of
+    times, whatever the input.  (A regular expression with the scheme in it
+    retried from every position of a long run of letters: quadratic.)
+    """
+    out: list[str] = []
+    done = 0  # text[:done] is in out
+    userinfo_end = -1  # the first "/", whitespace or "@" at or after the last lookup
+    end = len(text)
+    while True:
+        at = text.find("://", done)
+        if at < 0:
+            break
+        start = at + 3
+        out.append(text[done:start])
+        if userinfo_end < start:
+            # Starts only grow, and no stop character lies between a start and
+            # the stop found for an earlier one: reuse it (keeps this linear).
+            stop = _USERINFO_END.search(text, start)
+            userinfo_end = end if stop is None else stop.start()
+        if start < userinfo_end < end and text[userinfo_end] == "@":
+            userinfo = text[start:userinfo_end]
+            _found(found, userinfo.partition(":")[2] or userinfo)
+            out.append(f"{mask}@")
+            start = userinfo_end + 1
+        rest = _HOST_AND_PATH.match(text, start)
+        assert rest is not None  # a starred class always matches
+        out.append(rest.group())
+        done = rest.end()
+        query = _QUERY.match(text, done)
+        if query is not None:
+            if whole_query:
+                out.append(f"?{mask}")
+            else:
+                out.append("?" + _masked_pairs(query.group()[1:], mask, is_secret_name, found))
+            done = query.end()
+        fragment = _FRAGMENT.match(text, done)
+        if fragment is not None:  # e.g. #access_token=... in OAuth redirects
+            out.append("#" + _masked_pairs(fragment.group()[1:], mask, is_secret_name, found))
+            done = fragment.end()
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _masked_pairs(
+    query: str, mask: str, is_secret_name: Callable[[str], bool], found: list[str] | None
+) -> str:
+    """``a=1&token=S`` with the values of secret names, and of any holding a URL, masked."""
+    if "=" not in query and not _holds_url(query):
+        return query
+    pairs = query.split("&")
+    for i, pair in enumerate(pairs):
+        name, equals, value = pair.partition("=")
+        if not equals:
+            if _holds_url(pair):
+                pairs[i] = mask
+                _found(found, pair)
+        elif value and (is_secret_name(name) or _holds_url(value)):
+            pairs[i] = f"{name}={mask}"
+            _found(found, value)
+    return "&".join(pairs)
+
+
+def _holds_url(text: str) -> bool:
+    return "://" in text or "%3a%2f%2f" in text.lower()
+
+
+def _found(found: list[str] | None, raw: str) -> None:
+    if found is not None:
+        found.append(raw)
+        decoded = unquote_plus(raw)
+        if decoded != raw:
+            found.append(decoded)

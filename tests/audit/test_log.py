@@ -6,10 +6,11 @@ import asyncio
 import datetime as dt
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from handrail.audit import (
@@ -20,6 +21,10 @@ from handrail.audit import (
     MemorySink,
     Outcome,
 )
+from handrail.audit._log import _Writer
+from handrail.audit._record import entry
+from handrail.audit._redact import PartRedactor
+from handrail.redaction import Redactor
 from handrail.testing import FakeClock
 
 from .conftest import BOT, decide, fill
@@ -82,6 +87,50 @@ def test_batch_mode_writes_within_the_interval_when_idle() -> None:
         log.append_decision(decide())
         assert sink.synced.wait(timeout=10)
         assert sink.getvalue().count(b"\n") == 1
+
+
+class SlowSyncSink(MemorySink):
+    """A memory sink whose sync takes 0.5 s of a fake clock, with a record appended meanwhile."""
+
+    def __init__(self, now: list[float], during_sync: list[Callable[[], object]]) -> None:
+        super().__init__()
+        self.now = now
+        self.during_sync = during_sync
+
+    def sync(self) -> None:
+        start = self.now[0]
+        self.now[0] = start + 0.1
+        while self.during_sync:
+            self.during_sync.pop()()
+        self.now[0] = start + 0.5
+
+
+def test_a_batch_is_due_an_interval_after_its_first_record_however_long_a_flush_takes() -> None:
+    """The flusher's next wake-up is the oldest buffered record's append plus batch_interval."""
+    now = [10.0]
+    during_sync: list[Callable[[], object]] = []
+    sink = SlowSyncSink(now, during_sync)
+    # The test plays the flusher thread: it asks when the batch is due, and flushes.
+    writer = _Writer(sink, "batch", 1000, 0.2, monotonic=lambda: now[0], background=False)
+    redaction = PartRedactor(Redactor())
+
+    def append() -> None:
+        writer.append(entry(redaction, action="a.b", agent="bot", outcome="executed"), FakeClock())
+
+    try:
+        assert writer.next_flush_at() is None
+        append()  # at 10.0
+        assert writer.next_flush_at() == pytest.approx(10.2)
+        now[0] = 10.2
+        during_sync.append(append)  # arrives at 10.3, while the first batch is fsynced
+        writer.flush(sync=False)  # ends at 10.7
+        assert now[0] == pytest.approx(10.7)
+        assert writer.next_flush_at() == pytest.approx(10.5)  # not 10.7 + 0.2
+        writer.flush(sync=False)
+        assert writer.next_flush_at() is None
+        assert sink.getvalue().count(b"\n") == 2
+    finally:
+        writer.close()
 
 
 def test_always_and_never_write_before_append_returns(tmp_path: Path) -> None:
@@ -180,6 +229,21 @@ def test_a_torn_tail_is_set_aside_and_recorded_on_reopening(tmp_path: Path) -> N
     assert marker.error_type == "handrail.audit.TornWrite"
     assert [entry["event"] for entry in logs] == ["handrail.audit.torn_tail"]
     assert logs[0]["log_level"] == "warning"
+
+
+def test_a_torn_tail_prints_nothing_while_structlog_is_unconfigured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Recovering a torn tail writes nothing to stdout or stderr until structlog is configured."""
+    structlog.reset_defaults()
+    path = tmp_path / "audit.jsonl"
+    with AuditLog.jsonl(path) as log:
+        fill(log, 1)
+    with path.open("ab") as file:
+        file.write(b'{"action":"torn')
+    with AuditLog.jsonl(path) as log:
+        assert log.verify().count == 2  # the record and the recovery marker
+    assert capsys.readouterr() == ("", "")
 
 
 def test_a_second_writer_is_refused(path: Path) -> None:

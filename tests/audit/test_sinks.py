@@ -25,6 +25,35 @@ def test_a_jsonl_log_is_one_record_per_line_private_to_its_owner(tmp_path: Path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_an_sqlite_log_and_its_wal_and_shm_are_private_to_their_owner(tmp_path: Path) -> None:
+    """The database, its -wal and its -shm are created 0600, like a JSONL log."""
+    path = tmp_path / "audit.db"
+    with AuditLog.sqlite(path) as log:
+        fill(log, 3)
+        log.flush()
+        files = [path, tmp_path / "audit.db-wal", tmp_path / "audit.db-shm"]
+        assert {f.name: stat.S_IMODE(os.stat(f).st_mode) for f in files} == {
+            f.name: 0o600 for f in files
+        }
+
+
+def test_an_existing_sqlite_log_keeps_its_mode(tmp_path: Path) -> None:
+    """A database its owner made group-readable is not chmodded behind their back."""
+    path = tmp_path / "audit.db"
+    with AuditLog.sqlite(path) as log:
+        fill(log, 1)
+    path.chmod(0o640)
+    with AuditLog.sqlite(path) as log:
+        fill(log, 1, start=1)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+def test_an_sqlite_sink_in_a_missing_directory_fails_clearly(tmp_path: Path) -> None:
+    """A database in a directory that does not exist is an AuditError naming the path."""
+    with pytest.raises(AuditError, match=r"missing/audit\.db: cannot create the audit database"):
+        SQLiteSink(tmp_path / "missing" / "audit.db")
+
+
 def test_jsonl_sink_sets_aside_only_a_torn_tail(tmp_path: Path) -> None:
     """set_aside_torn_tail moves bytes after the last newline, and does nothing without them."""
     path = tmp_path / "audit.jsonl"

@@ -239,3 +239,23 @@ def test_a_writer_notices_history_rewritten_behind_its_back(tmp_path: Path) -> N
         report = log.verify()
         assert (report.kind, report.first_bad_index) == ("edited", 2)
         assert "but this writer has" in report.message
+
+
+def test_a_writer_checks_a_checkpoint_at_its_own_count(tmp_path: Path) -> None:
+    """A forged chain as long as the checkpoint fails verify(against=) on a log open for writing."""
+    path = tmp_path / "audit.jsonl"
+    with AuditLog.jsonl(path) as log:
+        fill(log, 4)
+        checkpoint = log.checkpoint()
+    forged, head = [], GENESIS_HASH
+    for line in path.read_bytes().splitlines(keepends=True):
+        fields = json.loads(line)
+        del fields["hash"]
+        fields.update(prev_hash=head, attempts=7)
+        new, head = seal(fields)
+        forged.append(new)
+    path.write_bytes(b"".join(forged))
+    with AuditLog.jsonl(path) as log:  # the forged chain verifies alone, so the writer opens
+        report = log.verify(against=checkpoint)
+    assert (report.ok, report.kind, report.first_bad_index) == (False, "edited", 3)
+    assert "the checkpoint of" in report.message

@@ -575,7 +575,7 @@ def test_a_shadowed_body_that_is_not_json_is_kept_as_text(server: Server) -> Non
     with shadowing(), pytest.raises(ShadowIntercepted) as stopped:
         connector.send("PUT", "/notes/1", content="title=x", headers={"X-Trace": "1"})
     assert stopped.value.request.body == "title=x"
-    assert stopped.value.request.headers["x-trace"] == "1"
+    assert stopped.value.request.headers["x-trace"] == "***"  # not known to be harmless
     with shadowing():
         assert connector.get_json("/notes/1")["id"] == "1"  # reads go through
     assert [s.method for s in server.seen] == ["GET"]
@@ -593,6 +593,51 @@ def test_shadow_mode_masks_a_credential_header_of_any_name(server: Server) -> No
     assert result.request is not None
     assert {k.lower(): v for k, v in result.request.headers.items()}["x-notes"] == "***"
     assert server.requests("GET")[0].header("X-Notes") == "k-123456"  # the read was sent with it
+
+
+def test_shadow_mode_masks_every_header_not_known_to_be_harmless(server: Server) -> None:
+    """Secret headers with innocent names are masked, in the headers, the URL and the body."""
+    log = AuditLog.memory()
+    connector = notes(server, audit=log)
+    key, subscription = "auth-key-0123", "apim-sub-4567"
+    with shadowing(), pytest.raises(ShadowIntercepted) as stopped:
+        connector.send(
+            "POST",
+            f"/notes?auth={key}&page=2&sub={subscription}",
+            json={"note": f"signed with {key}", "n": 1},
+            headers={
+                "X-Auth-Key": key,
+                "Ocp-Apim-Subscription-Key": subscription,
+                "Content-Type": "application/json",
+                "If-Match": '"v1"',
+            },
+        )
+    request = stopped.value.request
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["x-auth-key"] == headers["ocp-apim-subscription-key"] == "***"
+    assert headers["content-type"] == "application/json"
+    assert headers["if-match"] == '"v1"'
+    assert request.url == f"{server.url}/notes?auth=***&page=2&sub=***"
+    assert request.body == {"note": "signed with ***", "n": 1}
+    dumped = request.model_dump_json()
+    assert key not in dumped
+    assert subscription not in dumped
+
+
+def test_a_shadowed_guarded_write_keeps_header_secrets_out_of_the_audit_record(
+    server: Server,
+) -> None:
+    """A connector's own X-Auth-Key header stays out of the ShadowResult and the record."""
+    log = AuditLog.memory()
+    connector = notes(server, audit=log, shadow=True, headers={"X-Auth-Key": "k-abcdef12"})
+    with acting_as(BOT):
+        result = connector.update(id="2", title="t")
+    assert isinstance(result, ShadowResult)
+    assert result.request is not None
+    assert {k.lower(): v for k, v in result.request.headers.items()}["x-auth-key"] == "***"
+    assert "k-abcdef12" not in result.model_dump_json()
+    assert "k-abcdef12" not in records_of(log)[-1].to_json()
+    assert server.requests("GET")[0].header("X-Auth-Key") == "k-abcdef12"  # the read had it
 
 
 # -- credentials, telemetry --------------------------------------------------------------

@@ -427,6 +427,53 @@ def test_verify_signature_rejects_stale_and_malformed_requests() -> None:
         verify_signature(body, timestamp, channel_signature, SECRET, tolerance=-1)
 
 
+def test_verify_signature_returns_false_for_any_malformed_request() -> None:
+    """Huge, signed or mistyped timestamps, signatures and bodies give False, never raise."""
+    body = b'{"id":"esc-7f3a:1"}'
+    timestamp = str(int(NOW.timestamp()))
+    good = _sign(body, timestamp)
+    for bad_timestamp in ("9" * 310, "1" * 5000, "0" * 13, " 1", "+1", None, 1.5, b"1"):
+        assert verify_signature(body, bad_timestamp, good, SECRET, now=NOW) is False  # type: ignore[arg-type]
+    for bad_signature in (None, b"sha256=00", "sha256=\udcff", "sha256=" + "0" * 100_000):
+        assert verify_signature(body, timestamp, bad_signature, SECRET, now=NOW) is False  # type: ignore[arg-type]
+    for bad_body in (None, body.decode(), 12):
+        assert verify_signature(bad_body, timestamp, good, SECRET, now=NOW) is False  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=64), timestamp=st.text(max_size=400), signature=st.text(max_size=80))
+def test_verify_signature_never_raises_for_what_a_request_carries(
+    body: bytes, timestamp: str, signature: str
+) -> None:
+    """Whatever body, timestamp and signature headers arrive, the answer is a bool."""
+    assert verify_signature(body, timestamp, signature, SECRET, now=NOW) in (True, False)
+
+
+def test_a_replay_with_a_new_idempotency_key_is_recognised_by_the_signed_id() -> None:
+    """The signature covers the body, so receivers de-duplicate on its id, not on the header."""
+    body = b'{"action":"crm.contact.update","id":"esc-7f3a:1"}'
+    timestamp = str(int(NOW.timestamp()))
+    headers = {"Idempotency-Key": "esc-7f3a:1", "X-Handrail-Timestamp": timestamp,
+               "X-Handrail-Signature": _sign(body, timestamp)}  # fmt: skip
+    handled: list[str] = []
+
+    def receive(body: bytes, headers: dict[str, str]) -> int:
+        if not verify_signature(
+            body, headers["X-Handrail-Timestamp"], headers["X-Handrail-Signature"], SECRET, now=NOW
+        ):
+            return 401
+        delivery = json.loads(body)["id"]  # signed, unlike the Idempotency-Key header
+        if delivery not in handled:
+            handled.append(delivery)
+        return 200
+
+    assert receive(body, headers) == 200
+    replay = {**headers, "Idempotency-Key": "a-new-key"}  # the header is not signed
+    assert verify_signature(body, timestamp, replay["X-Handrail-Signature"], SECRET, now=NOW)
+    assert receive(body, replay) == 200
+    assert handled == ["esc-7f3a:1"]  # handled once
+
+
 def _sign(body: bytes, timestamp: str) -> str:
     import hashlib
     import hmac
@@ -585,6 +632,7 @@ def test_email_logs_in(smtp: SmtpServer) -> None:
         recipients=["ops@example.com"],
         username="bot",
         password=SecretStr("right-password"),
+        allow_plaintext_login=True,  # the local test server has no TLS
     )
     run(channel.send(make_notification()))
     assert smtp.mailbox.logins == [b"bot"]
@@ -600,12 +648,25 @@ def test_email_refused_login_is_a_clear_configuration_error(smtp: SmtpServer) ->
         recipients=["ops@example.com"],
         username="bot",
         password="wrong-password",
+        allow_plaintext_login=True,
     )
     with pytest.raises(ConfigurationError, match="refused the login") as caught:
         run(channel.send(make_notification()))
     assert "check username= and password=" in str(caught.value)
     assert "wrong-password" not in "".join(traceback.format_exception(caught.value))
     assert smtp.mailbox.envelopes == []
+
+
+def test_email_never_logs_in_over_plain_text_unless_told_to(smtp: SmtpServer) -> None:
+    """A password without TLS is refused when built; allow_plaintext_login=True is the way out."""
+    with pytest.raises(ConfigurationError, match="starttls=True") as caught:
+        EmailChannel(smtp.host, smtp.port, sender="h@example.com", username="bot",
+                     password=SecretStr("right-password"))  # fmt: skip
+    assert "right-password" not in str(caught.value)
+    for tls in ({"starttls": True}, {"use_ssl": True}, {"allow_plaintext_login": True}):
+        EmailChannel(smtp.host, sender="h@example.com", username="bot", password="pw", **tls)
+    EmailChannel(smtp.host, sender="h@example.com")  # no login: nothing to protect
+    assert smtp.mailbox.logins == []
 
 
 def test_email_repr_hides_the_login() -> None:
@@ -637,6 +698,8 @@ def test_email_repr_hides_the_login() -> None:
         ({"port": 0}, "port must be an int in 1..65535"),
         ({"host": ""}, "host must be a host name"),
         ({"timeout": -1}, "timeout must be positive"),
+        ({"username": "bot", "password": "pw"}, "would send the password in plain text"),
+        ({"allow_plaintext_login": 1}, "allow_plaintext_login must be True or False"),
     ],
 )
 def test_email_refuses_bad_arguments(kwargs: dict[str, Any], complaint: str) -> None:
@@ -718,6 +781,7 @@ def test_no_secret_in_repr_errors_or_logs(secret: str, server: Server, smtp: Smt
             recipients=["ops@example.com"],
             username="bot",
             password=secret,
+            allow_plaintext_login=True,
         ),
     ]
     server.script(Reply(503), Reply(503), Reply(503), Reply(400, body=b"invalid_payload"))

@@ -12,9 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel, ValidationError
+import structlog
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from handrail import CircuitOpen, ConfigurationError, WriteNotRetried
+from handrail import CircuitOpen, ConfigurationError, Policy, Principal, WriteNotRetried, acting_as
+from handrail.audit import AuditLog
+from handrail.guard import Guard
 from handrail.resilience import (
     AttemptDetails,
     RetryPolicy,
@@ -22,11 +25,14 @@ from handrail.resilience import (
     idempotency_key,
     retry,
 )
+from handrail.testing import no_waits
 from handrail.testing._resilience import set_no_waits
 
 from .conftest import Recorded, Reply, Server
 
 FAST = RetryPolicy(attempts=3, timeout=timedelta(seconds=10))
+POLICY = Policy.from_yaml("rules: [{id: crm, effect: allow, actions: ['crm.*.*']}]")
+BOT = Principal(agent="sales-bot")
 
 
 def get(client: httpx.Client, url: str) -> httpx.Response:
@@ -447,3 +453,61 @@ def _raise(kind: type[BaseException]) -> Any:
         raise kind("always")
 
     return fail
+
+
+class TestSecretsInRetryLogs:
+    """The handrail.retry event scrubs the call's secrets, as the audit record and span do."""
+
+    def test_a_secret_argument_echoed_in_a_retried_error_is_not_logged(
+        self, recorded: Recorded
+    ) -> None:
+        """A SecretStr, and a value under a sensitive parameter name, never reach the log."""
+        calls = []
+
+        @retry(attempts=2, telemetry=recorded.telemetry)
+        def fetch(contact_id: str, api_token: str, key: SecretStr) -> str:
+            calls.append(contact_id)
+            if len(calls) == 1:
+                raise ConnectionError(
+                    f"reset fetching {contact_id} with {api_token} and {key.get_secret_value()}"
+                )
+            return contact_id
+
+        with no_waits():
+            assert fetch("c-1", "tok-secret-1", key=SecretStr("sk-secret-2")) == "c-1"
+        (event,) = recorded.events("handrail.retry")
+        assert event["error"] == "reset fetching c-1 with *** and ***"
+
+    def test_a_guarded_call_s_secrets_are_scrubbed_from_its_retry_log(self) -> None:
+        """Through a Guard with retries, the retry event is scrubbed like the audit record."""
+        attempts = []
+
+        def update(contact_id: str, password: str) -> str:
+            attempts.append(contact_id)
+            if len(attempts) == 1:
+                raise TimeoutError(f"login as {contact_id}:{password} timed out")
+            return contact_id
+
+        log = AuditLog.memory()
+        guard = Guard(POLICY, audit=log, retry=FAST)
+        guarded = guard.protect("crm.contact.read")(update)
+        with structlog.testing.capture_logs() as logs, no_waits(), acting_as(BOT):
+            assert guarded("c-1", "hunter2-pw") == "c-1"
+        (event,) = [e for e in logs if e["event"] == "handrail.retry"]
+        assert event["error"] == "login as c-1:*** timed out"
+        assert "hunter2-pw" not in str(logs)
+
+    def test_the_retry_log_keeps_only_the_url_s_host_and_path(self, recorded: Recorded) -> None:
+        """A URL in a retried error loses its userinfo and query string in the log."""
+        error = ConnectionError("reset by https://u:pw-1234@h.example/x?token=t-5678")
+        attempts = []
+
+        def fetch() -> None:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise error
+
+        with no_waits():
+            FAST.call(fetch, telemetry=recorded.telemetry)
+        (event,) = recorded.events("handrail.retry")
+        assert event["error"] == "reset by https://***@h.example/x?***"

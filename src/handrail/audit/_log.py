@@ -6,13 +6,12 @@ import datetime as dt
 import fnmatch
 import os
 import threading
+import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
-
-import structlog
 
 from .._errors import AuditError, AuditIntegrityError, ConfigurationError
 from ..clock import Clock, SystemClock
@@ -537,13 +536,15 @@ class AuditLog:
         tail = sink.set_aside_torn_tail()
         if tail is None:  # pragma: no cover - it was there a moment ago
             return
-        structlog.get_logger("handrail").warning(
-            "handrail.audit.torn_tail",
-            path=str(sink.path),
-            bytes=tail.size,
-            sha256=tail.sha256,
-            sidecar=str(tail.sidecar),
-        )
+        logger = _logger()
+        if logger is not None:
+            logger.warning(
+                "handrail.audit.torn_tail",
+                path=str(sink.path),
+                bytes=tail.size,
+                sha256=tail.sha256,
+                sidecar=str(tail.sidecar),
+            )
         message = (
             f"the last write before this reopening was cut short: {tail.size} bytes "
             f"(SHA-256 {tail.sha256}) moved to {tail.sidecar}"
@@ -630,6 +631,7 @@ class _Writer:
     """
 
     __slots__ = (
+        "background",
         "batch_records",
         "closed",
         "failure",
@@ -638,27 +640,45 @@ class _Writer:
         "interval",
         "io_lock",
         "lock",
+        "monotonic",
+        "oldest",
         "pending",
         "seq",
         "sink",
         "stop",
         "thread",
+        "wakeup",
     )
 
-    def __init__(self, sink: Sink, fsync: FsyncMode, batch_records: int, interval: float) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        fsync: FsyncMode,
+        batch_records: int,
+        interval: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        background: bool = True,
+    ) -> None:
         self.sink = sink
         self.fsync = fsync
         self.batch_records = batch_records
         self.interval = interval
+        # Real elapsed time, not the log's Clock: a FakeClock given for the
+        # records' timestamps must not stop the flusher.
+        self.monotonic = monotonic
         self.lock = threading.Lock()
+        self.wakeup = threading.Condition(self.lock)  # an append or close wakes the flusher
         self.io_lock = threading.Lock()
         self.pending: list[bytes] = []
+        self.oldest: float | None = None  # when the oldest pending record was appended
         self.seq = 0
         self.head = GENESIS_HASH
         self.failure: AuditError | None = None
         self.closed = False
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self.background = background  # False: no flusher thread; the caller flushes (tests)
 
     def start(self, seq: int, head: str) -> None:
         with self.lock:
@@ -675,9 +695,12 @@ class _Writer:
                 self._check()
             line, record = chain(prepared, seq=self.seq, prev_hash=self.head, now=clock.now())
             if self.fsync == "batch":
+                if not self.pending:
+                    self.oldest = self.monotonic()
+                    self.wakeup.notify()
                 self.pending.append(line)
                 due = len(self.pending) >= self.batch_records
-                if self.thread is None:
+                if self.thread is None and self.background:
                     self._start_flusher()
             else:
                 try:
@@ -706,6 +729,7 @@ class _Writer:
                         return
                     self._check()
                     pending, self.pending = self.pending, []
+                    self.oldest = None
             else:
                 if self.closed or (self.failure is not None and not strict):
                     return
@@ -721,11 +745,36 @@ class _Writer:
                     self.failure = exc
                 raise
 
+    def next_flush_at(self) -> float | None:
+        """When (``monotonic`` seconds) the buffered records are due; None if none are.
+
+        ``interval`` after the oldest of them was appended, however long the
+        flush before took: that is what bounds how old a record lost in a
+        crash can be.
+        """
+        with self.lock:
+            return None if self.oldest is None else self.oldest + self.interval
+
+    def wait_until_due(self) -> bool:
+        """Block the flusher until buffered records are due (True) or the log closes (False)."""
+        with self.lock:
+            while not self.stop.is_set():
+                if self.oldest is None:
+                    self.wakeup.wait()
+                    continue
+                delay = self.oldest + self.interval - self.monotonic()
+                if delay <= 0:
+                    return True
+                self.wakeup.wait(delay)
+            return False
+
     def close(self) -> None:
         """Stop the flusher, write what is buffered, close the sink.  Idempotent."""
         if self.closed:
             return
         self.stop.set()
+        with self.lock:
+            self.wakeup.notify_all()
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -765,18 +814,31 @@ class _NoLock:
 _NO_LOCK = _NoLock()
 
 
+def _logger() -> Any:
+    """handrail's structlog logger, or None while structlog is unconfigured.
+
+    Through ``handrail.telemetry`` like every other event: a library never
+    prints to a stdout it does not own (structlog's default would).
+    """
+    from ..telemetry import default_telemetry  # here: `import handrail.audit` stays light
+
+    return default_telemetry().logger
+
+
 def _where(sink: Sink) -> str:
     return "" if sink.path is None else f"{sink.path}: "
 
 
 def _flush_periodically(writer: _Writer) -> None:
-    """The batch flusher: write what is buffered every ``interval`` until the log closes."""
-    while not writer.stop.wait(writer.interval):
+    """The batch flusher: write each batch ``interval`` after its first record, until closed."""
+    while writer.wait_until_due():
         try:
             writer.flush(sync=False)
         except AuditError as exc:
             # The failure is kept; the next append, flush or close raises it.
-            structlog.get_logger("handrail").error(
-                "handrail.audit.write_failed", path=str(writer.sink.path), error=str(exc)
-            )
+            logger = _logger()
+            if logger is not None:
+                logger.error(
+                    "handrail.audit.write_failed", path=str(writer.sink.path), error=str(exc)
+                )
             return

@@ -4,12 +4,12 @@ Every append redacts its arguments, resource and context, and, when
 something was masked, scrubs the raw secrets from the reason and the error
 message.  For plain data (str-keyed dicts, lists and scalars, with
 ``SecretStr``/``SecretBytes`` leaves) and a ``Redactor`` with no value
-redactors of its own, the only things to mask are secret leaves and values
-under sensitive keys.  The fast path asks about each key once (the answer is
-cached), copies nothing unless something is masked, and collects the raw
-secrets as it masks them.  Anything else goes through ``Redactor.redact``
-and ``Redactor.secrets_in`` themselves.  That both give the same results is
-a property test.
+redactors of its own, the only things to mask are secret leaves, values
+under sensitive keys and the credentials of URLs in strings.  The fast path
+asks about each key once (the answer is cached), copies nothing unless
+something is masked, and collects the raw secrets as it masks them.
+Anything else goes through ``Redactor.redact`` and ``Redactor.secrets_in``
+themselves.  That both give the same results is a property test.
 """
 
 from __future__ import annotations
@@ -83,7 +83,11 @@ class PartRedactor:
                         return _NOT_PLAIN
                     new = self._mask
                 elif item_kind in _SCALARS:
-                    continue
+                    if item_kind is not str or "://" not in item:
+                        continue
+                    new = self.redactor.mask_urls(item, found)
+                    if new == item:
+                        continue
                 else:
                     new = self._walk(item, found)
                     if new is item:
@@ -98,8 +102,14 @@ class PartRedactor:
             items = []
             changed = False
             for item in value:
-                if type(item) in _SCALARS:
-                    items.append(item)
+                item_kind = type(item)
+                if item_kind in _SCALARS:
+                    if item_kind is str and "://" in item:
+                        new = self.redactor.mask_urls(item, found)
+                        changed = changed or new != item
+                        items.append(new)
+                    else:
+                        items.append(item)
                     continue
                 new = self._walk(item, found)
                 if new is _NOT_PLAIN:
@@ -108,6 +118,9 @@ class PartRedactor:
                 items.append(new)
             return items if changed else value
         if kind in _SCALARS:
+            if kind is str and "://" in value:
+                new = self.redactor.mask_urls(value, found)
+                return value if new == value else new
             return value
         if kind in _SECRETS:
             _collect(value, found)

@@ -13,10 +13,11 @@ FsyncMode = Literal["always", "batch", "never"]
 
 * ``always``: every append is written and fsynced before it returns.  A crash
   or a power loss loses nothing that ``append`` returned.
-* ``batch``: appends are buffered and written with one fsync every
-  ``batch_records`` records, every ``batch_interval``, on ``flush()`` and on
-  ``close()``.  A crash or power loss loses the buffered batch (at most one
-  batch, at most one interval old).
+* ``batch``: appends are buffered and written with one fsync when
+  ``batch_records`` records are buffered, ``batch_interval`` after the oldest
+  buffered record was appended, on ``flush()`` and on ``close()``.  A crash or
+  power loss loses the buffered batch (at most one batch, appended at most
+  one interval plus the time of one fsync before the crash).
 * ``never``: every append is written to the operating system before it
   returns, never fsynced.  A process crash loses nothing; a power loss or a
   kernel crash loses what the OS had not yet written back (typically up to

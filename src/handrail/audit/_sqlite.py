@@ -64,6 +64,7 @@ class SQLiteSink:
             # Fail now, with a clear message, rather than on the first read.
             self._connect_read_only().close()
             return
+        _create_private(self._path)
         try:
             connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
@@ -158,6 +159,20 @@ class SQLiteSink:
     def __repr__(self) -> str:
         extra = ", read_only=True" if self._read_only else ""
         return f"SQLiteSink({str(self._path)!r}, fsync={self._fsync!r}{extra})"
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600 if missing, before SQLite opens it.
+
+    SQLite would create it with 0644 (less the umask); it gives the ``-wal`` and
+    ``-shm`` files the main file's mode, so all three are private, as a JSONL
+    log is.  An existing file keeps the mode its owner gave it.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot create the audit database: {exc.strerror}") from exc
+    os.close(fd)
 
 
 def _rows(connection: sqlite3.Connection, path: Path) -> Iterator[bytes]:

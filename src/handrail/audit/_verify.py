@@ -141,13 +141,17 @@ def verify_lines(
     """
     known = [Anchor.of(against)] if against is not None else []
     known += anchors
-    heads = {a.records: a for a in known}
+    # Several anchors may stand at the same count (a checkpoint taken at the
+    # writer's current head): every one of them is checked, none replaces another.
+    heads: dict[int, list[Anchor]] = {}
+    for known_anchor in known:
+        heads.setdefault(known_anchor.records, []).append(known_anchor)
     rest = iter(lines)
     head = GENESIS_HASH
     count = 0
-    zero = heads.get(0)
-    if zero is not None and zero.head_hash != GENESIS_HASH:
-        return _bad(path, 0, head, 0, "edited", None, _anchor_message(zero, 0, head))
+    for zero in heads.get(0, ()):
+        if zero.head_hash != GENESIS_HASH:
+            return _bad(path, 0, head, 0, "edited", None, _anchor_message(zero, 0, head))
 
     for raw in rest:
         index = count
@@ -181,10 +185,10 @@ def verify_lines(
             )  # fmt: skip
         if seq == index and prev == head:
             digest: str = fields["hash"]
-            anchor = heads.get(index + 1)
-            if anchor is not None and digest != anchor.head_hash:
-                message = _anchor_message(anchor, index, digest)
-                return _bad(path, count, head, index, "edited", fields, message)
+            for anchor in heads.get(index + 1, ()):
+                if digest != anchor.head_hash:
+                    message = _anchor_message(anchor, index, digest)
+                    return _bad(path, count, head, index, "edited", fields, message)
             head = digest
             count += 1
             continue

@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote, quote_plus
 
 import httpx
 from opentelemetry import trace
@@ -692,24 +693,91 @@ async def _aon_response(response: httpx.Response) -> None:
     _on_response(response)
 
 
+SHADOW_HEADERS_SHOWN = frozenset(
+    {
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-type",
+        "expect",
+        "host",
+        "idempotency-key",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-unmodified-since",
+        "pragma",
+        "prefer",
+        "traceparent",
+        "tracestate",
+        "transfer-encoding",
+        "user-agent",
+    }
+)
+"""Headers whose values a ``ShadowRequest`` shows: known to carry no secret.  Every other
+header's value is masked, whatever its name (``X-Auth-Key``, ``Ocp-Apim-Subscription-Key``)."""
+
+
 def shadow_request(request: httpx.Request) -> ShadowRequest:
     """The request a shadowed write would have sent: secrets in its URL, headers and body masked.
 
-    Masked headers: those with secret-looking names (``Authorization``,
-    ``Cookie``, ``X-Api-Key``, ...) and every header the auth flow added.
+    Fails closed: every header's value is masked except those in
+    ``SHADOW_HEADERS_SHOWN`` (``Content-Type``, ``Accept``, ``If-Match``,
+    ``Idempotency-Key``, ...), and even those when the auth flow added them.
+    The masked values are also masked wherever else they appear: in the URL
+    (whose credentials and secret-looking query values are masked anyway)
+    and in the body.
     """
     plain = request.extensions.get(_PLAIN_HEADERS)
     headers: dict[str, str] = {}
+    secrets: set[str] = set()
     for name, value in request.headers.items():
         added_by_auth = plain is not None and name not in plain
-        secret = added_by_auth or _REDACTOR.is_sensitive_key(name)
-        headers[name] = MASK if secret else value
+        if added_by_auth or name.lower() not in SHADOW_HEADERS_SHOWN:
+            headers[name] = MASK
+            # "Bearer <token>", "Basic <base64>": the credential alone may appear elsewhere,
+            # and in a URL percent-encoded.
+            for raw in (value, value.rpartition(" ")[2]):
+                secrets.update((raw, quote_plus(raw, safe=""), quote(raw, safe="")))
+        else:
+            headers[name] = value
+    # Longest first, so no secret is half-masked by a shorter one inside it.
+    ordered = sorted((s for s in secrets if len(s) >= _MIN_SHADOW_SECRET), key=len, reverse=True)
     return ShadowRequest(
         method=request.method,
-        url=shown_url(request.url),
+        url=_without(shown_url(request.url), ordered),
         headers=headers,
-        body=_REDACTOR.redact(_body(request)),
+        body=_scrubbed(_REDACTOR.redact(_body(request)), ordered),
     )
+
+
+# As Redactor.secrets_in: shorter values are too likely to occur by chance.
+_MIN_SHADOW_SECRET = 4
+
+
+def _without(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _scrubbed(value: Any, secrets: Sequence[str]) -> Any:
+    """``value`` (plain JSON data) with every secret masked inside its strings."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return _without(value, secrets)
+    if isinstance(value, list):
+        return [_scrubbed(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, secrets) for key, item in value.items()}
+    return value
 
 
 def _body(request: httpx.Request) -> Any:

@@ -3,8 +3,9 @@
 A ``Channel`` delivers one ``Notification`` and raises if it could not.  The
 router catches the error, audits it and tries that channel again later, so
 delivery is at least once and one failing channel never holds up the others.
-Receivers de-duplicate on ``Notification.id``: webhooks also get it as the
-``Idempotency-Key`` header, email as the ``Message-ID``.
+Receivers de-duplicate on ``Notification.id``: a webhook's is the body's
+signed ``id`` (the ``Idempotency-Key`` header repeats it, unsigned), email's
+the ``Message-ID``.
 
 Secrets (a webhook's signing key and extra header values, a Slack webhook URL,
 an SMTP password, credentials in any URL) never appear in a channel's repr,
@@ -131,7 +132,8 @@ class WebhookChannel:
 
     The body is ``notification.to_payload()`` as compact JSON with sorted
     keys: the exact bytes signed.  Headers: ``Idempotency-Key`` (the
-    notification id, the same on every retry: de-duplicate on it),
+    notification id, the same on every retry; not signed, so receivers
+    de-duplicate on the body's ``id``),
     ``X-Handrail-Timestamp`` (unix seconds, fresh per attempt) and, with a
     ``secret``, ``X-Handrail-Signature: sha256=<hex>`` over
     ``b"<timestamp>." + body``; check it with ``verify_signature``.
@@ -283,7 +285,11 @@ class EmailChannel:
 
     ``use_ssl`` connects with TLS (usually port 465); ``starttls`` upgrades
     a plain connection (usually 587).  With ``username`` and ``password`` it
-    logs in; a refused login raises ``ConfigurationError``.  SMTP and socket
+    logs in; a refused login raises ``ConfigurationError``.  A login needs
+    TLS: with a password and neither ``starttls`` nor ``use_ssl`` the
+    constructor raises ``ConfigurationError``, unless
+    ``allow_plaintext_login=True`` (for a local test server only: the
+    password then crosses the network in plain text).  SMTP and socket
     errors pass through (``smtplib.SMTPException``, ``OSError``), after at
     most ``timeout`` per network operation.  Raises ``ConfigurationError``
     for a bad argument.
@@ -314,6 +320,7 @@ class EmailChannel:
         password: SecretStr | str | None = None,
         starttls: bool = False,
         use_ssl: bool = False,
+        allow_plaintext_login: bool = False,
         timeout: timedelta | float = 10.0,
         name: str = "email",
         clock: Clock | None = None,
@@ -324,7 +331,12 @@ class EmailChannel:
             raise ConfigurationError(f"{owner}: host must be a host name or address, got {host!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ConfigurationError(f"{owner}: port must be an int in 1..65535, got {port!r}")
-        for flag, value in (("starttls", starttls), ("use_ssl", use_ssl)):
+        flags = (
+            ("starttls", starttls),
+            ("use_ssl", use_ssl),
+            ("allow_plaintext_login", allow_plaintext_login),
+        )
+        for flag, value in flags:
             if not isinstance(value, bool):
                 raise ConfigurationError(f"{owner}: {flag} must be True or False, got {value!r}")
         if starttls and use_ssl:
@@ -344,6 +356,12 @@ class EmailChannel:
         if (username is None) != (self._password is None):
             raise ConfigurationError(
                 f"{owner}: pass both username and password to log in, or neither"
+            )
+        if self._password is not None and not (starttls or use_ssl or allow_plaintext_login):
+            raise ConfigurationError(
+                f"{owner}: a login without TLS would send the password in plain text: pass "
+                "starttls=True (usually port 587) or use_ssl=True (usually 465); only for a "
+                "local test server, allow_plaintext_login=True"
             )
         self._username = username
         self._timeout = _seconds(timeout, owner, "timeout")
@@ -499,25 +517,53 @@ def verify_signature(
     match (compared in constant time) or the timestamp is more than
     ``tolerance`` (a ``timedelta``, or seconds; default 5 minutes) from
     ``now`` (a datetime or unix seconds; default the current time), which
-    stops replays of old requests.  Raises ``ConfigurationError`` for an
-    empty secret or a negative tolerance.
+    stops replays of old requests.
+
+    Fails closed and never raises for what the request carries: a body that
+    is not bytes, a timestamp that is not a plain number of unix seconds
+    (signs, spaces, 310 digits), a signature that is not ``sha256=<hex>``
+    all give False.  Raises ``ConfigurationError`` only for the receiver's
+    own mistakes: an empty secret, a negative tolerance, a bad ``now``.
+
+    The signature covers the body, not the ``Idempotency-Key`` header:
+    de-duplicate on the body's ``id`` (signed), never on the header, which
+    a replayer can change.
     """
     key = _secret_bytes(secret)
     window = _seconds(tolerance, "verify_signature", "tolerance", allow_zero=True)
-    if not (isinstance(timestamp, str) and timestamp.isascii() and timestamp.isdigit()):
+    current = _unix_seconds(now)
+    if not isinstance(body, bytes | bytearray | memoryview):
         return False
-    if isinstance(now, datetime):
-        current = now.timestamp()
-    elif now is None:
-        current = time.time()
-    else:
-        current = float(now)
+    if not (
+        isinstance(timestamp, str)
+        and 0 < len(timestamp) <= _MAX_TIMESTAMP_DIGITS
+        and timestamp.isascii()
+        and timestamp.isdigit()
+    ):
+        return False
     if abs(current - int(timestamp)) > window:
         return False
     if not isinstance(signature, str) or not signature.startswith(_SIGNATURE_PREFIX):
         return False
     given = signature[len(_SIGNATURE_PREFIX) :].strip().lower().encode(errors="replace")
-    return hmac.compare_digest(_signature(key, timestamp, body).encode(), given)
+    return hmac.compare_digest(_signature(key, timestamp, bytes(body)).encode(), given)
+
+
+# Unix seconds stay below 10**12 for 30,000 years; a longer "timestamp" is not one
+# (and int() of thousands of digits is slow, float() of it overflows).
+_MAX_TIMESTAMP_DIGITS = 12
+
+
+def _unix_seconds(now: object) -> float:
+    if now is None:
+        return time.time()
+    if isinstance(now, datetime):
+        return now.timestamp()
+    if isinstance(now, int | float) and not isinstance(now, bool) and math.isfinite(now):
+        return float(now)
+    raise ConfigurationError(
+        f"verify_signature: now must be a datetime, unix seconds or None, got {now!r}"
+    )
 
 
 # -- HTTP: one POST with retries, errors re-raised with the URL masked ----------------------

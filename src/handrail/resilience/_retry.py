@@ -21,6 +21,7 @@ import tenacity
 from tenacity.wait import wait_random_exponential
 
 from .._errors import ConfigurationError, WriteNotRetried
+from ..redaction import Redactor
 from ..telemetry import Telemetry, default_telemetry
 from ._classify import is_never_transient, is_transient, retry_after
 from ._idempotency import using_idempotency_key
@@ -227,6 +228,7 @@ def retry(
 def _call(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run) -> R:
     if inspect.iscoroutinefunction(fn):
         raise TypeError(f"{run.action} is async: use `await policy.acall(...)` to retry it")
+    run.call = (fn, args, kwargs)
     with using_idempotency_key(run.key):
         # Fast path: most calls succeed at once, and building tenacity's machinery
         # costs more than the rest of a guarded call.  A first failure is replayed
@@ -253,6 +255,7 @@ def _call(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], r
 async def _acall(
     fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any], run: _Run
 ) -> R:
+    run.call = (fn, args, kwargs)
     with using_idempotency_key(run.key):
         run.first_attempt()  # the fast path of _call, awaited
         try:
@@ -307,6 +310,7 @@ class _Run:
 
     __slots__ = (
         "action",
+        "call",
         "error",
         "is_write",
         "key",
@@ -343,6 +347,7 @@ class _Run:
         self.wait = timedelta(0)
         self.replay: Exception | None = None  # the first attempt's error, for tenacity to see
         self.started = 0.0
+        self.call: tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]] | None = None
 
     @property
     def is_retryable_write(self) -> bool:
@@ -388,8 +393,32 @@ class _Run:
         self.wait = timedelta(seconds=state.next_action.sleep)
         telemetry = self.telemetry if self.telemetry is not None else default_telemetry()
         telemetry.retry_attempted(
-            action=self.action, attempt=state.attempt_number + 1, error=error, wait=self.wait
+            action=self.action,
+            attempt=state.attempt_number + 1,
+            error=error,
+            wait=self.wait,
+            secrets=self.secrets(telemetry.redactor),
         )
+
+    def secrets(self, redactor: Redactor) -> set[str]:
+        """The raw secrets in the call's arguments, to scrub from the logged error.
+
+        Found as the audit record finds them: ``SecretStr`` values anywhere,
+        values under sensitive names (the function's parameter names, when
+        the arguments bind to its signature).  ``functools.partial`` layers
+        (the guard passes the tool's call as one) are looked into.
+        """
+        if self.call is None:
+            return set()
+        fn, args, kwargs = self.call
+        layers: list[Any] = []
+        for _ in range(_MAX_PARTIALS):
+            layers.append(_named_arguments(fn, args, kwargs))
+            if not isinstance(fn, functools.partial):
+                break
+            inner: functools.partial[object] = fn
+            fn, args, kwargs = inner.func, inner.args, inner.keywords
+        return redactor.secrets_in(layers)
 
     def refusal(self, error: Exception) -> WriteNotRetried | None:
         """The error to raise instead of ``error``: a write not retried for want of a key."""
@@ -438,6 +467,19 @@ class _Schedule:
                 planned = max(planned, asked.total_seconds())
             self._planned = (state.attempt_number, planned)
         return planned
+
+
+_MAX_PARTIALS = 8  # partials nest a few deep at most (guard, breaker, tool)
+
+
+def _named_arguments(
+    fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """The arguments by parameter name, so sensitive names count; as they are if unbindable."""
+    try:
+        return dict(inspect.signature(fn).bind_partial(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        return {"args": list(args), "kwargs": kwargs}
 
 
 def _name_of(fn: Callable[..., object]) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -182,9 +183,22 @@ class Telemetry:
     # -- resilience events -------------------------------------------------------
 
     def retry_attempted(
-        self, *, action: str | None, attempt: int, error: BaseException, wait: timedelta
+        self,
+        *,
+        action: str | None,
+        attempt: int,
+        error: BaseException,
+        wait: timedelta,
+        secrets: Iterable[str] = (),
     ) -> None:
-        """Count a retry and log it (error type and a scrubbed message only)."""
+        """Count a retry and log it (error type and a scrubbed message only).
+
+        The message loses URL credentials and query strings, ``secrets`` (the
+        retried call's, which the retry layer passes), and the secrets of the
+        action this retry happens in (the innermost ``action()`` block of
+        this thread or task), as the span's and the audit record's messages
+        do.
+        """
         instruments = self._metrics()
         attributes = {"handrail.action": action or "", "error.type": type(error).__name__}
         if instruments is not None:
@@ -207,7 +221,7 @@ class Telemetry:
                 attempt=attempt,
                 wait_s=wait.total_seconds(),
                 error_type=type(error).__name__,
-                error=self.redactor.scrub(str(error), ()),
+                error=self.redactor.scrub(str(error), _with_current_secrets(secrets)),
             )
 
     def escalation_event(self, kind: str, *, escalation_id: str, **fields: Any) -> None:
@@ -321,12 +335,15 @@ class ActionScope:
         if self._outcome is None:
             self._outcome = "failed"
 
-    def _redacted_message(self, exc: BaseException) -> str:
+    def secrets(self) -> set[str]:
+        """The raw secrets of the request (arguments, context, resource), to scrub from text."""
         redactor = self._telemetry.redactor
-        secrets = redactor.secrets_in(
+        return redactor.secrets_in(
             {"args": self.request.args, "context": self.request.context}
         ) | redactor.secrets_in(self.request.resource)
-        return redactor.scrub(str(exc), secrets)
+
+    def _redacted_message(self, exc: BaseException) -> str:
+        return self._telemetry.redactor.scrub(str(exc), self.secrets())
 
     def close(self) -> None:
         """Finish the span, record metrics and log the event."""
@@ -385,7 +402,7 @@ class ActionScope:
 class _ActionContext:
     """Opens the span on enter; on exit notes any exception and closes the scope."""
 
-    __slots__ = ("_span_context", "_tracer", "scope")
+    __slots__ = ("_span_context", "_token", "_tracer", "scope")
 
     def __init__(
         self, telemetry: Telemetry, tracer: trace.Tracer | None, scope: ActionScope
@@ -393,9 +410,11 @@ class _ActionContext:
         self._tracer = tracer
         self.scope = scope
         self._span_context: AbstractContextManager[trace.Span] | None = None
+        self._token: Token[ActionScope | None] | None = None
 
     def __enter__(self) -> ActionScope:
         scope = self.scope
+        self._token = _current_scope.set(scope)
         if self._tracer is not None:
             self._span_context = self._tracer.start_as_current_span(
                 "handrail.action",
@@ -421,6 +440,8 @@ class _ActionContext:
         try:
             self.scope.close()
         finally:
+            if self._token is not None:
+                _current_scope.reset(self._token)
             if self._span_context is not None:
                 self._span_context.__exit__(kind, exc, traceback)
 
@@ -456,6 +477,19 @@ class _NoopScope(ActionScope):
 
 
 _NOOP = _NoopScope()
+
+# The innermost instrumented action of this thread or task: a retry logged
+# inside it scrubs the action's secrets from its message, as the span does.
+_current_scope: ContextVar[ActionScope | None] = ContextVar("handrail_action", default=None)
+
+
+def _with_current_secrets(secrets: Iterable[str]) -> set[str]:
+    found = set(secrets)
+    scope = _current_scope.get()
+    if scope is not None:
+        found |= scope.secrets()
+    return found
+
 
 _default: Telemetry | None = None
 
