@@ -110,7 +110,7 @@ sales-leads = ["maria", "li"]
     from_yaml = routes_from_yaml(VALID)
     assert load_routes(toml).routes == from_yaml.routes
     assert load_routes(toml).groups == from_yaml.groups
-    data = {"routes": [r.model_dump() for r in from_yaml.routes], "groups": {"x": ["y"]}}
+    data = {"routes": [r.model_dump() for r in from_yaml.routes], "groups": {"sales-leads": ["y"]}}
     assert routes_from_dict(data).routes == from_yaml.routes
 
 
