@@ -174,24 +174,48 @@ class _TooManyAliases(Exception):
 
 
 class _PythonLoader(yaml.SafeLoader):
-    """PyYAML's own composer, refusing to nest deeper than ``MAX_DEPTH`` before recursing."""
+    """PyYAML's own composer, refusing to nest deeper than ``MAX_DEPTH`` before recursing.
+
+    ``compose_node`` is PyYAML's, with the depth check added in place (not
+    wrapped) so each level costs two Python frames, as in PyYAML.
+    """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
-            return super().compose_node(parent, index)
-        self._depth += 1
-        try:
+        if self.check_event(yaml.AliasEvent):
+            alias: Any = self.get_event()  # type: ignore[no-untyped-call]
+            if alias.anchor not in self.anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"found undefined alias {alias.anchor!r}", alias.start_mark
+                )
+            return self.anchors[alias.anchor]
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        anchor = event.anchor
+        if anchor is not None and anchor in self.anchors:
+            raise yaml.composer.ComposerError(
+                f"found duplicate anchor {anchor!r}; first occurrence",
+                self.anchors[anchor].start_mark,
+                "second occurrence",
+                event.start_mark,
+            )
+        self.descend_resolver(parent, index)
+        node: yaml.Node | None
+        if self.check_event(yaml.ScalarEvent):
+            node = self.compose_scalar_node(anchor)
+        else:
+            self._depth += 1
             if self._depth > MAX_DEPTH:
-                event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
-                mark = event.start_mark
-                raise _TooDeep(mark.line + 1 if mark is not None else 0)
-            return super().compose_node(parent, index)
-        finally:
+                raise _TooDeep(event.start_mark.line + 1)
+            if self.check_event(yaml.SequenceStartEvent):
+                node = self.compose_sequence_node(anchor)
+            else:
+                node = self.compose_mapping_node(anchor)
             self._depth -= 1
+        self.ascend_resolver()
+        return node
 
 
 def _c_loader() -> type[Any] | None:
@@ -293,6 +317,7 @@ class _YamlBuilder:
         self._seen: set[int] = set()  # collection nodes built at least once
         self._open: set[int] = set()  # collection nodes being built: catches recursive aliases
         self._repeating = 0  # > 0 while building a collection for the second time or more
+        self._alias_at: Location = ()  # where the outermost repeat being built began
 
     def build(self, node: yaml.Node, loc: Location) -> Any:
         line = node.start_mark.line + 1
@@ -301,7 +326,7 @@ class _YamlBuilder:
         if self._repeating:
             self.repeated += 1
             if self.repeated > self.budget:
-                raise _TooManyAliases(line_of(loc[:-1], self.lines))
+                raise _TooManyAliases(self._alias_line())
         if type(node) is yaml.ScalarNode:
             return self._scalar(node, loc)
         if node.tag not in (_MAP_TAG, _SEQ_TAG):
@@ -315,13 +340,15 @@ class _YamlBuilder:
                 )
             )
             return None
-        if len(loc) >= MAX_DEPTH:
-            raise _TooDeep(line)
         key = id(node)
+        repeat = key in self._seen
+        if repeat and not self._repeating:
+            self._alias_at = loc
+        if len(loc) >= MAX_DEPTH:
+            raise _TooDeep(self._alias_line() if repeat or self._repeating else line)
         if key in self._open:
             self.issues.append(Issue(loc, "an alias refers to its own anchor: unfold it", line))
             return None
-        repeat = key in self._seen
         self._seen.add(key)
         self._open.add(key)
         self._repeating += repeat
@@ -336,10 +363,21 @@ class _YamlBuilder:
             self._repeating -= repeat
             self._open.discard(key)
 
+    def _alias_line(self) -> int | None:
+        """The line of the key (or of the list) where the alias being expanded is written."""
+        loc = self._alias_at
+        if loc and isinstance(loc[-1], int):  # a list item: its own line is the anchor's
+            loc = loc[:-1]
+        return line_of(loc, self.lines)
+
     def _scalar(self, node: yaml.Node, loc: Location) -> Any:
         tag = node.tag
         if tag == _STR_TAG:
             return node.value
+        if tag == _INT_TAG and ":" in node.value and len(node.value) > _digits_limit() > 0:
+            # Base 60 (1:30:00) is read digit group by digit group, in quadratic time.
+            self.issues.append(Issue(loc, _too_long_number(), node.start_mark.line + 1))
+            return None
         try:
             construct = self._constructors.get(tag)
             if construct is None:

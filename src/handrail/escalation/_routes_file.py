@@ -210,7 +210,7 @@ def parse_duration(value: object) -> timedelta:
     elif isinstance(value, bool) or value is None:
         raise ValueError(f"expected a duration {_DURATION_FORMS}, got {_describe(value)}")
     elif isinstance(value, int | float):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"expected a duration {_DURATION_FORMS}, got {value}")
         try:
             duration = timedelta(seconds=value)
