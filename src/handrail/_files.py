@@ -164,7 +164,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _TooDeep(Exception):
-    def __init__(self, line: int) -> None:
+    def __init__(self, line: int | None) -> None:
         self.line = line
 
 
