@@ -432,3 +432,19 @@ def test_problems_and_reports_never_print_raw_control_characters(
     assert code == 0
     assert "\x1b" not in out + err
     assert "\u202e" not in out + err
+
+
+def test_check_reports_a_too_deep_policy_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A condition nested 300 deep is one problem at its line and exit 1, not a traceback."""
+    policy = tmp_path / "deep.yaml"
+    condition = "{all: [" * 300 + "{args.x: 1}" + "]}" * 300
+    policy.write_text(
+        f"rules:\n  - id: deep\n    effect: allow\n    actions: [a.b]\n    when: {condition}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(["policy", "check", str(policy)], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{policy}:5: nested deeper than 200 levels of mappings and lists")
+    assert "Traceback" not in err
