@@ -311,3 +311,140 @@ def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["--version"], capsys)
     assert code == 0
     assert out.startswith("handrail ")
+
+
+# -- hostile and inconsistent files --------------------------------------------------
+
+ROUTES = str(ROOT / "examples" / "routes" / "sales.yaml")
+
+
+def test_check_with_routes_passes_when_every_route_exists(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`policy check --routes` exits 0 when every escalate_to names a route of the file."""
+    code, out, err = run(["policy", "check", POLICY, "--routes", ROUTES], capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"{POLICY}: ok, ")
+    assert f"every escalate_to in {ROUTES}" in out
+
+
+def test_check_with_routes_names_each_missing_route_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An escalate_to naming no route of the routes file is a problem at the rule's line."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "rules:\n"
+        "  - {id: grant, effect: allow, actions: ['crm.*']}\n"
+        "  - id: big-discount\n"
+        "    effect: escalate\n"
+        "    actions: [crm.deal.update]\n"
+        "    escalate_to: sales-manager\n"
+        "  - {id: refunds, effect: escalate, actions: [billing.refund], escalate_to: finance}\n"
+        "  - {id: exports, effect: escalate, actions: [crm.export], escalate_to: legal}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(["policy", "check", str(policy), "--routes", ROUTES], capsys)
+    assert (code, out) == (1, "")
+    lines = err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(
+        f"{policy}:6: rule 'big-discount': escalate_to: no route 'sales-manager' in {ROUTES}"
+    )
+    assert "(its routes: finance, sales-managers)" in lines[0]
+    assert lines[1].startswith(f"{policy}:8: rule 'exports': escalate_to: no route 'legal'")
+    code, out, _ = run(["policy", "check", str(policy), "--routes", ROUTES, "--json"], capsys)
+    problems = json.loads(out)["problems"]
+    assert [(p["line"], p["rule_id"], p["field"]) for p in problems] == [
+        (6, "big-discount", "escalate_to"),
+        (8, "exports", "escalate_to"),
+    ]
+
+
+def test_check_with_routes_reports_an_undefined_decider_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A routes file whose decider group no groups: entry defines fails the check at its line."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "routes:\n"
+        "  - name: sales-managers\n"
+        "    levels:\n"
+        "      - deciders: [maria, group:sales-leads]\n"
+        "        resolve_within: 4h\n"
+        "groups:\n"
+        "  sales-lead: [maria]\n",
+        encoding="utf-8",
+    )
+    code, _, err = run(["policy", "check", POLICY, "--routes", str(routes)], capsys)
+    assert code == 1
+    assert err.startswith(
+        f"{routes}:4: routes[0].levels[0].deciders[1]: group 'sales-leads' is not defined"
+    )
+
+
+def test_explain_with_a_number_too_long_to_read_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--args holding a 5,000-digit number is a one-line usage error that says so."""
+    line = usage_error(
+        [*EXPLAIN, "--action", "crm.contact.read", "--args", '{"n": ' + "9" * 5_000 + "}"], capsys
+    )
+    assert "argument --args: a number in the JSON is too long" in line
+    assert "at most 4,300 digits" in line
+    assert len(line) < 400  # the argument is quoted cut short, not whole
+
+
+def test_explain_with_json_nested_too_deep_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--args nested 100,000 deep is a one-line usage error, not a RecursionError."""
+    deep = "[" * 100_000 + "]" * 100_000
+    line = usage_error(
+        [*EXPLAIN, "--action", "crm.contact.read", "--args", f'{{"x": {deep}}}'], capsys
+    )
+    assert "argument --args: the JSON is nested too deeply to read" in line
+
+
+def test_problems_and_reports_never_print_raw_control_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Escape sequences from a policy reach the terminal escaped, in problems and in reports."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        'rules:\n  - {id: a, effect: allow, actions: [a.b], description: "\\e[2J\\u202e"}\n',
+        encoding="utf-8",
+    )
+    code, out, err = run(
+        [
+            "policy",
+            "explain",
+            str(policy),
+            "--agent",
+            "bot",
+            "--action",
+            "a.b",
+            "--args",
+            '{"k": "\\u001b[31m"}',
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert "\x1b" not in out + err
+    assert "\u202e" not in out + err
+
+
+def test_check_reports_a_too_deep_policy_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A condition nested 300 deep is one problem at its line and exit 1, not a traceback."""
+    policy = tmp_path / "deep.yaml"
+    condition = "{all: [" * 300 + "{args.x: 1}" + "]}" * 300
+    policy.write_text(
+        f"rules:\n  - id: deep\n    effect: allow\n    actions: [a.b]\n    when: {condition}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(["policy", "check", str(policy)], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{policy}:5: nested deeper than 200 levels of mappings and lists")
+    assert "Traceback" not in err

@@ -110,7 +110,7 @@ sales-leads = ["maria", "li"]
     from_yaml = routes_from_yaml(VALID)
     assert load_routes(toml).routes == from_yaml.routes
     assert load_routes(toml).groups == from_yaml.groups
-    data = {"routes": [r.model_dump() for r in from_yaml.routes], "groups": {"x": ["y"]}}
+    data = {"routes": [r.model_dump() for r in from_yaml.routes], "groups": {"sales-leads": ["y"]}}
     assert routes_from_dict(data).routes == from_yaml.routes
 
 
@@ -336,3 +336,46 @@ def test_route_lookup_names_the_known_routes() -> None:
     loaded = load_routes(EXAMPLE)
     with pytest.raises(KeyError, match="sales-managers, finance"):
         loaded.route("support")
+
+
+# -- decider groups must exist -------------------------------------------------------
+
+UNDEFINED_GROUP = VALID.replace("group:sales-leads]", "group:sales-leads, group:legal]")
+
+
+def test_a_decider_group_the_file_does_not_define_is_refused_at_its_line(tmp_path: Path) -> None:
+    """group:NAME with no groups: entry is a problem at its line: nobody could decide that level."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(UNDEFINED_GROUP, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_routes(path)
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.line) == (path, 10)
+    assert problem.field == "routes[0].levels[0].deciders[2]"
+    assert problem.message.startswith(
+        "group 'legal' is not defined (the file's groups: sales-leads): "
+        "add 'legal: [user, ...]' under groups:"
+    )
+    without_groups = VALID.split("groups:", maxsplit=1)[0]
+    with pytest.raises(PolicyError, match="group 'sales-leads' is not defined"):
+        routes_from_yaml(without_groups)
+
+
+def test_external_groups_accept_groups_the_router_gets_elsewhere(tmp_path: Path) -> None:
+    """external_groups=True accepts any group; a list of names accepts those and no others."""
+    path = tmp_path / "routes.toml"
+    path.write_text(
+        '[[routes]]\nname = "r"\n[[routes.levels]]\ndeciders = ["group:legal"]\n'
+        'resolve_within = "1h"\n',
+        encoding="utf-8",
+    )
+    assert load_routes(path, external_groups=True).routes[0].name == "r"
+    assert load_routes(path, external_groups=["legal"]).groups == {}
+    with pytest.raises(PolicyError) as caught:
+        load_routes(path, external_groups=["finance"])
+    assert caught.value.line == 4
+    assert routes_from_yaml(UNDEFINED_GROUP, external_groups=("legal",)).route("sales-managers")
+    data = {"routes": [{"name": "r", "levels": [{"deciders": ["group:x"], "resolve_within": 60}]}]}
+    with pytest.raises(PolicyError, match="group 'x' is not defined"):
+        routes_from_dict(data)
+    assert routes_from_dict(data, external_groups=True).routes[0].levels[0].deciders == ("group:x",)

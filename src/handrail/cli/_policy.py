@@ -7,12 +7,18 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from .._errors import HandrailError
+from .._text import printable, problem
 from ..identity import Principal
-from ..policy import ActionRequest, Policy, PolicyCases, PolicyError, PolicyProblem, Resource
+from ..policy import ActionRequest, Policy, PolicyCases, PolicyError, Resource
+
+if TYPE_CHECKING:
+    from .._files import LineMap
+    from ..escalation import RoutesFile
 
 __all__ = ["add_commands"]
 
@@ -35,6 +41,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         description="Load a policy file; exit 0 if it is valid, 1 listing every problem if not.",
     )
     check.add_argument("file", metavar="FILE", type=Path, help="a YAML or TOML policy file")
+    check.add_argument(
+        "--routes",
+        metavar="ROUTES",
+        type=Path,
+        help="a routes file: also check that every escalate_to names one of its routes",
+    )
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(handler=_check)
 
@@ -80,17 +92,42 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 def _json_object(text: str) -> dict[str, Any]:
     """Parse an argument as a JSON object (argparse names the argument in the error)."""
+    shown = _excerpt(text)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(
-            f"invalid JSON ({exc.msg} at column {exc.colno}): {text!r}"
+            f"invalid JSON ({exc.msg} at column {exc.colno}): {shown}"
+        ) from None
+    except ValueError:  # int()'s digit limit, which json lets through
+        raise argparse.ArgumentTypeError(
+            f"a number in the JSON is too long: integers may have at most "
+            f"{sys.get_int_max_str_digits():,} digits; write it shorter, or quote it: {shown}"
+        ) from None
+    except RecursionError:  # the decoder refuses deep nesting this way
+        raise argparse.ArgumentTypeError(
+            f"the JSON is nested too deeply to read; flatten it: {shown}"
         ) from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(
-            f'expected a JSON object such as \'{{"key": "value"}}\', got {text!r}'
+            f'expected a JSON object such as \'{{"key": "value"}}\', got {shown}'
         )
     return value
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    """``text`` quoted and escaped for a message, cut to ``limit`` characters."""
+    cut = text if len(text) <= limit else f"{text[:limit]}..."
+    return printable(repr(cut))
+
+
+def _terminal(text: str) -> str:
+    """Report text for a terminal: each line printable, line breaks kept."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def _print_problems(exc: PolicyError) -> None:
+    print("\n".join(printable(str(p)) for p in exc.problems), file=sys.stderr)
 
 
 def _print_json(data: Mapping[str, Any]) -> None:
@@ -102,20 +139,24 @@ def _read(load: Callable[[Path], _T], path: Path) -> _T:
     try:
         return load(path)
     except OSError as exc:
-        problem = PolicyProblem(f"cannot read the file: {exc.strerror or exc}", path)
-        raise PolicyError(problem) from exc
+        raise PolicyError(problem(f"cannot read the file: {exc.strerror or exc}", path)) from exc
 
 
 # -- check ---------------------------------------------------------------------
 
 
 def _check(args: argparse.Namespace) -> int:
+    from ..escalation import load_routes  # here: only --routes needs the escalation package
+    from ..policy._load import load_located
+
     path: Path = args.file
     try:
-        policy = _read(Policy.from_file, path)
+        policy, lines = _read(load_located, path)
+        if args.routes is not None:
+            _check_routes(policy, lines, path, _read(load_routes, args.routes))
     except PolicyError as exc:
         if not args.json:
-            print(exc, file=sys.stderr)
+            _print_problems(exc)
             return 1
         problems = [
             {
@@ -131,10 +172,36 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     count = len(policy.rules)
     if args.json:
-        _print_json({"path": str(path), "ok": True, "rules": count})
+        result: dict[str, Any] = {"path": str(path), "ok": True, "rules": count}
+        if args.routes is not None:
+            result["routes"] = str(args.routes)
+        _print_json(result)
     else:
-        print(f"{path}: ok, {count} rule{'' if count == 1 else 's'}")
+        routes = "" if args.routes is None else f", every escalate_to in {args.routes}"
+        print(printable(f"{path}: ok, {count} rule{'' if count == 1 else 's'}{routes}"))
     return 0
+
+
+def _check_routes(policy: Policy, lines: LineMap, path: Path, routes: RoutesFile) -> None:
+    """PolicyError listing every escalating rule whose route the routes file lacks."""
+    from .._files import line_of
+
+    names = {route.name for route in routes.routes}
+    known = ", ".join(sorted(names)) or "none"
+    problems = [
+        problem(
+            f"no route {rule.escalate_to!r} in {routes.source} (its routes: {known}): "
+            "add the route there, or name one of these",
+            path,
+            line_of(("rules", index, "escalate_to"), lines),
+            rule.id,
+            "escalate_to",
+        )
+        for index, rule in enumerate(policy.rules)
+        if rule.escalate_to is not None and rule.escalate_to not in names
+    ]
+    if problems:
+        raise PolicyError(problems)
 
 
 # -- explain -------------------------------------------------------------------
@@ -159,6 +226,8 @@ def _validated(
     """
     try:
         return model.model_validate(data)
+    except HandrailError as exc:  # a typed refusal from the model's own checks
+        _usage_error(args, default, printable(str(exc)))
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(str(part) for part in error["loc"])
@@ -173,7 +242,8 @@ def _validated(
             message = "missing, and required"
         else:
             message = error["msg"].removeprefix("Value error, ")
-        _usage_error(args, argument, f"{'.'.join(loc)}: {message}" if loc else message)
+        text = f"{'.'.join(loc)}: {message}" if loc else message
+        _usage_error(args, argument, printable(text))
 
 
 def _request(args: argparse.Namespace) -> ActionRequest:
@@ -213,13 +283,13 @@ def _explain(args: argparse.Namespace) -> int:
     try:
         policy = _read(Policy.from_file, args.file)
     except PolicyError as exc:
-        print(exc, file=sys.stderr)
+        _print_problems(exc)
         return 1
     explanation = policy.explain(request)
     if args.json:
         _print_json(explanation.to_dict())
     else:
-        print(explanation)
+        print(_terminal(str(explanation)))
     return 0
 
 
@@ -231,11 +301,11 @@ def _test(args: argparse.Namespace) -> int:
         policy = _read(Policy.from_file, args.policy)
         cases = _read(PolicyCases.from_file, args.cases)
     except PolicyError as exc:
-        print(exc, file=sys.stderr)
+        _print_problems(exc)
         return 1
     report = cases.run(policy)
     if args.json:
         _print_json(report.to_dict())
     else:
-        print(report)
+        print(_terminal(str(report)))
     return 0 if report.passed else 1

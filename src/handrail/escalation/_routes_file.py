@@ -33,33 +33,31 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import TypeAdapter, ValidationError
 
 from .._errors import PolicyError, PolicyProblem
+from .._files import LineMap, Location, line_of, read_text, read_toml
+from .._text import problem
 from ..policy._load import (
-    LineMap,
-    Location,
     _describe,
     _dotted,
     _expected_text,
-    _read_toml,
     _show,
     _unknown_key,
-    line_of,
-    read_text,
     read_yaml,
 )
 from ._calendar import BusinessHours
 from ._model import _NAME_RE, Level, OnTimeout, Route
 
 __all__ = [
+    "ExternalGroups",
     "RoutesFile",
     "load_routes",
     "parse_duration",
@@ -123,8 +121,20 @@ class RoutesFile:
         return frozenset(name for name, members in self.groups.items() if user in members)
 
 
-def load_routes(path: str | os.PathLike[str]) -> RoutesFile:
+ExternalGroups: TypeAlias = bool | Iterable[str]
+"""Groups defined outside the file: ``True`` for any, or the names of those that exist."""
+
+
+def load_routes(
+    path: str | os.PathLike[str], *, external_groups: ExternalGroups = False
+) -> RoutesFile:
     """Load a ``.yaml``/``.yml`` or ``.toml`` routes file.
+
+    Every ``group:NAME`` decider must name a group the file's ``groups:``
+    defines, or nobody could ever decide that level.  When the router's
+    ``groups=`` directory comes from elsewhere (a database, a directory
+    service), say so: ``external_groups=True`` accepts any group name, and an
+    iterable of names accepts those as well as the file's own.
 
     Raises ``PolicyError`` (a ``ConfigurationError``) naming the file for an
     unknown suffix or an unreadable file, and listing every problem inside it
@@ -134,7 +144,7 @@ def load_routes(path: str | os.PathLike[str]) -> RoutesFile:
     suffix = source.suffix.lower()
     if suffix not in (".yaml", ".yml", ".toml"):
         raise PolicyError(
-            PolicyProblem(
+            problem(
                 f"cannot tell the format from the suffix {suffix or '(none)'!r}: "
                 "name a routes file *.yaml, *.yml or *.toml",
                 source,
@@ -142,29 +152,52 @@ def load_routes(path: str | os.PathLike[str]) -> RoutesFile:
         )
     text = read_text(source, "routes file")
     if suffix == ".toml":
-        return routes_from_toml(text, source=source)
-    return routes_from_yaml(text, source=source)
+        return routes_from_toml(text, source=source, external_groups=external_groups)
+    return routes_from_yaml(text, source=source, external_groups=external_groups)
 
 
-def routes_from_yaml(text: str, *, source: str | os.PathLike[str] | None = None) -> RoutesFile:
-    """Routes from YAML text; ``source`` names it in errors.  Raises ``PolicyError``."""
+def routes_from_yaml(
+    text: str,
+    *,
+    source: str | os.PathLike[str] | None = None,
+    external_groups: ExternalGroups = False,
+) -> RoutesFile:
+    """Routes from YAML text; ``source`` names it in errors.  Raises ``PolicyError``.
+
+    ``external_groups`` as for ``load_routes``.
+    """
     where = None if source is None else Path(source)
     data, lines, problems = read_yaml(text, where)
-    return _build(data, where, lines, problems)
+    return _build(data, where, lines, problems, external_groups)
 
 
-def routes_from_toml(text: str, *, source: str | os.PathLike[str] | None = None) -> RoutesFile:
-    """Routes from TOML text; ``source`` names it in errors.  Raises ``PolicyError``."""
+def routes_from_toml(
+    text: str,
+    *,
+    source: str | os.PathLike[str] | None = None,
+    external_groups: ExternalGroups = False,
+) -> RoutesFile:
+    """Routes from TOML text; ``source`` names it in errors.  Raises ``PolicyError``.
+
+    ``external_groups`` as for ``load_routes``.
+    """
     where = None if source is None else Path(source)
-    data, lines, _ = _read_toml(text, where)
-    return _build(data, where, lines, [])
+    data, lines = read_toml(text, where)
+    return _build(data, where, lines, [], external_groups)
 
 
 def routes_from_dict(
-    data: Mapping[str, Any], *, source: str | os.PathLike[str] | None = None
+    data: Mapping[str, Any],
+    *,
+    source: str | os.PathLike[str] | None = None,
+    external_groups: ExternalGroups = False,
 ) -> RoutesFile:
-    """Routes from data in the file's shape (no lines in errors).  Raises ``PolicyError``."""
-    return _build(data, None if source is None else Path(source), None, [])
+    """Routes from data in the file's shape (no lines in errors).  Raises ``PolicyError``.
+
+    ``external_groups`` as for ``load_routes``.
+    """
+    where = None if source is None else Path(source)
+    return _build(data, where, None, [], external_groups)
 
 
 def parse_duration(value: object) -> timedelta:
@@ -177,9 +210,12 @@ def parse_duration(value: object) -> timedelta:
     elif isinstance(value, bool) or value is None:
         raise ValueError(f"expected a duration {_DURATION_FORMS}, got {_describe(value)}")
     elif isinstance(value, int | float):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"expected a duration {_DURATION_FORMS}, got {value}")
-        duration = timedelta(seconds=value)
+        try:
+            duration = timedelta(seconds=value)
+        except OverflowError:
+            raise ValueError(_too_long(value)) from None
     elif isinstance(value, str):
         duration = _parse_text(value)
     else:
@@ -206,10 +242,21 @@ def _parse_text(value: str) -> timedelta:
     match = _COMPACT.fullmatch(body.lower())
     if not body or match is None or not any(match.groupdict().values()):
         raise ValueError(f"cannot read {value!r} as a duration: write it {_DURATION_FORMS}")
-    duration = timedelta(
-        **{_UNITS[unit]: float(amount) for unit, amount in match.groupdict().items() if amount}
-    )
+    try:
+        duration = timedelta(
+            **{_UNITS[unit]: float(amount) for unit, amount in match.groupdict().items() if amount}
+        )
+    except OverflowError:
+        raise ValueError(_too_long(value)) from None
     return -duration if negative else duration
+
+
+def _too_long(value: object) -> str:
+    shown = value if isinstance(value, str) else _show(value)
+    return (
+        f"the duration {shown!s:.40} is too long: a duration is at most "
+        f"{timedelta.max.days:,} days; write a shorter one"
+    )
 
 
 # -- building -------------------------------------------------------------------
@@ -222,10 +269,16 @@ class _Issue:
 
 
 def _build(
-    data: object, source: Path | None, lines: LineMap | None, problems: list[PolicyProblem]
+    data: object,
+    source: Path | None,
+    lines: LineMap | None,
+    problems: list[PolicyProblem],
+    external_groups: ExternalGroups,
 ) -> RoutesFile:
+    if not isinstance(external_groups, bool):
+        external_groups = frozenset(external_groups)
     issues: list[_Issue] = []
-    routes: list[Route] = []
+    routes: list[tuple[int, Route]] = []
     groups: dict[str, frozenset[str]] = {}
     if not isinstance(data, Mapping):
         issues.append(
@@ -250,15 +303,44 @@ def _build(
             )
         groups = _groups(data.get("groups"), "groups" in data, issues)
         routes = _routes(data, lines, issues)
+        # A malformed or misspelt groups: section is the one problem to report, not
+        # every decider it leaves undefined.
+        top_level_problem = any(len(issue.loc) == 1 for issue in issues)
+        if external_groups is not True and not top_level_problem:
+            raw_groups = data.get("groups")
+            declared = set(raw_groups) if isinstance(raw_groups, Mapping) else set()
+            known = declared | (external_groups or frozenset())
+            _check_groups(routes, known, issues)
     problems = [*problems, *(_place(issue, source, lines) for issue in issues)]
     if problems:
         problems.sort(key=lambda p: p.line or 0)
         raise PolicyError(problems)
-    return RoutesFile(tuple(routes), MappingProxyType(groups), source)
+    return RoutesFile(tuple(route for _, route in routes), MappingProxyType(groups), source)
+
+
+def _check_groups(
+    routes: list[tuple[int, Route]], known: set[object], issues: list[_Issue]
+) -> None:
+    """Every ``group:NAME`` decider names a known group, or nobody could decide that level."""
+    for index, route in routes:
+        for number, level in enumerate(route.levels):
+            for position, who in enumerate(level.deciders):
+                name = who.removeprefix("group:")
+                if name == who or name in known:
+                    continue
+                defined = ", ".join(sorted(str(k) for k in known)) or "none"
+                issues.append(
+                    _Issue(
+                        ("routes", index, "levels", number, "deciders", position),
+                        f"group {name!r} is not defined (the file's groups: {defined}): "
+                        f"add '{name}: [user, ...]' under groups:, or load the file with "
+                        "external_groups when the router's groups come from elsewhere",
+                    )
+                )
 
 
 def _place(issue: _Issue, source: Path | None, lines: LineMap | None) -> PolicyProblem:
-    return PolicyProblem(
+    return problem(
         issue.message, source, line_of(issue.loc, lines), field=_dotted(issue.loc) or None
     )
 
@@ -305,7 +387,9 @@ def _bad_name(value: object, what: str) -> str:
     return f"expected {what}, got {_describe(value)}"
 
 
-def _routes(data: Mapping[Any, Any], lines: LineMap | None, issues: list[_Issue]) -> list[Route]:
+def _routes(
+    data: Mapping[Any, Any], lines: LineMap | None, issues: list[_Issue]
+) -> list[tuple[int, Route]]:
     if "routes" not in data:
         issues.append(_Issue(("routes",), "missing: a routes file lists its routes under 'routes'"))
         return []
@@ -319,7 +403,7 @@ def _routes(data: Mapping[Any, Any], lines: LineMap | None, issues: list[_Issue]
             )
         )
         return []
-    routes: list[Route] = []
+    routes: list[tuple[int, Route]] = []
     first_seen: dict[str, int] = {}
     for index, raw in enumerate(raw_routes):
         here: Location = ("routes", index)
@@ -347,7 +431,7 @@ def _routes(data: Mapping[Any, Any], lines: LineMap | None, issues: list[_Issue]
                 first_seen[name] = index
         route = _route(raw, here, issues)
         if route is not None:
-            routes.append(route)
+            routes.append((index, route))
     return routes
 
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .._errors import PolicyError, PolicyProblem
+from .._errors import PolicyError
+from .._text import problem
 from ..identity import Principal, User
 from ._decision import Decision
 from ._model import ActionRequest, Effect, Resource, effect_from
@@ -281,7 +282,7 @@ class PolicyCases:
                 raise TypeError(f"PolicyCases takes PolicyCase objects, got {type(case).__name__}")
             if case.name in seen:
                 raise PolicyError(
-                    PolicyProblem(f"duplicate case name {case.name!r}: names must differ", source)
+                    problem(f"duplicate case name {case.name!r}: names must differ", source)
                 )
             seen.add(case.name)
         self.description = description
@@ -351,10 +352,14 @@ class _LineMap:
         self._lines = lines
 
     def line(self, loc: _Loc) -> int | None:
-        """The line of ``loc``, or of its nearest ancestor the document has."""
-        from ._load import line_of
+        """The line of ``loc``, or of its nearest ancestor the document has.
 
-        return line_of(loc, dict(self._lines)) if self._lines else None
+        Looks up at most ``len(loc) + 1`` keys, never copying the map: reporting
+        stays linear in the number of problems.
+        """
+        from .._files import line_of
+
+        return line_of(loc, self._lines)
 
 
 def _field(loc: _Loc) -> str:
@@ -364,7 +369,7 @@ def _field(loc: _Loc) -> str:
 def _from_data(data: object, path: Path | None, lines: _LineMap) -> PolicyCases:
     if not isinstance(data, Mapping):
         raise PolicyError(
-            PolicyProblem(
+            problem(
                 "a policy test file is a mapping with a 'cases' list, "
                 f"got {type(data).__name__ if data is not None else 'an empty document'}",
                 path,
@@ -372,26 +377,20 @@ def _from_data(data: object, path: Path | None, lines: _LineMap) -> PolicyCases:
             )
         )
     problems = [
-        PolicyProblem(
-            f"unknown key {key!r} (expected cases, description)", path, lines.line((key,))
-        )
+        problem(f"unknown key {key!r} (expected cases, description)", path, lines.line((key,)))
         for key in data
         if key not in ("cases", "description")
     ]
     raw_cases = data.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         problems.append(
-            PolicyProblem(
-                "'cases' must be a non-empty list of cases", path, lines.line(("cases",)), None
-            )
+            problem("'cases' must be a non-empty list of cases", path, lines.line(("cases",)), None)
         )
         raise PolicyError(problems)
     description = data.get("description", "")
     if not isinstance(description, str):
         problems.append(
-            PolicyProblem(
-                "must be a string", path, lines.line(("description",)), None, "description"
-            )
+            problem("must be a string", path, lines.line(("description",)), None, "description")
         )
     cases: list[PolicyCase] = []
     names: dict[str, int] = {}
@@ -405,13 +404,13 @@ def _from_data(data: object, path: Path | None, lines: _LineMap) -> PolicyCases:
                 loc = ("cases", index, *error["loc"])
                 message = _message(error["type"], error["loc"], error["msg"])
                 problems.append(
-                    PolicyProblem(f"{message}{label}", path, lines.line(loc), field=_field(loc))
+                    problem(f"{message}{label}", path, lines.line(loc), field=_field(loc))
                 )
             continue
         if case.name in names:
             loc = ("cases", index, "name")
             problems.append(
-                PolicyProblem(
+                problem(
                     f"duplicate case name {case.name!r} (first used by cases[{names[case.name]}]): "
                     "give each case its own name",
                     path,

@@ -4,11 +4,15 @@ Loading reports every problem at once, each naming the file, the line, the
 rule and the field, and saying how to fix it; a policy with any problem is
 never built, so nothing of it is used.
 
+Reading goes through ``handrail._files``, which bounds what a hostile file
+can cost (nesting depth, alias expansion, number length) and escapes control
+characters in every message.
+
 Where lines come from:
 
-* YAML lines are exact: the loader composes the node graph itself and
-  records the line of every mapping key and sequence item, so an error deep in
-  a condition points at its own line.
+* YAML lines are exact: the loader composes the node graph (with libyaml when
+  PyYAML has it) and records the line of every mapping key and sequence item,
+  so an error deep in a condition points at its own line.
 * TOML lines point at the key (``effect = ...``), or at the rule's
   ``[[rules]]`` header for anything the small line locator does not follow
   (values inside inline tables and multi-line arrays, rules written as an
@@ -21,10 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import re
-import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
@@ -32,19 +33,30 @@ import yaml
 from pydantic import ValidationError
 
 from .._errors import PolicyError, PolicyProblem
+from .._files import Issue as _Issue
+from .._files import LineMap, Location, is_too_long, line_of, read_text
+from .._files import read_toml as _read_toml_data
+from .._files import read_yaml as _read_yaml
+from .._text import problem
 from ._conditions import ConditionSyntaxError
 from ._model import ACTION_PATTERN_RE, PrincipalMatch, Rule
 from ._policy import Policy
 
-__all__ = ["LineMap", "Location", "dumps", "from_data", "load_file", "loads", "to_data"]
+__all__ = [
+    "LineMap",
+    "Location",
+    "dumps",
+    "from_data",
+    "line_of",
+    "load_file",
+    "load_located",
+    "loads",
+    "read_text",
+    "read_yaml",
+    "to_data",
+]
 
 Format: TypeAlias = Literal["yaml", "toml"]
-
-Location: TypeAlias = tuple[str | int, ...]
-"""Where a value sits in the file's data: ``("rules", 3, "when", "all", 1)``."""
-
-LineMap: TypeAlias = Mapping[Location, int]
-"""The 1-based line of each recorded location (a key, a list item or a TOML header)."""
 
 _SUFFIXES: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
 _TOP_KEYS = ("version", "name", "description", "rules")
@@ -72,51 +84,44 @@ def load_file(path: Path) -> Policy:
     Raises ``PolicyError`` naming the file for an unknown suffix, a file that
     cannot be read, and every problem inside it (with lines).
     """
+    return load_located(path)[0]
+
+
+def load_located(path: Path) -> tuple[Policy, LineMap]:
+    """Load a policy file, and the line of every key and item in it (for cross-checks).
+
+    ``policy.rules[i]`` is the rule at ``("rules", i)`` in the line map.
+    Raises ``PolicyError`` as ``load_file`` does.
+    """
     fmt = _SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise PolicyError(
-            PolicyProblem(
+            problem(
                 f"cannot tell the format from the suffix {path.suffix or '(none)'!r}: "
                 "name a policy file *.yaml, *.yml or *.toml",
                 path,
             )
         )
-    return loads(read_text(path, "policy file"), fmt, path)
-
-
-def read_text(path: Path, what: str) -> str:
-    """The UTF-8 text of ``path``; a PolicyError naming it (``what`` says which file) if not."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolicyError(
-            PolicyProblem(f"not UTF-8 text ({exc.reason}): save the file as UTF-8", path)
-        ) from exc
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise PolicyError(
-            PolicyProblem(f"cannot read the {what}: {reason}; check the path", path)
-        ) from exc
+    return _located(read_text(path, "policy file"), fmt, path)
 
 
 def read_yaml(text: str, source: Path | None) -> tuple[Any, LineMap, list[PolicyProblem]]:
-    """YAML text as data, the line of every key and item, and its duplicate-key problems.
+    """YAML text as data, the line of every key and item, and the problems in its values.
 
-    Raises PolicyError for a syntax error.  Shared with the policy test-case loader.
+    Raises PolicyError for a syntax error and for a document beyond the
+    reader's bounds (depth, aliases).  Shared with the test-case and routes loaders.
     """
     data, lines, issues = _read_yaml(text, source)
     problems = [
-        PolicyProblem(
-            i.message, source, i.line or _line_of(i.loc, lines), field=_dotted(i.loc) or None
-        )
+        problem(i.message, source, i.line or line_of(i.loc, lines), field=_dotted(i.loc) or None)
         for i in issues
     ]
     return data, lines, problems
 
 
-def line_of(loc: Location, lines: LineMap | None) -> int | None:
-    """The line of ``loc`` in a document read by ``read_yaml``, or of its nearest ancestor."""
-    return _line_of(loc, lines)
+def _read_toml(text: str, source: Path | None) -> tuple[Any, LineMap, list[_Issue]]:
+    data, lines = _read_toml_data(text, source)
+    return data, lines, []
 
 
 def loads(text: str, fmt: Format, source: Path | None) -> Policy:
@@ -124,13 +129,18 @@ def loads(text: str, fmt: Format, source: Path | None) -> Policy:
 
     Raises ``PolicyError`` listing every problem found.
     """
+    return _located(text, fmt, source)[0]
+
+
+def _located(text: str, fmt: Format, source: Path | None) -> tuple[Policy, LineMap]:
+    lines: LineMap
     if fmt == "yaml":
         data, lines, issues = _read_yaml(text, source)
     elif fmt == "toml":
         data, lines, issues = _read_toml(text, source)
     else:
         raise ValueError(f"unknown policy format {fmt!r} (expected 'yaml' or 'toml')")
-    return _build(data, source, lines, issues)
+    return _build(data, source, lines, issues), lines
 
 
 def from_data(data: Mapping[str, Any], source: Path | None, lines: LineMap | None = None) -> Policy:
@@ -139,15 +149,6 @@ def from_data(data: Mapping[str, Any], source: Path | None, lines: LineMap | Non
     Raises ``PolicyError`` listing every problem found (with lines when known).
     """
     return _build(data, source, lines, [])
-
-
-@dataclass(frozen=True, slots=True)
-class _Issue:
-    """A problem before it is placed: where in the data, what, and the line if already known."""
-
-    loc: Location
-    message: str
-    line: int | None = None
 
 
 def _build(
@@ -231,7 +232,7 @@ def _build(
 
 
 def _duplicate_id(index: int, first: int, lines: LineMap | None) -> _Issue:
-    first_line = _line_of(("rules", first, "id"), lines)
+    first_line = line_of(("rules", first, "id"), lines)
     where = f"the rule at line {first_line}" if first_line else f"rules[{first}]"
     return _Issue(
         ("rules", index, "id"),
@@ -317,6 +318,8 @@ def _show(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and is_too_long(value):
+        return "(a number too long to show)"
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -355,14 +358,14 @@ def _place(
     issue: _Issue, data: object, source: Path | None, lines: LineMap | None
 ) -> PolicyProblem:
     loc = issue.loc
-    line = issue.line if issue.line is not None else _line_of(loc, lines)
+    line = issue.line if issue.line is not None else line_of(loc, lines)
     rule_id = None
     field_loc = loc
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
         rule_id = _rule_id(data, loc[1])
         if rule_id is not None:
             field_loc = loc[2:]
-    return PolicyProblem(issue.message, source, line, rule_id, _dotted(field_loc) or None)
+    return problem(issue.message, source, line, rule_id, _dotted(field_loc) or None)
 
 
 def _rule_id(data: object, index: int) -> str | None:
@@ -374,240 +377,12 @@ def _rule_id(data: object, index: int) -> str | None:
     return None
 
 
-def _line_of(loc: Location, lines: LineMap | None) -> int | None:
-    """The line of ``loc``, or of its nearest recorded ancestor."""
-    if lines is None:
-        return None
-    for end in range(len(loc), -1, -1):
-        line = lines.get(loc[:end])
-        if line is not None:
-            return line
-    return None
-
-
 def _dotted(loc: Location) -> str:
     """``("when", "all", 1, "args.x")`` -> ``when.all[1].args.x``."""
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) and not isinstance(part, bool) else f".{part}"
     return text.lstrip(".")
-
-
-# -- YAML: build the data from the node graph, recording lines ------------------
-
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _read_yaml(text: str, source: Path | None) -> tuple[Any, dict[Location, int], list[_Issue]]:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise PolicyError(_yaml_syntax(exc, source)) from exc
-    builder = _YamlBuilder()
-    if root is None:  # only comments: read as an empty mapping, which lacks 'rules'
-        return {}, {(): 1}, []
-    return builder.build(root, ()), builder.lines, builder.issues
-
-
-def _yaml_syntax(exc: yaml.YAMLError, source: Path | None) -> PolicyProblem:
-    hint = "check the indentation (spaces, not tabs) and quote values containing ': ' or ' #'"
-    if not isinstance(exc, yaml.MarkedYAMLError):
-        return PolicyProblem(f"YAML syntax error: {exc}; {hint}", source)
-    detail = exc.problem or "malformed"
-    if exc.context:
-        context_line = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
-        detail = f"{exc.context}{context_line}: {detail}"
-    mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark else None
-    return PolicyProblem(f"YAML syntax error: {detail}; {hint}", source, line)
-
-
-class _YamlBuilder:
-    """Python data from composed YAML nodes, as SafeLoader would build it, plus lines.
-
-    Scalars go through SafeLoader's own constructor so their types are the
-    usual YAML ones.  Duplicate keys, which PyYAML silently resolves to the
-    last one, are reported instead (the first is kept, so any further problem
-    points at the line the user sees first).
-    """
-
-    def __init__(self) -> None:
-        self.lines: dict[Location, int] = {}
-        self.issues: list[_Issue] = []
-        self._constructor = yaml.constructor.SafeConstructor()
-        self._open: set[int] = set()  # collection nodes being built: catches recursive aliases
-
-    def build(self, node: yaml.Node, loc: Location) -> Any:
-        line = node.start_mark.line + 1
-        self.lines.setdefault(loc, line)
-        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag in (
-            _MAP_TAG,
-            _SEQ_TAG,
-        ):
-            if id(node) in self._open:
-                self.issues.append(
-                    _Issue(loc, "an alias refers to its own anchor: unfold it", line)
-                )
-                return None
-            self._open.add(id(node))
-            try:
-                if isinstance(node, yaml.MappingNode):
-                    return self._mapping(node, loc)
-                return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-            finally:
-                self._open.discard(id(node))
-        return self._scalar(node, loc)
-
-    def _scalar(self, node: yaml.Node, loc: Location) -> Any:
-        try:
-            return self._constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError) as exc:
-            detail = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
-            line = node.start_mark.line + 1
-            self.issues.append(_Issue(loc, f"cannot read this value: {detail}", line))
-            return None
-
-    def _mapping(self, node: yaml.MappingNode, loc: Location) -> dict[Any, Any]:
-        result: dict[Any, Any] = {}
-        key_lines: dict[Any, int] = {}
-        merges: list[yaml.Node] = []
-        for key_node, value_node in node.value:
-            key_line = key_node.start_mark.line + 1
-            if key_node.tag == _MERGE_TAG:
-                merges.append(value_node)
-                continue
-            if not isinstance(key_node, yaml.ScalarNode):
-                self.issues.append(
-                    _Issue(loc, "a key must be a plain value, not a list or mapping", key_line)
-                )
-                continue
-            key = self._scalar(key_node, loc)
-            here = (*loc, _loc_key(key))
-            if key in key_lines:
-                self.issues.append(
-                    _Issue(
-                        here,
-                        f"duplicate key {key!r} (first at line {key_lines[key]}): "
-                        "a key appears once per mapping (PyYAML would silently keep the last); "
-                        "remove or merge one of them",
-                        key_line,
-                    )
-                )
-                continue
-            key_lines[key] = key_line
-            self.lines.setdefault(here, key_line)
-            result[key] = self.build(value_node, here)
-        for merge in merges:
-            self._merge(merge, loc, result)
-        return result
-
-    def _merge(self, node: yaml.Node, loc: Location, result: dict[Any, Any]) -> None:
-        """Apply ``<<: *anchor`` (or a list of anchors): keys already present win.
-
-        A merged value keeps the lines of the anchor it came from; an explicit
-        key keeps its own line.
-        """
-        saved, self.lines = self.lines, {}
-        try:
-            items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-            sources = [(item, self.build(item, loc)) for item in items]
-        finally:
-            merged_lines, self.lines = self.lines, saved
-        for item, source in sources:
-            if not isinstance(source, dict):
-                line = item.start_mark.line + 1
-                self.issues.append(_Issue(loc, "'<<' merges a mapping or a list of mappings", line))
-                continue
-            for key, value in source.items():
-                if key in result:
-                    continue
-                result[key] = value
-                prefix = (*loc, _loc_key(key))
-                for where, line in merged_lines.items():
-                    if where[: len(prefix)] == prefix:
-                        self.lines.setdefault(where, line)
-
-
-# -- TOML: the stdlib parser, and a small locator for lines --------------------
-
-_TOML_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
-_TOML_KEYS = rf"{_TOML_KEY_PART}(?:\s*\.\s*{_TOML_KEY_PART})*"
-_TOML_ARRAY_HEADER = re.compile(rf"\s*\[\[\s*({_TOML_KEYS})\s*\]\]")
-_TOML_TABLE_HEADER = re.compile(rf"\s*\[\s*({_TOML_KEYS})\s*\]")
-_TOML_ASSIGNMENT = re.compile(rf"\s*({_TOML_KEYS})\s*=")
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-
-
-def _read_toml(text: str, source: Path | None) -> tuple[Any, dict[Location, int], list[_Issue]]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        position = _TOML_POSITION.search(message)
-        line = int(position.group(1)) if position else None
-        detail = message[: position.start()] if position else message
-        raise PolicyError(
-            PolicyProblem(
-                f"TOML syntax error: {detail}; check quoting, '=' between key and value, "
-                "and that each key appears once per table",
-                source,
-                line,
-            )
-        ) from exc
-    return data, _toml_lines(text), []
-
-
-def _toml_lines(text: str) -> dict[Location, int]:
-    """Lines of TOML table headers and ``key =`` assignments, by location.
-
-    A line locator, not a parser: it follows ``[table]``, ``[[array]]`` and
-    ``key = value`` lines and skips multi-line strings; deeper values fall
-    back to the nearest of these.
-    """
-    lines: dict[Location, int] = {(): 1}
-    arrays: dict[Location, int] = {}  # array-of-tables location -> tables seen so far
-    table: Location = ()
-    in_string: str | None = None
-
-    def resolve(parts: list[str]) -> Location:
-        path: Location = ()
-        for part in parts:
-            path = (*path, part)
-            if path in arrays:  # `rules` in a header means the latest [[rules]]
-                path = (*path, arrays[path] - 1)
-        return path
-
-    for number, line in enumerate(text.splitlines(), start=1):
-        if in_string is not None:
-            if in_string in line:
-                in_string = None
-            continue
-        if match := _TOML_ARRAY_HEADER.match(line):
-            parts = _toml_key_parts(match.group(1))
-            array = (*resolve(parts[:-1]), parts[-1])
-            arrays[array] = arrays.get(array, 0) + 1
-            table = (*array, arrays[array] - 1)
-            lines.setdefault(array, number)
-            lines[table] = number
-        elif match := _TOML_TABLE_HEADER.match(line):
-            table = resolve(_toml_key_parts(match.group(1)))
-            lines.setdefault(table, number)
-        elif match := _TOML_ASSIGNMENT.match(line):
-            lines.setdefault((*table, *_toml_key_parts(match.group(1))), number)
-            rest = line[match.end() :]
-            for quotes in ('"""', "'''"):
-                if rest.count(quotes) % 2 == 1:
-                    in_string = quotes
-                    break
-    return lines
-
-
-def _toml_key_parts(keys: str) -> list[str]:
-    parts = re.findall(_TOML_KEY_PART, keys)
-    # A quoted key means what TOML says it means; let tomllib unquote it.
-    return [tomllib.loads(f"k = {p}")["k"] if p[0] in "\"'" else p for p in parts]
 
 
 # -- writing -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ._clock import FakeClock
 from ._resilience import is_no_waits, no_waits, set_no_waits
 
 if TYPE_CHECKING:
+    from ._hostile import hostile_json, hostile_toml, hostile_yaml
     from ._postgres import PostgresServer
     from ._strategies import (
         action_requests,
@@ -33,6 +34,9 @@ __all__ = [
     "attribute_values",
     "check_policy_cases",
     "conditions",
+    "hostile_json",
+    "hostile_toml",
+    "hostile_yaml",
     "is_no_waits",
     "no_waits",
     "policies",
@@ -59,8 +63,15 @@ _STRATEGIES = frozenset(
 )
 
 
+_HOSTILE = frozenset({"hostile_json", "hostile_toml", "hostile_yaml"})
+
+
 def __getattr__(name: str) -> Any:
     # Strategies load Hypothesis, so they are imported on first use only.
+    if name in _HOSTILE:
+        from . import _hostile
+
+        return getattr(_hostile, name)
     if name in _STRATEGIES:
         from . import _strategies
 
