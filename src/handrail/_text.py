@@ -8,36 +8,41 @@ builds a message from such text passes it through ``printable``.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ._errors import PolicyProblem
 
 __all__ = ["printable", "problem"]
 
-# C0 and C1 controls, DEL, soft hyphen, bidi controls and overrides, zero-width
-# characters, line and paragraph separators, the BOM, and lone surrogates.
-_UNPRINTABLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
-    "\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]"
-)
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    if char in "\n\r\t":
-        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char]
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def printable(text: str) -> str:
-    """``text`` with control, bidi and zero-width characters escaped (``\\x1b``, ``\\u202e``).
+    """``text`` with every non-printable character shown escaped (``\\n``, ``\\x1b``, ``\\u202e``).
 
-    For messages that end up on a terminal: what a file says can never move
-    the cursor, clear the screen or reorder what is shown.  Idempotent.
+    Non-printable is what ``str.isprintable`` says: control characters (C0,
+    DEL, C1), format characters (bidi controls, zero-width characters, tags),
+    line and paragraph separators, spaces other than U+0020, surrogates,
+    private use and unassigned code points.  For anything that reaches a
+    terminal or a page: what a file or a record says can never move the
+    cursor, clear the screen, forge a line or reorder what is shown.  The
+    result is one printable line; the function is idempotent.
     """
-    return _UNPRINTABLE.sub(_escape, text)
+    if text.isprintable():  # the common case: nothing to do, at C speed
+        return text
+    return "".join(ch if ch.isprintable() else _escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    named = _NAMED.get(ch)
+    if named is not None:
+        return named
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 def problem(

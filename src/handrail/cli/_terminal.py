@@ -5,7 +5,8 @@ whoever it read from) chose.  Printed as it is, an ESC starts a terminal
 control sequence (``\\x1b[2J`` clears the screen), a newline forges a line
 that looks like another record, a bidi override (U+202E) shows text in an
 order other than the stored one, and a zero-width character hides a
-difference.  Every field the CLI prints goes through ``safe`` (plain text) or
+difference.  Every field the CLI prints goes through ``safe`` (plain text:
+``handrail._text.printable``, the one rule for every message) or
 ``json_safe`` (JSON text), which show each non-printable character escaped
 instead, in Python's notation: ``\\n``, ``\\x1b``, ``\\u202e``, ...
 
@@ -23,16 +24,9 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+from .._text import printable as safe
+
 __all__ = ["json_safe", "safe", "say", "say_json", "warn"]
-
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def safe(text: str) -> str:
-    """``text`` with every non-printable character shown escaped; one line, printable."""
-    if text.isprintable():  # the common case: nothing to do, at C speed
-        return text
-    return "".join(ch if ch.isprintable() else _escaped(ch) for ch in text)
 
 
 def json_safe(text: str) -> str:
@@ -66,18 +60,6 @@ def warn(message: str | Iterable[str]) -> None:
     if isinstance(message, str):
         message = (message,)
     say(*message, file=sys.stderr)
-
-
-def _escaped(ch: str) -> str:
-    named = _NAMED.get(ch)
-    if named is not None:
-        return named
-    code = ord(ch)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
 
 
 def _json_escaped(ch: str) -> str:
