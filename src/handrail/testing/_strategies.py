@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeAlias
 
 from hypothesis import strategies as st
 
+from .._names import canonical_name
 from ..identity import Principal, User
 from ..policy import (
     ActionRequest,
@@ -41,7 +42,14 @@ from ..policy import (
     Resource,
     Rule,
 )
-from ..policy._conditions import OPERATORS, _kind, _path_steps
+from ..policy._conditions import (
+    _NAME_PATHS,
+    _ORDERING,
+    OPERATORS,
+    _kind,
+    _looks_numeric,
+    _path_steps,
+)
 from ..policy._model import ACTION_PATTERN_RE
 
 __all__ = [
@@ -404,14 +412,29 @@ def _compares(
     # Only operators that can decide something about a value of this kind:
     # the attribute may still hold another kind, which is then undetermined.
     op = draw(operators[_operator_kind(value)])
+    if path in _NAME_PATHS and isinstance(value, str) and not _is_name(value):
+        # A name path compares canonical names: a value that is not one is refused.
+        value = draw(st.sampled_from((*AGENTS, *USERS)))
+    if op in _ORDERING and isinstance(value, str) and _looks_numeric(value):
+        op = "eq"  # an ordering against "12000" is refused: compare it for equality instead
     if op in ("in", "not_in"):
         others = draw(st.lists(values[path], max_size=3))
         listed = [value, *(v for v in others if _kind(v) == kind)]
+        if path in _NAME_PATHS:
+            listed = [v for v in listed if not isinstance(v, str) or _is_name(v)]
         # Now and then the empty list, which nothing is in.
         return Compare(path=path, op=op, value=[] if draw(_one_in(10)) else listed)
     if op == "matches":
         return Compare(path=path, op=op, value=draw(regexes))
     return Compare(path=path, op=op, value=value)
+
+
+def _is_name(value: str) -> bool:
+    try:
+        canonical_name(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _operator_kind(value: object) -> str:
