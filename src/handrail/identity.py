@@ -36,7 +36,8 @@ class User(BaseModel):
     @field_validator("id", mode="before")
     @classmethod
     def _canonical_id(cls, value: object) -> object:
-        return canonical_name(value, "user id")
+        # The empty id is left to min_length, which says so in pydantic's words.
+        return value if value == "" else canonical_name(value, "user id")
 
     @field_validator("roles", "groups", mode="before")
     @classmethod
@@ -72,7 +73,7 @@ class Principal(BaseModel):
     @field_validator("agent", mode="before")
     @classmethod
     def _canonical_agent(cls, value: object) -> object:
-        return canonical_name(value, "agent id")
+        return value if value == "" else canonical_name(value, "agent id")
 
     @field_validator("roles", mode="before")
     @classmethod

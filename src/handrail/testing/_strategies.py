@@ -412,11 +412,12 @@ def _compares(
     # Only operators that can decide something about a value of this kind:
     # the attribute may still hold another kind, which is then undetermined.
     op = draw(operators[_operator_kind(value)])
+    if op in _ORDERING and isinstance(value, str) and _looks_numeric(value):
+        # An ordering against "12000" is refused: order against a word instead.
+        value = draw(st.sampled_from(tuple(w for w in STRINGS if not _looks_numeric(w))))
     if path in _NAME_PATHS and isinstance(value, str) and not _is_name(value):
         # A name path compares canonical names: a value that is not one is refused.
         value = draw(st.sampled_from((*AGENTS, *USERS)))
-    if op in _ORDERING and isinstance(value, str) and _looks_numeric(value):
-        op = "eq"  # an ordering against "12000" is refused: compare it for equality instead
     if op in ("in", "not_in"):
         others = draw(st.lists(values[path], max_size=3))
         listed = [value, *(v for v in others if _kind(v) == kind)]
@@ -481,8 +482,7 @@ def rules(
         effects=st.sampled_from(tuple(_vocabulary("effects", effects))),
         actions=st.lists(st.sampled_from(actions), min_size=1, max_size=2, unique=True),
         principal_matches=st.just(PrincipalMatch())
-        | st.builds(
-            PrincipalMatch,
+        | _principal_matches(
             agents=_subsets(agents, max_size=2),
             users=_subsets(users, max_size=2),
             groups=_subsets(groups, max_size=2),
@@ -494,6 +494,15 @@ def rules(
 
 
 _RULE_NUMBERS = st.integers(min_value=1, max_value=999)
+
+
+@st.composite
+def _principal_matches(
+    draw: st.DrawFn, /, **fields: st.SearchStrategy[frozenset[str]]
+) -> PrincipalMatch:
+    # An empty list is refused (it would read as "everyone"): leave the field out.
+    drawn = {name: draw(strategy) for name, strategy in fields.items()}
+    return PrincipalMatch(**{name: names for name, names in drawn.items() if names})
 
 
 @st.composite
