@@ -111,7 +111,7 @@ def test_decorator_refuses_numpy_amount_like_a_plain_one() -> None:
     ],
 )
 def test_values_that_are_no_number_are_undetermined(amount: Any) -> None:
-    """Bools, strings, NaN, arrays and hostile objects never satisfy a grant, always a restriction."""
+    """Bools, strings, NaN, arrays and hostile objects never grant, and always restrict."""
     for build in (request, unvalidated):
         assert RANGE.evaluate(build(amount)).effect is Effect.DENY
         decision = ASK.evaluate(build(amount))
@@ -121,7 +121,7 @@ def test_values_that_are_no_number_are_undetermined(amount: Any) -> None:
 
 @pytest.mark.parametrize("build", [request, unvalidated])
 def test_subclasses_are_read_as_their_value(build: Callable[[Any], ActionRequest]) -> None:
-    """An int or float subclass is compared as the number it holds; its own methods are not asked."""
+    """An int or float subclass is compared as the number it holds; its methods are not asked."""
     assert LIMIT.evaluate(build(RaisingNumber(12000))).effect is Effect.DENY
     assert LIMIT.evaluate(build(LyingNumber(5.0))).effect is Effect.ALLOW
     assert RANGE.evaluate(build(LyingNumber(50000.0))).effect is Effect.DENY
@@ -193,7 +193,7 @@ QUICK = settings(max_examples=200, deadline=None)
 def test_a_restriction_on_a_value_never_turns_into_an_allow(
     value: Any, op: str, limit: Any
 ) -> None:
-    """allow everything, deny when amount <op> limit: allowed only if the exact comparison is false."""
+    """allow all, deny when amount <op> limit: allowed only if the exact comparison is false."""
     policy = Policy(
         [rule("all", "allow"), rule("limit", "deny", when={"args.amount": {op: limit}})]
     )
@@ -207,7 +207,7 @@ def test_a_restriction_on_a_value_never_turns_into_an_allow(
 @QUICK
 @given(value=numeric_like_values(), op=st.sampled_from(sorted(ORDERING)), limit=LIMITS)
 def test_a_grant_never_grants_on_a_value_it_cannot_compare(value: Any, op: str, limit: Any) -> None:
-    """allow when amount <op> limit: granted only if the value is a number and the comparison holds."""
+    """allow when amount <op> limit: granted only for a number whose comparison holds."""
     policy = Policy([rule("when", "allow", when={"args.amount": {op: limit}})])
     number = exact(value)
     expected = number is not None and ORDERING[op](number, limit)

@@ -135,8 +135,12 @@ def test_deep_data_is_refused_with_its_location() -> None:
     assert len(caught.value.loc) == MAX_CONDITION_DEPTH
     assert "MAX_CONDITION_DEPTH" in str(caught.value)
     with pytest.raises(PolicyError, match="MAX_CONDITION_DEPTH"):
-        Policy.from_dict({"version": 1, "rules": [{"id": "r", "effect": "allow",
-                                                    "actions": ["a.b"], "when": data}]})  # fmt: skip
+        Policy.from_dict(
+            {
+                "version": 1,
+                "rules": [{"id": "r", "effect": "allow", "actions": ["a.b"], "when": data}],
+            }
+        )
 
 
 def test_implicit_all_counts_as_a_level() -> None:

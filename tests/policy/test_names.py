@@ -30,7 +30,7 @@ from handrail.escalation import Level
 from handrail.permissions import requires_permission
 from handrail.testing import look_alike_names
 
-CYRILLIC_BOT = "b\u043et"  # bоt, with a Cyrillic o
+CYRILLIC_BOT = "b\u043et"  # bot, with a Cyrillic o
 
 
 def rule(id: str, effect: str, **kw: Any) -> Rule:
@@ -107,7 +107,7 @@ def test_principals_are_canonical_on_requests() -> None:
 
 
 def test_a_look_alike_agent_is_refused_not_allowed() -> None:
-    """With allow-everyone and a deny on agent bot, 'bоt' (Cyrillic o) cannot be built."""
+    """With allow-everyone and a deny on agent bot, bot with a Cyrillic o cannot be built."""
     with pytest.raises(ValidationError, match="u043e"):
         Principal(agent=CYRILLIC_BOT)
     assert decide(Principal(agent="\uff42\uff4f\uff54")) is Effect.DENY  # full-width bot
@@ -226,9 +226,11 @@ def test_a_look_alike_of_a_restricted_name_is_restricted_or_refused(case: tuple[
     try:
         principal = principal_with(field, name)
     except ValidationError as exc:
-        assert "\\u" in str(exc) or "empty" in str(exc)
+        refused = str(exc)
+    else:
+        assert decide(principal) is Effect.DENY, name.encode("unicode_escape")
         return
-    assert decide(principal) is Effect.DENY, name.encode("unicode_escape")
+    assert "\\u" in refused or "empty" in refused
 
 
 @settings(max_examples=200, deadline=None)
