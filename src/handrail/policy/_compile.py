@@ -13,7 +13,6 @@ used action is evicted, and the oldest plan.
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -91,24 +90,30 @@ class _PatternTrie:
                 node = node.literal.setdefault(part, _TrieNode())
         (node.rest if trailing else node.end).append(compiled)
 
-    def covering(self, segments: tuple[str, ...], found: dict[_CompiledRule, None]) -> None:
-        """Add to ``found`` every rule whose pattern covers ``segments``."""
-        last = len(segments)
-        # Iterative walk: (node, index of the next segment to match).
-        stack = [(self._root, 0)]
-        while stack:
-            node, index = stack.pop()
-            if index == last:
-                found.update(dict.fromkeys(node.end))
-                continue
-            if node.rest:
-                found.update(dict.fromkeys(node.rest))
-            segment = segments[index]
-            child = node.literal.get(segment)
-            if child is not None:
-                stack.append((child, index + 1))
-            if node.star is not None:
-                stack.append((node.star, index + 1))
+    def covering(self, segments: list[str], found: dict[_CompiledRule, None]) -> None:
+        """Add to ``found`` every rule whose pattern covers ``segments``.
+
+        Level by level: the nodes the first segments lead to (at most two
+        ways per level: the literal segment and ``*``), stopping early when
+        no pattern goes further.
+        """
+        nodes = [self._root]
+        for segment in segments:
+            following = []
+            for node in nodes:
+                for compiled in node.rest:
+                    found[compiled] = None
+                child = node.literal.get(segment)
+                if child is not None:
+                    following.append(child)
+                if node.star is not None:
+                    following.append(node.star)
+            if not following:
+                return
+            nodes = following
+        for node in nodes:
+            for compiled in node.end:
+                found[compiled] = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: rules are compared by object
@@ -126,6 +131,7 @@ class _CompiledRule:
     # Copied out of the Rule: reading a pydantic model's attribute costs ~3x a slot's.
     effect: Effect
     escalate_to: str | None
+    order: tuple[int, str]  # strictest first, then by id: the result never depends on rule order
 
     @classmethod
     def of(cls, rule: Rule) -> _CompiledRule:
@@ -143,6 +149,7 @@ class _CompiledRule:
             reason=_reason(rule),
             effect=rule.effect,
             escalate_to=rule.escalate_to,
+            order=(-rule.effect.strictness, rule.id),
         )
 
     def applies_to(self, subject: _Subject) -> bool:
@@ -189,9 +196,7 @@ _ALLOW = Effect.ALLOW
 _rule_of = attrgetter("rule")
 
 
-def _order(rule: _CompiledRule) -> tuple[int, str]:
-    # Strictest first, then by id: the result never depends on rule order.
-    return (-rule.strictness, rule.rule.id)
+_order = attrgetter("order")
 
 
 # What deciding one action for one subject needs, worked out once per (action,
@@ -261,7 +266,15 @@ def _default_deny(
 class CompiledPolicy:
     """Rules indexed by action; evaluates requests without raising."""
 
-    __slots__ = ("_agent_plans", "_cache", "_exact", "_rules", "_user_plans", "_wildcard")
+    __slots__ = (
+        "_agent_plans",
+        "_cache",
+        "_exact",
+        "_rules",
+        "_subjects",
+        "_user_plans",
+        "_wildcard",
+    )
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._rules = tuple(_CompiledRule.of(r) for r in rules)
@@ -275,21 +288,27 @@ class CompiledPolicy:
                     self._exact.setdefault(pattern, []).append(compiled)
         # Least recently used first; at the limit the first entry goes.
         self._cache: OrderedDict[str, tuple[_CompiledRule, ...]] = OrderedDict()
-        # Keyed by (action, agent id, roles) and (action, user id, roles, groups).
-        self._agent_plans: dict[tuple[str, str, frozenset[str]], _Plan] = {}
-        self._user_plans: dict[tuple[str, str, frozenset[str], frozenset[str]], _Plan] = {}
+        # Keyed by (action, agent id, roles) and (action, user id, roles, groups);
+        # first in, first out (a hit costs one lookup, with no bookkeeping).
+        self._agent_plans: OrderedDict[tuple[str, str, frozenset[str]], _Plan] = OrderedDict()
+        self._user_plans: OrderedDict[tuple[str, str, frozenset[str], frozenset[str]], _Plan] = (
+            OrderedDict()
+        )
+        # Each subject as given -> its canonical form (canonicalising costs microseconds).
+        self._subjects: OrderedDict[_Subject, _Subject] = OrderedDict()
 
     def candidates(self, action: str) -> tuple[_CompiledRule, ...]:
         """The rules whose action patterns cover ``action``, each once, strictest first."""
         cache = self._cache
         found = cache.get(action)
         if found is not None:
-            # Evicted by another thread meanwhile: nothing to refresh.
-            with contextlib.suppress(KeyError):
+            try:  # noqa: SIM105 - see _evict
                 cache.move_to_end(action)
+            except KeyError:  # evicted by another thread meanwhile: nothing to refresh
+                pass
             return found
         chosen = dict.fromkeys(self._exact.get(action, ()))
-        self._wildcard.covering(tuple(action.split(".")), chosen)
+        self._wildcard.covering(action.split("."), chosen)
         # Sorted once here, so the rules a decision matches come out in
         # decision order and no call sorts them.
         found = tuple(sorted(chosen, key=_order))
@@ -327,7 +346,12 @@ class CompiledPolicy:
         Raises if the subject's names cannot be made canonical (``evaluate``
         then denies); such a subject is never cached.
         """
-        canonical = subject.canonical()
+        canonical = self._subjects.get(subject)
+        if canonical is None:
+            canonical = subject.canonical()
+            if len(self._subjects) >= _CACHE_LIMIT:
+                _evict(self._subjects)
+            self._subjects[subject] = canonical
         label = canonical.label
         plan = (
             tuple(c for c in self.candidates(action) if c.applies_to(canonical)),
@@ -336,11 +360,12 @@ class CompiledPolicy:
         )
         # Bounded, dropping the oldest plan when full (dicts keep insertion
         # order): a hit costs one dict lookup, with no bookkeeping.
+        plans: OrderedDict[Any, _Plan]
         if subject.is_user:
-            plans: dict[tuple[str, ...] | tuple[object, ...], _Plan] = self._user_plans  # type: ignore[assignment]
+            plans = self._user_plans
             key: tuple[object, ...] = (action, subject.id, subject.roles, subject.groups)
         else:
-            plans = self._agent_plans  # type: ignore[assignment]
+            plans = self._agent_plans
             key = (action, subject.id, subject.roles)
         if len(plans) >= _CACHE_LIMIT:
             _evict(plans)
@@ -376,14 +401,18 @@ class CompiledPolicy:
         return Explanation(decision, tuple(traces))
 
 
-def _evict(cache: dict[Any, Any]) -> None:
+def _evict(cache: OrderedDict[Any, Any]) -> None:
     """Drop the first (oldest, or least recently used) entry of a full cache.
 
     Another thread may be changing the cache at the same moment: losing that
     race only means one entry more or less, never a wrong answer.
     """
-    with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-        del cache[next(iter(cache))]
+    # try/except, not contextlib.suppress: this runs for every new name, and
+    # the context manager costs as much as the eviction.
+    try:  # noqa: SIM105
+        cache.popitem(last=False)
+    except KeyError:
+        pass
 
 
 def _trace_rule(compiled: _CompiledRule, subject: _Subject, request: ActionRequest) -> RuleTrace:
