@@ -24,7 +24,7 @@ def rule(id: str, actions: list[str], **kw: Any) -> Rule:
     name=st.lists(SEGMENTS.filter(lambda s: s != "*"), min_size=1, max_size=5).map(".".join),
 )
 def test_the_trie_finds_exactly_the_rules_a_scan_would(patterns: list[str], name: str) -> None:
-    """For any patterns and name, the indexed candidates equal a brute-force match over the rules."""
+    """For any patterns and name, the indexed candidates equal a brute-force match."""
     rules = [rule(f"r{i}", [p]) for i, p in enumerate(patterns)]
     compiled = Policy(rules)._compiled
     found = {c.rule.id for c in compiled.candidates(name)}
@@ -33,7 +33,7 @@ def test_the_trie_finds_exactly_the_rules_a_scan_would(patterns: list[str], name
 
 
 def test_new_names_are_cached_past_the_limit_and_memory_stays_bounded() -> None:
-    """Past _CACHE_LIMIT names the newest is still cached (LRU), and the cache never grows past it."""
+    """Past _CACHE_LIMIT names the newest is still cached (LRU); the cache never grows past it."""
     policy = Policy([rule("read", ["crm.*.read"], principals={"roles": ["reader"]})])
     compiled = policy._compiled
     for n in range(_CACHE_LIMIT + 100):
