@@ -358,18 +358,18 @@ class CompiledPolicy:
             label,
             f"no rule grants {action} to {label} (default deny)",
         )
-        # Bounded, dropping the oldest plan when full (dicts keep insertion
-        # order): a hit costs one dict lookup, with no bookkeeping.
-        plans: OrderedDict[Any, _Plan]
+        # Bounded, dropping the oldest plan when full: a hit costs one dict
+        # lookup, with no bookkeeping.
         if subject.is_user:
-            plans = self._user_plans
-            key: tuple[object, ...] = (action, subject.id, subject.roles, subject.groups)
+            users = self._user_plans
+            if len(users) >= _CACHE_LIMIT:
+                _evict(users)
+            users[action, subject.id, subject.roles, subject.groups] = plan
         else:
-            plans = self._agent_plans
-            key = (action, subject.id, subject.roles)
-        if len(plans) >= _CACHE_LIMIT:
-            _evict(plans)
-        plans[key] = plan
+            agents = self._agent_plans
+            if len(agents) >= _CACHE_LIMIT:
+                _evict(agents)
+            agents[action, subject.id, subject.roles] = plan
         return plan
 
     # -- explaining ----------------------------------------------------------
