@@ -69,16 +69,16 @@ def test_leaving_principals_out_still_means_everyone() -> None:
 # -- depth ------------------------------------------------------------------------
 
 
-def nested(depth: int) -> Condition:
-    """A chain of `not` around a comparison, ``depth`` deep in all."""
+def nested(levels: int) -> Condition:
+    """A comparison inside ``levels`` nested `not`s."""
     condition: Condition = Compare(path="args.amount", op="gt", value=1)
-    for _ in range(depth - 1):
+    for _ in range(levels):
         condition = Not(condition=condition)
     return condition
 
 
 def test_conditions_at_the_limit_work_everywhere() -> None:
-    """A condition exactly MAX_CONDITION_DEPTH deep evaluates, explains, renders and dumps."""
+    """A condition MAX_CONDITION_DEPTH levels deep evaluates, explains, renders and dumps."""
     condition = nested(MAX_CONDITION_DEPTH)
     assert condition_depth(condition) == MAX_CONDITION_DEPTH
     policy = Policy([rule("r", "allow", when=condition)])
@@ -132,7 +132,7 @@ def test_deep_data_is_refused_with_its_location() -> None:
         data = {"not": data}
     with pytest.raises(ConditionSyntaxError) as caught:
         parse_condition(data)
-    assert len(caught.value.loc) == MAX_CONDITION_DEPTH
+    assert len(caught.value.loc) == MAX_CONDITION_DEPTH + 1
     assert "MAX_CONDITION_DEPTH" in str(caught.value)
     with pytest.raises(PolicyError, match="MAX_CONDITION_DEPTH"):
         Policy.from_dict(
@@ -146,7 +146,7 @@ def test_deep_data_is_refused_with_its_location() -> None:
 def test_implicit_all_counts_as_a_level() -> None:
     """Two tests on one path make an all(): the depth counts it, in data and in code alike."""
     data: Any = {"args.amount": {"gt": 1, "lt": 5}}
-    for _ in range(MAX_CONDITION_DEPTH - 2):
+    for _ in range(MAX_CONDITION_DEPTH - 1):
         data = {"not": data}
     assert condition_depth(parse_condition(data)) == MAX_CONDITION_DEPTH
     with pytest.raises(ConditionSyntaxError, match="MAX_CONDITION_DEPTH"):

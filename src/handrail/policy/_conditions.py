@@ -16,8 +16,8 @@ The file syntax is a small mapping language::
 
 Several entries in one mapping must all hold.
 
-Limits: conditions nest at most ``MAX_CONDITION_DEPTH`` deep (all / any / not
-levels, counted from the rule), in files and in code.  A comparison whose
+Limits: at most ``MAX_CONDITION_DEPTH`` levels of all / any / not nest, in
+files and in code.  A comparison whose
 result is not a real ``bool`` (numpy answers ``np.True_``), or that raises, is
 undetermined.  ``matches`` patterns are checked and bounded by ``_regex``.
 """
@@ -58,8 +58,8 @@ __all__ = [
     "parse_condition",
 ]
 
-MAX_CONDITION_DEPTH = 32
-"""How deep conditions may nest: a comparison is 1, each all / any / not around it adds 1."""
+MAX_CONDITION_DEPTH = 64
+"""How many levels of all / any / not may nest: a single test is 0, each combinator adds 1."""
 
 Tri: TypeAlias = bool | None
 """True, False, or None for undetermined."""
@@ -824,29 +824,32 @@ def _finish(action_request: type) -> None:
 
 
 def condition_depth(condition: object, limit: int | None = None) -> int:
-    """How deep ``condition`` nests (a comparison is 1); stops counting past ``limit``.
+    """How many levels of all / any / not nest in ``condition`` (a single test: 0).
 
-    Iterative, so a condition built without validation (``model_construct``)
-    thousands deep is measured without a RecursionError.
+    Stops counting past ``limit``.  Iterative, so a condition built without
+    validation (``model_construct``) thousands deep is measured without a
+    RecursionError.
     """
     deepest = 0
-    stack: list[tuple[object, int]] = [(condition, 1)]
+    # (node, how many combinators enclose it)
+    stack: list[tuple[object, int]] = [(condition, 0)]
     while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
+        node, above = stack.pop()
+        if isinstance(node, _Junction):
+            deepest = max(deepest, above + 1)
+            stack.extend((child, above + 1) for child in node.conditions)
+        elif isinstance(node, Not):
+            deepest = max(deepest, above + 1)
+            stack.append((node.condition, above + 1))
         if limit is not None and deepest > limit:
             return deepest
-        if isinstance(node, _Junction):
-            stack.extend((child, depth + 1) for child in node.conditions)
-        elif isinstance(node, Not):
-            stack.append((node.condition, depth + 1))
     return deepest
 
 
 def _too_deep(depth: int) -> str:
     return (
-        f"conditions nest {depth} deep; the limit is {MAX_CONDITION_DEPTH} "
-        "(MAX_CONDITION_DEPTH): flatten nested all / any / not"
+        f"conditions nest {depth} levels of all / any / not; the limit is "
+        f"{MAX_CONDITION_DEPTH} (MAX_CONDITION_DEPTH): flatten them"
     )
 
 
@@ -881,14 +884,15 @@ def parse_condition(data: object, loc: tuple[str | int, ...] = ()) -> Condition:
 
     Nesting deeper than ``MAX_CONDITION_DEPTH`` is refused before it is read further.
     """
-    return _parse(data, loc, 1)
+    return _parse(data, loc, 0)
 
 
 def _parse(data: object, loc: tuple[str | int, ...], depth: int) -> Condition:
+    # depth: how many all / any / not enclose this part of the data.
     if isinstance(data, _Node):
         found = condition_depth(data, MAX_CONDITION_DEPTH)
-        if depth - 1 + found > MAX_CONDITION_DEPTH:
-            raise ConditionSyntaxError(_too_deep(depth - 1 + found), loc)
+        if depth + found > MAX_CONDITION_DEPTH:
+            raise ConditionSyntaxError(_too_deep(depth + found), loc)
         return data  # type: ignore[return-value]
     if depth > MAX_CONDITION_DEPTH:
         raise ConditionSyntaxError(_too_deep(depth), loc)

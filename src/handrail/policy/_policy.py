@@ -58,8 +58,8 @@ class Policy:
             if rule.when is not None and depth > MAX_CONDITION_DEPTH:
                 problems.append(
                     PolicyProblem(
-                        f"conditions nest more than {MAX_CONDITION_DEPTH} deep "
-                        "(MAX_CONDITION_DEPTH): flatten nested all / any / not",
+                        f"conditions nest more than {MAX_CONDITION_DEPTH} levels of "
+                        "all / any / not (MAX_CONDITION_DEPTH): flatten them",
                         source,
                         rule_id=rule.id,
                         field="when",
