@@ -1,11 +1,20 @@
-"""Who is acting: the agent, and the user it acts for."""
+"""Who is acting: the agent, and the user it acts for.
+
+Ids, roles and groups are names, canonicalised when a ``User`` or ``Principal``
+is built (see ``handrail._names``): ``Principal(agent="Support-Bot")`` has
+``agent == "support-bot"``, and a name with a look-alike character from another
+script is refused there, with a ``ValidationError`` naming the field.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from ._names import canonical_name, canonical_names
+from ._values import normalise_mapping
 
 __all__ = ["Principal", "User"]
 
@@ -23,6 +32,22 @@ class User(BaseModel):
     roles: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     attributes: Mapping[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _canonical_id(cls, value: object) -> object:
+        # The empty id is left to min_length, which says so in pydantic's words.
+        return value if value == "" else canonical_name(value, "user id")
+
+    @field_validator("roles", "groups", mode="before")
+    @classmethod
+    def _canonical_names(cls, value: object, info: ValidationInfo) -> object:
+        return canonical_names(value, f"user {info.field_name}")
+
+    @field_validator("attributes")
+    @classmethod
+    def _plain_attributes(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return normalise_mapping(value)
 
 
 class Principal(BaseModel):
@@ -44,3 +69,18 @@ class Principal(BaseModel):
     @classmethod
     def _user_from_id(cls, value: object) -> object:
         return User(id=value) if isinstance(value, str) else value
+
+    @field_validator("agent", mode="before")
+    @classmethod
+    def _canonical_agent(cls, value: object) -> object:
+        return value if value == "" else canonical_name(value, "agent id")
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _canonical_roles(cls, value: object) -> object:
+        return canonical_names(value, "agent roles")
+
+    @field_validator("attributes")
+    @classmethod
+    def _plain_attributes(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return normalise_mapping(value)

@@ -26,6 +26,8 @@ CONTENDERS = {
     "pycasbin (indexed)",
     "bare function",
     "@requires_permission",
+    "10,000 wildcard rules, cached name",
+    "10,000 wildcard rules, first-seen name",
 }
 JUDGED = {
     "handrail",
@@ -33,6 +35,7 @@ JUDGED = {
     "pycasbin",
     "pycasbin (indexed)",
     "@requires_permission",
+    "10,000 wildcard rules, first-seen name",
 }
 
 
@@ -69,6 +72,7 @@ def test_bench_policy_reports_every_contender(policy_result: Any) -> None:
         "pycasbin_over_handrail",
         "rules_1000_over_100",
         "decorator_added_ns",
+        "first_seen_over_cached",
     }
 
 
@@ -84,6 +88,8 @@ def test_handrail_and_pycasbin_agree(policy_result: Any) -> None:
     agreement = policy_result["agreement"]
     assert agreement["pycasbin"] == agreement["pycasbin (indexed)"] == agreement["requests"]
     assert agreement["grid_agreed"] == agreement["grid"]
+    # First-seen names decide as the same names do once cached.
+    assert agreement["first_seen_agreed"] == 1
     # The mixes exercise both outcomes, or agreement would prove little.
     assert 0 < agreement["allowed"] < agreement["requests"]
     assert 0 < agreement["grid_allowed"] < agreement["grid"]

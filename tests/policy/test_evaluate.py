@@ -299,8 +299,8 @@ class TestFailClosed:
         assert decision.effect is Effect.DENY
         assert "returned str" in decision.reason
 
-    def test_exploding_equality_denies(self) -> None:
-        """An attribute whose comparison raises something unexpected denies."""
+    def test_hostile_equality_is_never_consulted(self) -> None:
+        """A str subclass's own __eq__ (raising or lying) is never asked: its text decides."""
 
         class Weird(str):
             def __eq__(self, other: object) -> bool:
@@ -308,9 +308,22 @@ class TestFailClosed:
 
             __hash__ = str.__hash__
 
+        class Liar(str):
+            def __eq__(self, other: object) -> bool:
+                return True
+
+            __hash__ = str.__hash__
+
         policy = Policy([rule("r", "allow", when={"args.s": "x"})])
-        decision = policy.evaluate(request("crm.contact.update", args={"s": Weird("x")}))
-        assert decision.effect is Effect.DENY
+        assert policy.evaluate(request("crm.contact.update", args={"s": Weird("x")})).is_allowed
+        for built in (request, trusted):
+            decision = policy.evaluate(built("crm.contact.update", args={"s": Liar("y")}))
+            assert decision.effect is Effect.DENY
+
+
+def trusted(action: str, principal: Principal = BOT, **parts: Any) -> ActionRequest:
+    """A request built without validation, as a hostile caller could."""
+    return ActionRequest.model_construct(principal=principal, action=action, **parts)
 
 
 class TestDelegation:

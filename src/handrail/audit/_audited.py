@@ -27,7 +27,8 @@ R = TypeVar("R")
 UNKNOWN_AGENT = "<unknown>"
 """The agent recorded for a call with no principal argument, made outside ``acting_as``."""
 
-_NOBODY = Principal(agent=UNKNOWN_AGENT)
+# Built without validation: "<unknown>" is deliberately not a valid agent id.
+_NOBODY = Principal.model_construct(agent=UNKNOWN_AGENT)
 
 
 def audited(

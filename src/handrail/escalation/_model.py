@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .._names import canonical_name
 from ._calendar import BusinessHours
 
 __all__ = [
@@ -110,14 +112,23 @@ class Level(BaseModel):
     @field_validator("deciders")
     @classmethod
     def _named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Deciders are user ids and group names: canonical, as on a User
+        # (handrail._names), so "Alice" here is the user "alice" who decides.
+        canonical = []
         for who in value:
+            is_group = who.startswith("group:")
             name = who.removeprefix("group:")
-            if not _NAME_RE.fullmatch(name):
+            if not _NAME_RE.fullmatch(unicodedata.normalize("NFKC", name)):
                 raise ValueError(
-                    f"decider {who!r} is not a user id or 'group:NAME' "
+                    f"decider {who!a} is not a user id or 'group:NAME' "
                     "(letters, digits and _ . : @ -, starting with a letter or digit)"
                 )
-        return value
+            try:
+                name = canonical_name(name, "group name" if is_group else "decider")
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+            canonical.append(f"group:{name}" if is_group else name)
+        return tuple(canonical)
 
     @field_validator("ack_within", "resolve_within")
     @classmethod

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from .._errors import ConfigurationError, NotADecider, UnknownEscalation
+from .._names import canonical_name, canonical_names
 from ..audit._encoding import args_digest, plain
 from ..clock import Clock, SystemClock
 from ..identity import Principal, User
@@ -159,7 +160,11 @@ class EscalationRouter:
         self.channels = _channels(channels)
         self.clock: Clock = clock or SystemClock()
         self.audit = audit
-        self.groups = {name: frozenset(members) for name, members in (groups or {}).items()}
+        # Group names and members are names like a User's (handrail._names).
+        self.groups = {
+            canonical_name(name, "group name"): canonical_names(list(members), f"group {name}")
+            for name, members in (groups or {}).items()
+        }
         self.telemetry = telemetry
         self.redactor = redactor or Redactor()
         self._resolved: list[Resolved] = (
@@ -851,7 +856,7 @@ def _who(by: Decider) -> tuple[str, frozenset[str]]:
         return by.id, by.groups
     if not isinstance(by, str) or not by:
         raise ConfigurationError(f"'by' must be a user id or a User, got {by!r}")
-    return by, frozenset()
+    return canonical_name(by, "'by'"), frozenset()
 
 
 def _principal(request: Mapping[str, Any]) -> Principal:

@@ -21,7 +21,9 @@ ResourceSpec = Resource | Mapping[str, Any] | Callable[..., Resource | Mapping[s
 ContextSpec = Mapping[str, Any] | Callable[..., Mapping[str, Any]]
 
 # Stands in for the missing principal in the DENY decision it produces; never evaluated.
-_NOBODY = Principal(agent="<no principal>")
+# Built without validation: "<no principal>" is deliberately not a valid agent id, so
+# no policy rule can ever name it.
+_NOBODY = Principal.model_construct(agent="<no principal>")
 _SKIPPED = frozenset({"self", "cls"})
 
 

@@ -5,10 +5,21 @@ See ``docs/policies.md`` for the semantics and the file format.
 
 from .._errors import PolicyError, PolicyProblem
 from ._cases import CaseResult, PolicyCases, PolicyTestReport
-from ._conditions import AllOf, AnyOf, Compare, Condition, Exists, Not, Predicate, Trace
+from ._conditions import (
+    MAX_CONDITION_DEPTH,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    Exists,
+    Not,
+    Predicate,
+    Trace,
+)
 from ._decision import Decision, Explanation, RuleTrace
 from ._model import ActionRequest, Effect, PrincipalMatch, Resource, Rule
 from ._policy import Policy
+from ._regex import REGEX_INPUT_LIMIT, regex_engine, set_regex_engine
 
 __all__ = [
     "ActionRequest",
@@ -21,6 +32,7 @@ __all__ = [
     "Effect",
     "Exists",
     "Explanation",
+    "MAX_CONDITION_DEPTH",
     "Not",
     "Policy",
     "PolicyCases",
@@ -29,8 +41,11 @@ __all__ = [
     "PolicyTestReport",
     "Predicate",
     "PrincipalMatch",
+    "REGEX_INPUT_LIMIT",
     "Resource",
     "Rule",
     "RuleTrace",
     "Trace",
+    "regex_engine",
+    "set_regex_engine",
 ]

@@ -3,15 +3,23 @@
 Compilation happens once, when a ``Policy`` is built.  A decision then costs a
 dict lookup for the rules that cover the action and a short loop over them:
 it grows with the rules that share an action, not with the policy's size.
+
+The rules covering an action name never seen before are found through a trie
+over the patterns' segments (literal segments, ``*`` and a trailing ``*``), so
+a new name costs a walk down a few levels, not a pass over every wildcard
+rule.  The caches are bounded and keep working when full: the least recently
+used action is evicted, and the oldest plan.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from .._names import canonical_name, canonical_names
 from ._conditions import Test
 from ._decision import Decision, Explanation, RuleTrace
 from ._model import ActionRequest, Effect, Rule
@@ -46,6 +54,68 @@ def action_matches(pattern: str, action: str) -> bool:
     return _pattern_matcher(pattern)(tuple(action.split(".")))
 
 
+@dataclass(slots=True, eq=False)
+class _TrieNode:
+    """One segment position of the wildcard patterns.
+
+    ``literal`` and ``star`` lead to the next segment; ``end`` holds the rules
+    whose pattern ends here, ``rest`` those whose pattern ends here with a
+    trailing ``*`` (one or more segments more).
+    """
+
+    literal: dict[str, _TrieNode] = field(default_factory=dict)
+    star: _TrieNode | None = None
+    end: list[_CompiledRule] = field(default_factory=list)
+    rest: list[_CompiledRule] = field(default_factory=list)
+
+
+class _PatternTrie:
+    """Wildcard action patterns by segment: the rules covering a name, in a few steps."""
+
+    __slots__ = ("_root",)
+
+    def __init__(self) -> None:
+        self._root = _TrieNode()
+
+    def add(self, pattern: str, compiled: _CompiledRule) -> None:
+        parts = pattern.split(".")
+        trailing = parts[-1] == "*"
+        node = self._root
+        for part in parts[:-1] if trailing else parts:
+            if part == "*":
+                if node.star is None:
+                    node.star = _TrieNode()
+                node = node.star
+            else:
+                node = node.literal.setdefault(part, _TrieNode())
+        (node.rest if trailing else node.end).append(compiled)
+
+    def covering(self, segments: list[str], found: dict[_CompiledRule, None]) -> None:
+        """Add to ``found`` every rule whose pattern covers ``segments``.
+
+        Level by level: the nodes the first segments lead to (at most two
+        ways per level: the literal segment and ``*``), stopping early when
+        no pattern goes further.
+        """
+        nodes = [self._root]
+        for segment in segments:
+            following = []
+            for node in nodes:
+                for compiled in node.rest:
+                    found[compiled] = None
+                child = node.literal.get(segment)
+                if child is not None:
+                    following.append(child)
+                if node.star is not None:
+                    following.append(node.star)
+            if not following:
+                return
+            nodes = following
+        for node in nodes:
+            for compiled in node.end:
+                found[compiled] = None
+
+
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: rules are compared by object
 class _CompiledRule:
     rule: Rule
@@ -61,6 +131,7 @@ class _CompiledRule:
     # Copied out of the Rule: reading a pydantic model's attribute costs ~3x a slot's.
     effect: Effect
     escalate_to: str | None
+    order: tuple[int, str]  # strictest first, then by id: the result never depends on rule order
 
     @classmethod
     def of(cls, rule: Rule) -> _CompiledRule:
@@ -78,6 +149,7 @@ class _CompiledRule:
             reason=_reason(rule),
             effect=rule.effect,
             escalate_to=rule.escalate_to,
+            order=(-rule.effect.strictness, rule.id),
         )
 
     def applies_to(self, subject: _Subject) -> bool:
@@ -101,6 +173,21 @@ class _Subject(NamedTuple):
     def label(self) -> str:
         return f"{'user' if self.is_user else 'agent'}:{self.id}"
 
+    def canonical(self) -> _Subject:
+        """The subject with canonical names; raises if one cannot be made canonical.
+
+        Principals built normally are canonical already; one built without
+        validation (``model_construct``) is checked here, once per plan, so
+        a look-alike id can never match a rule, nor escape one.
+        """
+        kind = "user" if self.is_user else "agent"
+        return _Subject(
+            self.is_user,
+            canonical_name(self.id, f"{kind} id"),
+            canonical_names(self.roles, f"{kind} roles"),
+            canonical_names(self.groups, f"{kind} groups"),
+        )
+
 
 _NO_GROUPS: frozenset[str] = frozenset()
 # Enum members read once: `Effect.DENY` goes through EnumType.__getattr__ (~150 ns).
@@ -109,9 +196,7 @@ _ALLOW = Effect.ALLOW
 _rule_of = attrgetter("rule")
 
 
-def _order(rule: _CompiledRule) -> tuple[int, str]:
-    # Strictest first, then by id: the result never depends on rule order.
-    return (-rule.strictness, rule.rule.id)
+_order = attrgetter("order")
 
 
 # What deciding one action for one subject needs, worked out once per (action,
@@ -131,7 +216,7 @@ def _decide(plan: _Plan, request: ActionRequest) -> Decision:
         if test is not None:
             value = test(request)
             if value is not True:
-                if value is None:
+                if value is not False:  # None, or anything that is not a real bool
                     undetermined.append(compiled)
                     # Undetermined never grants, but always narrows: restrictions
                     # apply, and an AUDIT still flags what another rule grants.
@@ -181,37 +266,55 @@ def _default_deny(
 class CompiledPolicy:
     """Rules indexed by action; evaluates requests without raising."""
 
-    __slots__ = ("_agent_plans", "_cache", "_exact", "_rules", "_user_plans", "_wildcard")
+    __slots__ = (
+        "_agent_plans",
+        "_cache",
+        "_exact",
+        "_rules",
+        "_subjects",
+        "_user_plans",
+        "_wildcard",
+    )
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._rules = tuple(_CompiledRule.of(r) for r in rules)
         self._exact: dict[str, list[_CompiledRule]] = {}
-        self._wildcard: list[tuple[Callable[[tuple[str, ...]], bool], _CompiledRule]] = []
+        self._wildcard = _PatternTrie()
         for compiled in self._rules:
             for pattern in compiled.rule.actions:
                 if "*" in pattern:
-                    self._wildcard.append((_pattern_matcher(pattern), compiled))
+                    self._wildcard.add(pattern, compiled)
                 else:
                     self._exact.setdefault(pattern, []).append(compiled)
-        self._cache: dict[str, tuple[_CompiledRule, ...]] = {}
-        # Keyed by (action, agent id, roles) and (action, user id, roles, groups).
-        self._agent_plans: dict[tuple[str, str, frozenset[str]], _Plan] = {}
-        self._user_plans: dict[tuple[str, str, frozenset[str], frozenset[str]], _Plan] = {}
+        # Least recently used first; at the limit the first entry goes.
+        self._cache: OrderedDict[str, tuple[_CompiledRule, ...]] = OrderedDict()
+        # Keyed by (action, agent id, roles) and (action, user id, roles, groups);
+        # first in, first out (a hit costs one lookup, with no bookkeeping).
+        self._agent_plans: OrderedDict[tuple[str, str, frozenset[str]], _Plan] = OrderedDict()
+        self._user_plans: OrderedDict[tuple[str, str, frozenset[str], frozenset[str]], _Plan] = (
+            OrderedDict()
+        )
+        # Each subject as given -> its canonical form (canonicalising costs microseconds).
+        self._subjects: OrderedDict[_Subject, _Subject] = OrderedDict()
 
     def candidates(self, action: str) -> tuple[_CompiledRule, ...]:
         """The rules whose action patterns cover ``action``, each once, strictest first."""
-        found = self._cache.get(action)
-        if found is None:
-            segments = tuple(action.split("."))
-            chosen = dict.fromkeys(self._exact.get(action, ()))
-            for matches, compiled in self._wildcard:
-                if compiled not in chosen and matches(segments):
-                    chosen[compiled] = None
-            # Sorted once here, so the rules a decision matches come out in
-            # decision order and no call sorts them.
-            found = tuple(sorted(chosen, key=_order))
-            if len(self._cache) < _CACHE_LIMIT:
-                self._cache[action] = found
+        cache = self._cache
+        found = cache.get(action)
+        if found is not None:
+            try:  # noqa: SIM105 - see _evict
+                cache.move_to_end(action)
+            except KeyError:  # evicted by another thread meanwhile: nothing to refresh
+                pass
+            return found
+        chosen = dict.fromkeys(self._exact.get(action, ()))
+        self._wildcard.covering(action.split("."), chosen)
+        # Sorted once here, so the rules a decision matches come out in
+        # decision order and no call sorts them.
+        found = tuple(sorted(chosen, key=_order))
+        if len(cache) >= _CACHE_LIMIT:
+            _evict(cache)
+        cache[action] = found
         return found
 
     # -- deciding ------------------------------------------------------------
@@ -238,23 +341,35 @@ class CompiledPolicy:
             return _failed(request, exc)
 
     def _plan(self, action: str, subject: _Subject) -> _Plan:
-        """Work out, and cache, what deciding ``action`` for ``subject`` needs."""
-        label = subject.label
+        """Work out, and cache, what deciding ``action`` for ``subject`` needs.
+
+        Raises if the subject's names cannot be made canonical (``evaluate``
+        then denies); such a subject is never cached.
+        """
+        canonical = self._subjects.get(subject)
+        if canonical is None:
+            canonical = subject.canonical()
+            if len(self._subjects) >= _CACHE_LIMIT:
+                _evict(self._subjects)
+            self._subjects[subject] = canonical
+        label = canonical.label
         plan = (
-            tuple(c for c in self.candidates(action) if c.applies_to(subject)),
+            tuple(c for c in self.candidates(action) if c.applies_to(canonical)),
             label,
             f"no rule grants {action} to {label} (default deny)",
         )
-        # Bounded like the action cache, but starting over when full: the
-        # principals in use change over a process's life; action names do not.
+        # Bounded, dropping the oldest plan when full: a hit costs one dict
+        # lookup, with no bookkeeping.
         if subject.is_user:
-            if len(self._user_plans) >= _CACHE_LIMIT:
-                self._user_plans.clear()
-            self._user_plans[action, subject.id, subject.roles, subject.groups] = plan
+            users = self._user_plans
+            if len(users) >= _CACHE_LIMIT:
+                _evict(users)
+            users[action, subject.id, subject.roles, subject.groups] = plan
         else:
-            if len(self._agent_plans) >= _CACHE_LIMIT:
-                self._agent_plans.clear()
-            self._agent_plans[action, subject.id, subject.roles] = plan
+            agents = self._agent_plans
+            if len(agents) >= _CACHE_LIMIT:
+                _evict(agents)
+            agents[action, subject.id, subject.roles] = plan
         return plan
 
     # -- explaining ----------------------------------------------------------
@@ -267,6 +382,10 @@ class CompiledPolicy:
         if principal.on_behalf_of is not None:
             user = principal.on_behalf_of
             subjects.append(_Subject(True, user.id, user.roles, user.groups))
+        try:
+            subjects = [subject.canonical() for subject in subjects]
+        except ValueError:  # the decision says why it denied; no rule can apply
+            return Explanation(decision, ())
         covering = set(self.candidates(request.action))
         traces: list[RuleTrace] = []
         for compiled in sorted(self._rules, key=_order):
@@ -280,6 +399,20 @@ class CompiledPolicy:
             for subject in subjects:
                 traces.append(_trace_rule(compiled, subject, request))
         return Explanation(decision, tuple(traces))
+
+
+def _evict(cache: OrderedDict[Any, Any]) -> None:
+    """Drop the first (oldest, or least recently used) entry of a full cache.
+
+    Another thread may be changing the cache at the same moment: losing that
+    race only means one entry more or less, never a wrong answer.
+    """
+    # try/except, not contextlib.suppress: this runs for every new name, and
+    # the context manager costs as much as the eviction.
+    try:  # noqa: SIM105
+        cache.popitem(last=False)
+    except KeyError:
+        pass
 
 
 def _trace_rule(compiled: _CompiledRule, subject: _Subject, request: ActionRequest) -> RuleTrace:

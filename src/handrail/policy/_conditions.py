@@ -15,6 +15,11 @@ The file syntax is a small mapping language::
         - args.cc: {exists: true}
 
 Several entries in one mapping must all hold.
+
+Limits: at most ``MAX_CONDITION_DEPTH`` levels of all / any / not nest, in
+files and in code.  A comparison whose
+result is not a real ``bool`` (numpy answers ``np.True_``), or that raises, is
+undetermined.  ``matches`` patterns are checked and bounded by ``_regex``.
 """
 
 from __future__ import annotations
@@ -22,13 +27,18 @@ from __future__ import annotations
 import datetime as dt
 import math
 import operator
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
+from fractions import Fraction
 from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .._names import canonical_name
+from .._values import normalise
+from ._regex import check_pattern as _check_pattern
+from ._regex import compile_search
 
 if TYPE_CHECKING:
     from ._model import ActionRequest
@@ -40,11 +50,16 @@ __all__ = [
     "Condition",
     "ConditionSyntaxError",
     "Exists",
+    "MAX_CONDITION_DEPTH",
     "Not",
     "Predicate",
     "Trace",
+    "condition_depth",
     "parse_condition",
 ]
+
+MAX_CONDITION_DEPTH = 64
+"""How many levels of all / any / not may nest: a single test is 0, each combinator adds 1."""
 
 Tri: TypeAlias = bool | None
 """True, False, or None for undetermined."""
@@ -67,6 +82,20 @@ _MODEL_FIELDS: dict[str, dict[str, str | None]] = {
     "user": {"id": None, "roles": None, "groups": None, "attributes": None},
     "resource": {"type": None, "id": None, "attributes": None},
 }
+
+
+# Paths that hold names (ids, roles, groups): a condition compares them in their
+# canonical form (see handrail._names), so "Bot" in a policy matches agent "bot".
+_NAME_PATHS = frozenset(
+    {
+        "principal.agent",
+        "principal.roles",
+        "principal.on_behalf_of.id",
+        "principal.on_behalf_of.roles",
+        "principal.on_behalf_of.groups",
+    }
+)
+_NAME_OPS = frozenset({"eq", "ne", "in", "not_in", "contains", "startswith"})
 
 
 class _Missing:
@@ -165,7 +194,7 @@ def _getter(path: str) -> Callable[[ActionRequest], Any]:
 def _kind(value: object) -> str:
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, int | float | Decimal):
+    if isinstance(value, int | float | Decimal | Fraction):
         return "number"
     if isinstance(value, str):
         return "string"
@@ -223,7 +252,7 @@ def _is_number(value: object) -> bool:
         return not value.is_nan()
     if isinstance(value, float):
         return not math.isnan(value)
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int | Fraction) and not isinstance(value, bool)
 
 
 def _fits(expected: object) -> Callable[[object], bool]:
@@ -236,7 +265,35 @@ def _fits(expected: object) -> Callable[[object], bool]:
 
 
 def _show(value: object) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    try:
+        if isinstance(value, str):
+            return repr(value) if len(value) <= 200 else repr(value[:200]) + "..."
+        if type(value) is int and value.bit_length() > 200:
+            return f"<int of {value.bit_length()} bits>"
+        text = str(value)
+    except Exception:  # a hostile __str__, or an int too long to print
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _plain(actual: Any) -> Any:
+    """A value of an unexpected type made plain (numpy scalar to float, ...), as at the boundary."""
+    return normalise(actual)
+
+
+def _looks_numeric(text: str) -> bool:
+    """True for strings such as "100", " 1e5", "1_000", "0x10", "inf": numbers in quotes."""
+    candidate = text.strip()
+    if not candidate:
+        return False
+    try:
+        float(candidate)
+    except ValueError:
+        try:
+            int(candidate, 0)
+        except ValueError:
+            return False
+    return True
 
 
 # -- the nodes ---------------------------------------------------------------
@@ -306,6 +363,9 @@ class Compare(_Node):
                 raise ValueError(f"{op} needs values of one kind, got {', '.join(sorted(kinds))}")
             if isinstance(value, list | set | frozenset):
                 object.__setattr__(self, "value", tuple(value))
+        if self.path in _NAME_PATHS and op in _NAME_OPS:
+            object.__setattr__(self, "value", _canonical_value(self.path, self.value))
+            value = self.value
         if _kind(value) == "number" and not _is_number(value):
             raise ValueError("NaN compares with nothing: use a number")
         if op in ("in", "not_in") and any(
@@ -317,14 +377,17 @@ class Compare(_Node):
                 raise ValueError(
                     f"{op} compares numbers, strings or dates, got {_kind(value)} {_show(value)}"
                 )
+            if isinstance(value, str) and _looks_numeric(value):
+                raise ValueError(
+                    f"{op} {_show(value)} compares with a string that looks like a number, "
+                    "and a number is never compared with a string (every request would be "
+                    f"undetermined): write the number without quotes, {op}: {value.strip()}"
+                )
         elif op in ("startswith", "matches"):
             if not isinstance(value, str):
                 raise ValueError(f"{op} needs a string, got {_show(value)}")
             if op == "matches":
-                try:
-                    re.compile(value)
-                except re.error as exc:
-                    raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+                _check_pattern(value, ignore_case=self.path in _NAME_PATHS)
         elif op not in ("in", "not_in") and _kind(value) in ("list", "mapping"):
             raise ValueError(f"{op} compares single values, got {_kind(value)} {_show(value)}")
         return self
@@ -334,60 +397,28 @@ class Compare(_Node):
         if op == "contains":
             return _compile_contains(get, value)
         if op == "matches":
-            search = re.compile(value).search
+            search = compile_search(value, ignore_case=self.path in _NAME_PATHS)
 
             def matches(request: ActionRequest) -> Tri:
                 actual = get(request)
-                if not isinstance(actual, str):
-                    return None
-                return search(actual) is not None
+                if type(actual) is not str:
+                    if not isinstance(actual, str):
+                        return None
+                    actual = str.__str__(actual)
+                return search(actual)
 
             return matches
         direct = _mapping_key(self.path)
         if op in ("in", "not_in"):
-            expected = value[0] if value else None
-            fits = _fits(expected) if value else (lambda v: True)
-            exact = _EXACT_TYPES.get(_kind(expected), frozenset()) if value else frozenset()
-            try:
-                options: frozenset[Any] | tuple[Any, ...] = frozenset(value)
-            except TypeError:
-                options = tuple(value)
-            negate = op == "not_in"
-            if direct is not None:
-                root, key = direct
-
-                # get_key and the kind check inlined: `args.to_domain in [...]`
-                # is among the commonest tests, and each call saved is ~70 ns.
-                def member_key(request: ActionRequest) -> Tri:
-                    mapping = root(request)
-                    if type(mapping) is not dict and not isinstance(mapping, Mapping):
-                        return None
-                    actual = mapping.get(key, MISSING)
-                    if type(actual) not in exact and (actual is MISSING or not fits(actual)):
-                        return None
-                    try:
-                        return (actual in options) is not negate
-                    except TypeError:  # unhashable actual value
-                        return None
-
-                return member_key
-
-            def member(request: ActionRequest) -> Tri:
-                actual = get(request)
-                if actual is MISSING or not fits(actual):
-                    return None
-                try:
-                    return (actual in options) is not negate
-                except TypeError:  # unhashable actual value
-                    return None
-
-            return member
+            return _compile_member(get, direct, value, op == "not_in")
         fits = _fits(value)
         if op == "startswith":
 
             def startswith(request: ActionRequest) -> Tri:
                 actual = get(request)
-                return actual.startswith(value) if fits(actual) else None
+                if type(actual) is not str:
+                    actual = _plain(actual)
+                return str.startswith(actual, value) if fits(actual) else None
 
             return startswith
         compare = _COMPARE[op]
@@ -402,23 +433,33 @@ class Compare(_Node):
                 if type(mapping) is not dict and not isinstance(mapping, Mapping):
                     return None
                 actual = mapping.get(key, MISSING)
-                if type(actual) not in exact and (actual is MISSING or not fits(actual)):
-                    return None
+                if type(actual) not in exact:
+                    if actual is MISSING:
+                        return None
+                    actual = _plain(actual)  # np.float64 and kin: compare the plain number
+                    if not fits(actual):
+                        return None
                 try:
-                    return compare(actual, value)  # type: ignore[no-any-return]
-                except TypeError:  # e.g. naive vs aware datetimes
+                    result = compare(actual, value)
+                except Exception:  # naive vs aware datetimes, a hostile __gt__, ...
                     return None
+                return result if type(result) is bool else None
 
             return compare_key
 
         def compare_test(request: ActionRequest) -> Tri:
             actual = get(request)
-            if actual is MISSING or not fits(actual):
-                return None
+            if type(actual) not in exact:
+                if actual is MISSING:
+                    return None
+                actual = _plain(actual)
+                if not fits(actual):
+                    return None
             try:
-                return compare(actual, value)  # type: ignore[no-any-return]
-            except TypeError:  # e.g. naive vs aware datetimes
+                result = compare(actual, value)
+            except Exception:  # naive vs aware datetimes, a hostile __gt__, ...
                 return None
+            return result if type(result) is bool else None
 
         return compare_test
 
@@ -455,20 +496,99 @@ class Compare(_Node):
         return frozenset({self.path})
 
 
+def _canonical_value(path: str, value: Any) -> Any:
+    """Names compared with a name path (``principal.agent``, ...) in their canonical form."""
+    try:
+        if isinstance(value, str):
+            return canonical_name(value, f"value for {path}")
+        if isinstance(value, tuple):
+            return tuple(
+                canonical_name(v, f"value for {path}") if isinstance(v, str) else v for v in value
+            )
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _compile_member(
+    get: Callable[[ActionRequest], Any],
+    direct: tuple[Callable[[ActionRequest], Any], str] | None,
+    value: tuple[Any, ...],
+    negate: bool,
+) -> Test:
+    expected = value[0] if value else None
+    fits = _fits(expected) if value else (lambda v: True)
+    exact = _EXACT_TYPES.get(_kind(expected), frozenset()) if value else frozenset()
+    try:
+        options: frozenset[Any] | tuple[Any, ...] = frozenset(value)
+    except TypeError:
+        options = tuple(value)
+
+    def settle(actual: Any) -> Tri:
+        # A value of an unexpected type (a subclass, a numpy scalar) is made
+        # plain first: `in` asks the value's own __eq__, which may lie.
+        if actual is MISSING:
+            return None
+        actual = _plain(actual)
+        if not fits(actual):
+            return None
+        try:
+            return (actual in options) is not negate
+        except Exception:  # unhashable actual value
+            return None
+
+    if direct is not None:
+        root, key = direct
+
+        # get_key and the kind check inlined: `args.to_domain in [...]`
+        # is among the commonest tests, and each call saved is ~70 ns.
+        def member_key(request: ActionRequest) -> Tri:
+            mapping = root(request)
+            if type(mapping) is not dict and not isinstance(mapping, Mapping):
+                return None
+            actual = mapping.get(key, MISSING)
+            if type(actual) not in exact:
+                return settle(actual)
+            try:
+                return (actual in options) is not negate
+            except TypeError:  # pragma: no cover - exact types are hashable
+                return None
+
+        return member_key
+
+    def member(request: ActionRequest) -> Tri:
+        actual = get(request)
+        if type(actual) not in exact:
+            return settle(actual)
+        return (actual in options) is not negate
+
+    return member
+
+
 def _compile_contains(get: Callable[[ActionRequest], Any], value: Any) -> Test:
     fits = _fits(value)
 
     def contains(request: ActionRequest) -> Tri:
         actual = get(request)
-        if isinstance(actual, str):
+        if type(actual) is not str and isinstance(actual, str):
+            actual = str.__str__(actual)
+        if type(actual) is str:
             return (value in actual) if isinstance(value, str) else None
         if isinstance(actual, list | tuple | set | frozenset):
             mismatched = False
-            for item in actual:
-                if not fits(item):
-                    mismatched = True
-                elif item == value:
-                    return True
+            try:
+                for element in actual:
+                    item = _plain(element)
+                    if not fits(item):
+                        mismatched = True
+                        continue
+                    same = item == value
+                    if same is True:
+                        return True
+                    if same is not False:
+                        mismatched = True
+            except Exception:  # a container or item that raises: undetermined
+                return None
             return None if mismatched else False
         return None
 
@@ -533,7 +653,7 @@ def _kleene(values: Iterable[Tri], dominant: bool) -> Tri:
     for value in values:
         if value is dominant:
             return dominant
-        if value is None:
+        if value is not (not dominant):
             result = None
     return result
 
@@ -542,6 +662,11 @@ class _Junction(_Node):
     """All of, or any of, several conditions; the two differ only in the dominant value."""
 
     conditions: tuple[Condition, ...]
+
+    @model_validator(mode="after")
+    def _shallow_enough(self) -> _Junction:
+        _check_depth(self)
+        return self
 
     _name: ClassVar[str]  # "all" / "any", as in the file syntax
     _dominant: ClassVar[bool]
@@ -562,7 +687,7 @@ class _Junction(_Node):
                 value = test(request)
                 if value is dominant:
                     return dominant
-                if value is None:
+                if value is not neutral:  # None, or anything not a real bool
                     result = None
             return result
 
@@ -609,12 +734,19 @@ class Not(_Node):
     kind: Literal["not"] = "not"
     condition: Condition
 
+    @model_validator(mode="after")
+    def _shallow_enough(self) -> Not:
+        _check_depth(self)
+        return self
+
     def compile(self) -> Test:
         test = self.condition.compile()
 
         def negate(request: ActionRequest) -> Tri:
             value = test(request)
-            return None if value is None else not value
+            if value is True:
+                return False
+            return True if value is False else None
 
         return negate
 
@@ -691,6 +823,42 @@ def _finish(action_request: type) -> None:
         node.model_rebuild(_types_namespace=namespace)
 
 
+def condition_depth(condition: object, limit: int | None = None) -> int:
+    """How many levels of all / any / not nest in ``condition`` (a single test: 0).
+
+    Stops counting past ``limit``.  Iterative, so a condition built without
+    validation (``model_construct``) thousands deep is measured without a
+    RecursionError.
+    """
+    deepest = 0
+    # (node, how many combinators enclose it)
+    stack: list[tuple[object, int]] = [(condition, 0)]
+    while stack:
+        node, above = stack.pop()
+        if isinstance(node, _Junction):
+            deepest = max(deepest, above + 1)
+            stack.extend((child, above + 1) for child in node.conditions)
+        elif isinstance(node, Not):
+            deepest = max(deepest, above + 1)
+            stack.append((node.condition, above + 1))
+        if limit is not None and deepest > limit:
+            return deepest
+    return deepest
+
+
+def _too_deep(depth: int) -> str:
+    return (
+        f"conditions nest {depth} levels of all / any / not; the limit is "
+        f"{MAX_CONDITION_DEPTH} (MAX_CONDITION_DEPTH): flatten them"
+    )
+
+
+def _check_depth(node: _Node) -> None:
+    depth = condition_depth(node, MAX_CONDITION_DEPTH)
+    if depth > MAX_CONDITION_DEPTH:
+        raise ValueError(_too_deep(depth))
+
+
 def _group(condition: _Node) -> str:
     text = condition.render()
     return (
@@ -712,9 +880,22 @@ _COMBINATORS = ("all", "any", "not")
 
 
 def parse_condition(data: object, loc: tuple[str | int, ...] = ()) -> Condition:
-    """Read a condition written in the file syntax; raise ConditionSyntaxError naming where."""
+    """Read a condition written in the file syntax; raise ConditionSyntaxError naming where.
+
+    Nesting deeper than ``MAX_CONDITION_DEPTH`` is refused before it is read further.
+    """
+    return _parse(data, loc, 0)
+
+
+def _parse(data: object, loc: tuple[str | int, ...], depth: int) -> Condition:
+    # depth: how many all / any / not enclose this part of the data.
     if isinstance(data, _Node):
+        found = condition_depth(data, MAX_CONDITION_DEPTH)
+        if depth + found > MAX_CONDITION_DEPTH:
+            raise ConditionSyntaxError(_too_deep(depth + found), loc)
         return data  # type: ignore[return-value]
+    if depth > MAX_CONDITION_DEPTH:
+        raise ConditionSyntaxError(_too_deep(depth), loc)
     if not isinstance(data, Mapping) or not data:
         raise ConditionSyntaxError(
             f"a condition is a mapping of paths to tests, or all / any / not, got {_show(data)}",
@@ -726,15 +907,25 @@ def parse_condition(data: object, loc: tuple[str | int, ...] = ()) -> Condition:
         if key in ("all", "any"):
             if not isinstance(value, list):
                 raise ConditionSyntaxError(f"{key} takes a list of conditions", here)
-            items = tuple(parse_condition(item, (*here, i)) for i, item in enumerate(value))
-            parts.append(AllOf(conditions=items) if key == "all" else AnyOf(conditions=items))
+            items = tuple(_parse(item, (*here, i), depth + 1) for i, item in enumerate(value))
+            kind = AllOf if key == "all" else AnyOf
+            parts.append(_build(here, kind, conditions=items))
         elif key == "not":
-            parts.append(Not(condition=parse_condition(value, here)))
+            parts.append(_build(here, Not, condition=_parse(value, here, depth + 1)))
         elif isinstance(key, str):
             parts.extend(_parse_tests(key, value, here))
         else:
             raise ConditionSyntaxError(f"a condition key must be a path, got {key!r}", here)
-    return parts[0] if len(parts) == 1 else AllOf(conditions=tuple(parts))
+    return parts[0] if len(parts) == 1 else _build(loc, AllOf, conditions=tuple(parts))
+
+
+def _build(loc: tuple[str | int, ...], node: type[_Node], **fields: Any) -> Any:
+    """``node(**fields)``, its validation error (too deep) raised as a ConditionSyntaxError."""
+    try:
+        return node(**fields)
+    except ValueError as exc:
+        message = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+        raise ConditionSyntaxError(message.removeprefix("Value error, "), loc) from None
 
 
 def _parse_tests(path: str, spec: object, loc: tuple[str | int, ...]) -> list[Condition]:
@@ -758,7 +949,7 @@ def _parse_tests(path: str, spec: object, loc: tuple[str | int, ...]) -> list[Co
             if not isinstance(value, bool):
                 raise ConditionSyntaxError("exists takes true or false", here)
             exists = Exists(path=path)
-            tests.append(exists if value else Not(condition=exists))
+            tests.append(exists if value else _build(here, Not, condition=exists))
             continue
         if op not in OPERATORS:
             raise ConditionSyntaxError(

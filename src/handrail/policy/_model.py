@@ -7,16 +7,33 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
+# Re-exported: the action-name rules live with the name rule, and are imported from here.
+from .._names import ACTION_PATTERN_RE, ACTION_RE, canonical_names
+from .._values import normalise_mapping
 from ..identity import Principal
 from ._conditions import Condition, _finish, parse_condition
 
-__all__ = ["ActionRequest", "Effect", "PrincipalMatch", "Resource", "Rule"]
+__all__ = [
+    "ACTION_PATTERN_RE",
+    "ACTION_RE",
+    "ActionRequest",
+    "Effect",
+    "PrincipalMatch",
+    "Resource",
+    "Rule",
+]
 
-_SEGMENT = r"[A-Za-z0-9_-]+"
-ACTION_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
-ACTION_PATTERN_RE = re.compile(rf"(?:{_SEGMENT}|\*)(?:\.(?:{_SEGMENT}|\*))*")
 RULE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 
 
@@ -68,12 +85,19 @@ class Resource(BaseModel):
     id: str | None = None
     attributes: Mapping[str, Any] = Field(default_factory=dict)
 
+    @field_validator("attributes")
+    @classmethod
+    def _plain_attributes(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return normalise_mapping(value)
+
 
 class ActionRequest(BaseModel):
     """One thing an agent wants to do: who, what, on what, with which arguments, in which context.
 
     Conditions address its parts by path: ``principal.*``, ``resource.*``,
-    ``args.*`` and ``context.*``.
+    ``args.*`` and ``context.*``.  ``args`` and ``context`` are made plain when
+    the request is built (numpy scalars become Python numbers, and so on; see
+    ``handrail._values``): the function called still gets its own values.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -94,6 +118,11 @@ class ActionRequest(BaseModel):
             )
         return value
 
+    @field_validator("args", "context")
+    @classmethod
+    def _plain_values(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return normalise_mapping(value)
+
 
 _finish(ActionRequest)
 
@@ -113,15 +142,16 @@ def trusted_request(
     """Build an ActionRequest from parts the caller has already checked, without validation.
 
     The decorator builds one per guarded call; validation (``model_construct``
-    included) costs microseconds there.  Equivalence with the validated model
-    is tested.
+    included) costs microseconds there.  ``args`` and ``context`` are still
+    made plain (a mapping of plain values is kept as it is, after a check of
+    each value's type).  Equivalence with the validated model is tested.
     """
     request = _new(ActionRequest)
     _set(
         request,
         "__dict__",
-        {"principal": principal, "action": action, "resource": resource, "args": args,
-         "context": context},
+        {"principal": principal, "action": action, "resource": resource,
+         "args": normalise_mapping(args), "context": normalise_mapping(context)},
     )  # fmt: skip
     _set(request, "__pydantic_fields_set__", _FIELDS_SET)
     _set(request, "__pydantic_extra__", None)
@@ -133,7 +163,10 @@ class PrincipalMatch(BaseModel):
     """Whom a rule applies to.  Empty means everyone; otherwise any listed match is enough.
 
     ``agents`` match the agent's id, ``users`` and ``groups`` the user it acts
-    for, ``roles`` the roles of either.
+    for, ``roles`` the roles of either.  Names are canonical (``handrail._names``):
+    ``Intern`` is ``intern``, and a look-alike character is refused.  A list
+    that is given must not be empty: ``roles: []`` would otherwise read as
+    "everyone" (leave the field out for that).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -142,6 +175,29 @@ class PrincipalMatch(BaseModel):
     users: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
+
+    @field_validator("agents", "users", "groups", "roles", mode="before")
+    @classmethod
+    def _canonical_names(cls, value: object, info: ValidationInfo) -> object:
+        field = f"principals.{info.field_name}"
+        if isinstance(value, list | tuple | set | frozenset) and not value:
+            raise ValueError(
+                f"{field} is an empty list, which would make the rule apply to everyone: "
+                f"list at least one name, or leave {info.field_name} out"
+            )
+        try:
+            return canonical_names(value, f"{field} entry")
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_lists(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # An empty list is refused on the way in, so it is left out on the way
+        # out: a dumped PrincipalMatch validates back to an equal one.
+        data = handler(self)
+        return (
+            {key: value for key, value in data.items() if value} if isinstance(data, dict) else data
+        )
 
     @property
     def is_anyone(self) -> bool:
@@ -241,6 +297,8 @@ def resource_from(data: Mapping[str, Any] | Resource) -> Resource:
         kind = data.get("type")
         id_ = data.get("id")
         attributes = data.get("attributes")
+        if attributes is not None and type(attributes) is dict:
+            attributes = normalise_mapping(attributes)
         if (
             type(kind) is str
             and kind

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._errors import PolicyError, PolicyProblem
 from ._compile import CompiledPolicy
+from ._conditions import MAX_CONDITION_DEPTH, condition_depth
 from ._decision import Decision, Explanation
 from ._model import ActionRequest, Rule
 
@@ -51,6 +52,19 @@ class Policy:
                     )
                 )
             seen.add(rule.id)
+            # Nodes check their depth when built; a rule put together without
+            # validation (model_construct) is checked here, before compiling recurses.
+            depth = condition_depth(rule.when, MAX_CONDITION_DEPTH)
+            if rule.when is not None and depth > MAX_CONDITION_DEPTH:
+                problems.append(
+                    PolicyProblem(
+                        f"conditions nest more than {MAX_CONDITION_DEPTH} levels of "
+                        "all / any / not (MAX_CONDITION_DEPTH): flatten them",
+                        source,
+                        rule_id=rule.id,
+                        field="when",
+                    )
+                )
         if problems:
             raise PolicyError(problems)
         self.name = name

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 from hypothesis import strategies as st
 
+from .._names import canonical_name
 from ..identity import Principal, User
 from ..policy import (
     ActionRequest,
@@ -41,13 +43,25 @@ from ..policy import (
     Resource,
     Rule,
 )
-from ..policy._conditions import OPERATORS, _kind, _path_steps
+from ..policy._conditions import (
+    _NAME_PATHS,
+    _ORDERING,
+    OPERATORS,
+    _kind,
+    _looks_numeric,
+    _path_steps,
+)
 from ..policy._model import ACTION_PATTERN_RE
 
 __all__ = [
+    "LyingNumber",
+    "NotANumber",
+    "RaisingNumber",
     "action_requests",
     "attribute_values",
     "conditions",
+    "look_alike_names",
+    "numeric_like_values",
     "policies",
     "principals",
     "resources",
@@ -404,14 +418,30 @@ def _compares(
     # Only operators that can decide something about a value of this kind:
     # the attribute may still hold another kind, which is then undetermined.
     op = draw(operators[_operator_kind(value)])
+    if op in _ORDERING and isinstance(value, str) and _looks_numeric(value):
+        # An ordering against "12000" is refused: order against a word instead.
+        value = draw(st.sampled_from(tuple(w for w in STRINGS if not _looks_numeric(w))))
+    if path in _NAME_PATHS and isinstance(value, str) and not _is_name(value):
+        # A name path compares canonical names: a value that is not one is refused.
+        value = draw(st.sampled_from((*AGENTS, *USERS)))
     if op in ("in", "not_in"):
         others = draw(st.lists(values[path], max_size=3))
         listed = [value, *(v for v in others if _kind(v) == kind)]
+        if path in _NAME_PATHS:
+            listed = [v for v in listed if not isinstance(v, str) or _is_name(v)]
         # Now and then the empty list, which nothing is in.
         return Compare(path=path, op=op, value=[] if draw(_one_in(10)) else listed)
     if op == "matches":
         return Compare(path=path, op=op, value=draw(regexes))
     return Compare(path=path, op=op, value=value)
+
+
+def _is_name(value: str) -> bool:
+    try:
+        canonical_name(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _operator_kind(value: object) -> str:
@@ -458,8 +488,7 @@ def rules(
         effects=st.sampled_from(tuple(_vocabulary("effects", effects))),
         actions=st.lists(st.sampled_from(actions), min_size=1, max_size=2, unique=True),
         principal_matches=st.just(PrincipalMatch())
-        | st.builds(
-            PrincipalMatch,
+        | _principal_matches(
             agents=_subsets(agents, max_size=2),
             users=_subsets(users, max_size=2),
             groups=_subsets(groups, max_size=2),
@@ -471,6 +500,15 @@ def rules(
 
 
 _RULE_NUMBERS = st.integers(min_value=1, max_value=999)
+
+
+@st.composite
+def _principal_matches(
+    draw: st.DrawFn, /, **fields: st.SearchStrategy[frozenset[str]]
+) -> PrincipalMatch:
+    # An empty list is refused (it would read as "everyone"): leave the field out.
+    drawn = {name: draw(strategy) for name, strategy in fields.items()}
+    return PrincipalMatch(**{name: names for name, names in drawn.items() if names})
 
 
 @st.composite
@@ -607,3 +645,139 @@ def _action_name(
     else:
         filled.append(parts[-1])
     return ".".join(filled)
+
+
+# -- hostile values and look-alike names ----------------------------------------
+
+
+class RaisingNumber(int):
+    """An int whose comparisons and truth test raise: a value that must never decide."""
+
+    def _raise(self, *_: object) -> bool:
+        raise RuntimeError("this number refuses to be compared")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _raise
+    __bool__ = _raise
+    __hash__ = int.__hash__
+
+
+class LyingNumber(float):
+    """A float whose comparisons answer junk (a string, never a bool)."""
+
+    def _junk(self, *_: object) -> Any:
+        return "yes"
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _junk
+    __hash__ = float.__hash__
+
+
+class NotANumber:
+    """An object that claims every comparison (``__gt__`` returns truthy junk) and is no number."""
+
+    def _claim(self, *_: object) -> Any:
+        return 1
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _claim
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        raise RuntimeError("no truth here")
+
+
+_NUMERIC_STRINGS = ("12000", "50000.0", " 1e5 ", "0x10", "1_000", "inf", "nan", "-0")
+
+
+def _numpy_values() -> st.SearchStrategy[Any]:
+    try:
+        import numpy as np
+    except ImportError:  # numpy is optional: without it, no numpy values
+        return st.nothing()
+    big = st.integers(min_value=-(2**62), max_value=2**62)
+    floats = st.floats(allow_nan=True, allow_infinity=True)
+    return st.one_of(
+        floats.map(np.float64),
+        st.floats(width=32, allow_nan=True).map(np.float32),
+        st.floats(width=16).map(np.float16),
+        big.map(np.int64),
+        st.integers(0, 255).map(np.uint8),
+        st.booleans().map(np.bool_),
+        floats.map(np.array),  # a 0-d array
+        st.integers(-(10**6), 10**6).map(lambda v: np.longdouble(v) / 3),
+        st.lists(floats, min_size=2, max_size=3).map(np.array),
+    )
+
+
+@st.composite
+def numeric_like_values(draw: st.DrawFn) -> Any:
+    """Values that are, or pass for, numbers: what agents put in ``args.amount``.
+
+    Ints (huge ones too), floats with NaN and infinities, ``Decimal`` (NaN and
+    sNaN included), ``Fraction``, bools, strings that look like numbers,
+    numpy scalars and 0-d arrays when numpy is installed, and hostile objects
+    (``RaisingNumber``, ``LyingNumber``, ``NotANumber``).  A policy must treat
+    each as the number it is, or as undetermined; never let it decide a
+    comparison by itself.
+    """
+    strategies = st.one_of(
+        st.integers(min_value=-(10**6), max_value=10**6),
+        st.integers().map(lambda n: n * 10**30),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.decimals(allow_nan=True, allow_infinity=True),
+        st.sampled_from((Decimal("NaN"), Decimal("sNaN"), Decimal("-Infinity"))),
+        st.fractions(),
+        st.booleans(),
+        st.sampled_from(_NUMERIC_STRINGS),
+        _numpy_values(),
+        st.integers(-(10**6), 10**6).map(RaisingNumber),
+        st.floats(allow_nan=False).map(LyingNumber),
+        st.builds(NotANumber),
+    )
+    return draw(strategies)
+
+
+# Letters that look like ASCII ones: Cyrillic and Greek.
+_CONFUSABLES = {
+    "a": "\u0430",
+    "c": "\u0441",
+    "e": "\u0435",
+    "i": "\u0456",
+    "o": "\u043e",
+    "p": "\u0440",
+    "x": "\u0445",
+    "y": "\u0443",
+    "s": "\u0455",
+    "b": "\u0432",  # lower-case ve: not alike, but a common substitution in attacks
+    "n": "\u03b7",
+    "t": "\u03c4",
+    "k": "\u03ba",
+    "v": "\u03bd",
+}
+_INVISIBLE = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u202e", "\u00ad", " ", "\t")
+
+
+def _full_width(char: str) -> str:
+    return chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char
+
+
+@st.composite
+def look_alike_names(draw: st.DrawFn, name: str) -> str:
+    """Spellings of ``name`` that a person would read as the same name.
+
+    Changes of case, full-width letters, Cyrillic or Greek look-alikes, and
+    invisible or layout characters (zero-width, bidi, soft hyphen, spaces)
+    inserted.  Under handrail's name rule each is either the same name as
+    ``name`` or refused; never a different name that escapes a rule.
+    """
+    chars = list(name)
+    for index, char in enumerate(chars):
+        change = draw(st.sampled_from(("keep", "keep", "upper", "wide", "confusable")))
+        if change == "upper":
+            chars[index] = char.upper()
+        elif change == "wide":
+            chars[index] = _full_width(char)
+        elif change == "confusable" and char.lower() in _CONFUSABLES:
+            chars[index] = _CONFUSABLES[char.lower()]
+    if draw(st.booleans()):
+        where = draw(st.integers(min_value=0, max_value=len(chars)))
+        chars.insert(where, draw(st.sampled_from(_INVISIBLE)))
+    return "".join(chars)

@@ -1,0 +1,250 @@
+"""One rule for names: look-alike ids, roles and groups are the same name or refused.
+
+NFKC, then case folding, then only ``a-z 0-9 . _ - @ + : /``, 1 to 256
+characters: in policy files, in code, on requests and for escalation deciders.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from handrail import (
+    ActionRequest,
+    ConfigurationError,
+    Effect,
+    PermissionDenied,
+    Policy,
+    PolicyError,
+    Principal,
+    Rule,
+    User,
+)
+from handrail._names import NAME_MAX_LENGTH, canonical_name
+from handrail.escalation import Level
+from handrail.permissions import requires_permission
+from handrail.testing import look_alike_names
+
+CYRILLIC_BOT = "b\u043et"  # bot, with a Cyrillic o
+
+
+def rule(id: str, effect: str, **kw: Any) -> Rule:
+    return Rule.model_validate(
+        {"id": id, "effect": effect, "actions": ["crm.contact.update"], **kw}
+    )
+
+
+POLICY = Policy(
+    [
+        rule("everyone", "allow"),
+        rule("no-bot", "deny", principals={"agents": ["bot"]}),
+        rule("no-interns", "deny", principals={"roles": ["intern"]}),
+        rule("no-mallory", "deny", principals={"users": ["mallory"]}),
+        rule("no-contractors", "deny", principals={"groups": ["contractors"]}),
+    ]
+)
+
+
+def decide(principal: Principal) -> Effect:
+    return POLICY.evaluate(ActionRequest(principal=principal, action="crm.contact.update")).effect
+
+
+def test_canonical_form() -> None:
+    """Case and width fold to the ASCII lower-case name."""
+    assert canonical_name("Intern") == "intern"
+    assert canonical_name("\uff42\uff4f\uff54") == "bot"  # full-width
+    assert canonical_name("Alice@Example.COM") == "alice@example.com"
+    assert canonical_name("team:ops/eu+1") == "team:ops/eu+1"
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        (CYRILLIC_BOT, "\\u043e (CYRILLIC SMALL LETTER O)"),
+        ("b\u200bot", "\\u200b (ZERO WIDTH SPACE)"),
+        ("\u202ebot", "\\u202e (RIGHT-TO-LEFT OVERRIDE)"),
+        ("bo t", "\\u0020 (SPACE)"),
+        ("b\x07ot", "\\u0007"),
+        ("\u03b2ot", "\\u03b2 (GREEK SMALL LETTER BETA)"),
+    ],
+)
+def test_look_alikes_are_refused_naming_the_character(name: str, shown: str) -> None:
+    """Other scripts, invisible and control characters are refused; the message escapes them."""
+    with pytest.raises(ConfigurationError) as caught:
+        canonical_name(name, "agent id")
+    message = str(caught.value)
+    assert "agent id" in message
+    assert shown in message
+    assert message.isascii()
+
+
+def test_length_is_bounded() -> None:
+    """Names are 1 to NAME_MAX_LENGTH characters."""
+    assert canonical_name("a" * NAME_MAX_LENGTH) == "a" * NAME_MAX_LENGTH
+    for bad in ("", "a" * (NAME_MAX_LENGTH + 1)):
+        with pytest.raises(ConfigurationError):
+            canonical_name(bad)
+
+
+def test_principals_are_canonical_on_requests() -> None:
+    """Ids, roles and groups on a Principal and User are canonical from construction."""
+    principal = Principal(
+        agent="Support-Bot",
+        roles=frozenset({"Intern"}),
+        on_behalf_of={"id": "Alice", "roles": ["Sales_Rep"], "groups": ["EMEA"]},
+    )
+    assert principal.agent == "support-bot"
+    assert principal.roles == {"intern"}
+    assert principal.on_behalf_of is not None
+    assert principal.on_behalf_of.id == "alice"
+    assert principal.on_behalf_of.roles == {"sales_rep"}
+    assert principal.on_behalf_of.groups == {"emea"}
+
+
+def test_a_look_alike_agent_is_refused_not_allowed() -> None:
+    """With allow-everyone and a deny on agent bot, bot with a Cyrillic o cannot be built."""
+    with pytest.raises(ValidationError, match="u043e"):
+        Principal(agent=CYRILLIC_BOT)
+    assert decide(Principal(agent="\uff42\uff4f\uff54")) is Effect.DENY  # full-width bot
+
+
+def test_case_does_not_escape_a_restriction() -> None:
+    """'Intern' is the role intern; 'Mallory' the user mallory; 'Contractors' the group."""
+    assert decide(Principal(agent="helper", roles=frozenset({"Intern"}))) is Effect.DENY
+    assert decide(Principal(agent="helper", on_behalf_of="Mallory")) is Effect.DENY
+    assert (
+        decide(Principal(agent="helper", on_behalf_of={"id": "x", "groups": ["Contractors"]}))
+        is Effect.DENY
+    )
+    assert decide(Principal(agent="helper")) is Effect.ALLOW
+
+
+def test_a_principal_built_without_validation_is_checked_by_the_policy() -> None:
+    """model_construct skips the name rule: the policy canonicalises, or denies saying why."""
+    shouting = Principal.model_construct(agent="BOT", roles=frozenset())
+    assert decide(shouting) is Effect.DENY
+    sneaky = Principal.model_construct(agent=CYRILLIC_BOT, roles=frozenset())
+    decision = POLICY.evaluate(ActionRequest.model_construct(principal=sneaky, action="x.y"))
+    assert decision.effect is Effect.DENY
+    assert "fail closed" in decision.reason
+    assert "u043e" in decision.reason
+    assert str(POLICY.explain(ActionRequest(principal=Principal(agent="Bot"), action="a.b")))
+
+
+def test_the_guard_denies_a_principal_that_cannot_be_canonical() -> None:
+    """Through @requires_permission a look-alike principal is a PermissionDenied, not a crash."""
+
+    @requires_permission("crm.contact.update", policy=POLICY)
+    def update(principal: Principal) -> str:
+        return "updated"
+
+    with pytest.raises(PermissionDenied):
+        update(principal=Principal.model_construct(agent=CYRILLIC_BOT, roles=frozenset()))
+    with pytest.raises(PermissionDenied):
+        update(principal=Principal(agent="BOT"))
+    assert update(principal=Principal(agent="Helper")) == "updated"
+
+
+def test_rules_name_principals_canonically() -> None:
+    """Rules in code and files fold names too, and refuse look-alikes with the field named."""
+    assert rule("r", "deny", principals={"agents": ["BOT"]}).principals.agents == {"bot"}
+    with pytest.raises(ValidationError, match=r"principals\.agents entry 'b\\u043et'"):
+        rule("r", "deny", principals={"agents": [CYRILLIC_BOT]})
+    with pytest.raises(PolicyError) as caught:
+        Policy.from_yaml(
+            "version: 1\nrules:\n  - id: r\n    effect: deny\n    actions: [a.b]\n"
+            f"    principals: {{roles: [ok, '{CYRILLIC_BOT}']}}\n"
+        )
+    assert caught.value.line == 6
+    assert "u043e" in str(caught.value)
+
+
+def test_conditions_on_names_compare_canonical_names() -> None:
+    """principal.agent == 'Bot' in a policy is the agent bot; a look-alike value is refused."""
+    policy = Policy(
+        [rule("all", "allow"), rule("d", "deny", when={"principal.agent": {"in": ["Bot"]}})]
+    )
+    assert (
+        policy.evaluate(
+            ActionRequest(principal=Principal(agent="bot"), action="crm.contact.update")
+        ).effect
+        is Effect.DENY
+    )
+    matches = Policy(
+        [rule("all", "allow"), rule("d", "deny", when={"principal.agent": {"matches": "^Bot$"}})]
+    )
+    assert (
+        matches.evaluate(
+            ActionRequest(principal=Principal(agent="bot"), action="crm.contact.update")
+        ).effect
+        is Effect.DENY
+    )
+    with pytest.raises(ValidationError, match="u043e"):
+        rule("d", "deny", when={"principal.agent": {"eq": CYRILLIC_BOT}})
+
+
+def test_escalation_deciders_are_canonical() -> None:
+    """A route's deciders are names like a User's: 'Alice' is alice; look-alikes are refused."""
+    level = Level(deciders=["Alice", "group:Finance"], resolve_within=timedelta(hours=1))
+    assert level.deciders == ("alice", "group:finance")
+    with pytest.raises(ValidationError):
+        Level(deciders=["\u0430lice"], resolve_within=timedelta(hours=1))
+    assert User(id="ALICE").id in level.deciders
+
+
+# -- the property ------------------------------------------------------------------
+
+RESTRICTED = {"agents": "bot", "roles": "intern", "users": "mallory", "groups": "contractors"}
+
+
+def principal_with(field: str, name: str) -> Principal:
+    if field == "agents":
+        return Principal(agent=name)
+    if field == "roles":
+        return Principal(agent="helper", roles=frozenset({name}))
+    if field == "users":
+        return Principal(agent="helper", on_behalf_of={"id": name})
+    return Principal(agent="helper", on_behalf_of={"id": "someone", "groups": [name]})
+
+
+@st.composite
+def variants(draw: st.DrawFn) -> tuple[str, str]:
+    field = draw(st.sampled_from(sorted(RESTRICTED)))
+    return field, draw(look_alike_names(RESTRICTED[field]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(variants())
+def test_a_look_alike_of_a_restricted_name_is_restricted_or_refused(case: tuple[str, str]) -> None:
+    """Any case, width or confusable variant of a denied name is denied, or cannot be built."""
+    field, name = case
+    try:
+        principal = principal_with(field, name)
+    except ValidationError as exc:
+        refused = str(exc)
+    else:
+        assert decide(principal) is Effect.DENY, name.encode("unicode_escape")
+        return
+    assert "\\u" in refused or "empty" in refused
+
+
+@settings(max_examples=200, deadline=None)
+@given(variants())
+def test_a_look_alike_in_a_rule_names_the_same_principal_or_is_refused(
+    case: tuple[str, str],
+) -> None:
+    """A rule written with a variant of a name applies to that name, or the rule is refused."""
+    field, name = case
+    try:
+        deny = rule("deny", "deny", principals={field: [name]})
+    except ValidationError:
+        return
+    policy = Policy([rule("everyone", "allow"), deny])
+    principal = principal_with(field, RESTRICTED[field])
+    request = ActionRequest(principal=principal, action="crm.contact.update")
+    assert policy.evaluate(request).effect is Effect.DENY
