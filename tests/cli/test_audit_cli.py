@@ -379,7 +379,7 @@ def test_tail_and_query_show_control_characters_escaped(
     clock = FakeClock(START + dt.timedelta(hours=1))
     with AuditLog.open(log_path, clock=clock) as log:
         log.append(
-            principal=Principal(agent="evil\x1b[2J\u202ebot"),
+            principal=Principal.model_construct(agent="evil\x1b[2J\u202ebot", roles=frozenset()),
             action="crm.contact.read",
             outcome="failed",
             error=ValueError(f"bad{FORGED}\x9b31m\u200b"),
@@ -403,7 +403,9 @@ def test_json_output_stays_json_with_bidi_and_c1_escaped(
     """--json: valid JSON reading back to the same record; no raw C1 or bidi character."""
     with AuditLog.open(jsonl) as log:
         stored = log.append(
-            principal=Principal(agent="a\x1b\u202e\x85\U000e0041"),
+            principal=Principal.model_construct(
+                agent="a\x1b\u202e\x85\U000e0041", roles=frozenset()
+            ),
             action="crm.contact.read",
             outcome="executed",
             reason=FORGED,

@@ -126,7 +126,7 @@ def test_what_the_agent_wrote_is_printed_escaped(
     path = tmp_path / "audit.jsonl"
     with AuditLog.jsonl(path) as log:
         log.append(
-            principal=Principal(agent="bot\x1b[2J"),
+            principal=Principal.model_construct(agent="bot\x1b[2J", roles=frozenset()),
             action="crm.contact.update",
             outcome="shadowed",
             resource={"type": "contact", "id": "c\u202e1"},

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -459,17 +461,26 @@ def test_decide_in_postgres_without_printing_the_password(
 def test_list_and_show_print_control_characters_escaped(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An agent id, user and reason holding ESC, newlines and bidi overrides print escaped."""
-    request = REQUEST.model_copy(
-        update={"principal": Principal(agent="bot\x1b[2J", on_behalf_of="tom\u202e\n")}
-    )
+    """An agent id, user and reason holding ESC, newlines and bidi overrides print escaped.
+
+    Names are canonical when a case is opened, so hostile ones reach the store only by
+    forgery: the test writes them into the stored case the way a forger would.
+    """
     store = SQLiteStore(db)
     try:
         routes = load_routes(ROUTES_FILE)
         router = EscalationRouter(routes.routes, store, clock=FakeClock(MONDAY))
-        case = router.open(POLICY.evaluate(request))
+        case = router.open(POLICY.evaluate(REQUEST))
     finally:
         store.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        (body,) = conn.execute("SELECT body FROM escalations WHERE id = ?", (case.id,)).fetchone()
+        forged_case = json.loads(body)
+        forged_case["request"]["agent"] = "bot\x1b[2J"
+        forged_case["request"]["on_behalf_of"] = "tom\u202e\n"
+        conn.execute(
+            "UPDATE escalations SET body = ? WHERE id = ?", (json.dumps(forged_case), case.id)
+        )
     forged = "no\n2026-01-05 09:00:00Z  approved  0  maria  fine\x1b[0m"
     code, _, _ = run(capsys, "cancel", case.id, "--reason", forged, "--store", db, "--no-audit")
     assert code == 0
@@ -541,3 +552,22 @@ def test_a_key_value_store_opens_postgres(
     assert (code, err) == (0, "")
     assert case.id in out
     assert PASSWORD not in out
+
+
+def test_by_follows_the_name_rule(
+    db: Path, case: Escalation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--by Li` decides as the user li; a look-alike `--by` is a usage error, never a crash."""
+    code, _, err = run(
+        capsys, "approve", case.id, "--by", "l\u0456", "--reason", "ok", "--store", db,
+        "--no-audit",
+    )  # fmt: skip
+    assert code == 2
+    assert "\\u0456 (CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I)" in err
+    assert err.isascii()
+    assert stored(db, case.id).state is EscalationState.OPEN
+    code, _, err = run(
+        capsys, "approve", case.id, "--by", "Li", "--reason", "ok", "--store", db, "--no-audit"
+    )
+    assert (code, err) == (0, "")
+    assert stored(db, case.id).decided_by == "li"

@@ -379,3 +379,33 @@ def test_external_groups_accept_groups_the_router_gets_elsewhere(tmp_path: Path)
     with pytest.raises(PolicyError, match="group 'x' is not defined"):
         routes_from_dict(data)
     assert routes_from_dict(data, external_groups=True).routes[0].levels[0].deciders == ("group:x",)
+
+
+def test_group_names_and_members_follow_the_name_rule() -> None:
+    """Groups and their members are canonical, as deciders are: `Sales-Leads` is `sales-leads`."""
+    routes = routes_from_yaml(
+        """
+routes:
+  - name: r
+    levels:
+      - deciders: [group:sales-leads]
+        resolve_within: 1h
+groups:
+  Sales-Leads: [Maria, \uff4c\uff49]  # full-width li
+"""
+    )
+    assert routes.groups == {"sales-leads": frozenset({"maria", "li"})}
+    assert routes.groups_of("li") == frozenset({"sales-leads"})
+    with pytest.raises(PolicyError) as caught:
+        routes_from_yaml(
+            """
+routes:
+  - name: r
+    levels:
+      - deciders: [group:sales-leads]
+        resolve_within: 1h
+groups:
+  sales-leads: [m\u0430ria]
+"""
+        )
+    assert caught.value.problems[0].line == 8

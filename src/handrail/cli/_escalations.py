@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .._errors import ConfigurationError, HandrailError, PolicyError
+from .._names import canonical_name
 from ..escalation import Escalation, EscalationRouter, EscalationState
 from ..escalation._open import STORE_ENV, check_store, open_store, redact_store, scrub_store
 from ..escalation._router import _summary
@@ -126,7 +127,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         description="Acknowledge an open escalation as one of its current deciders.",
     )
     ack.add_argument("id", metavar="ID", help="the escalation's id")
-    ack.add_argument("--by", required=True, type=_text, metavar="USER", help="your user id")
+    ack.add_argument("--by", required=True, type=_user_id, metavar="USER", help="your user id")
     ack.set_defaults(handler=_guarded(_ack), parser=ack)
 
     for name, verb in (("approve", "approve"), ("reject", "reject")):
@@ -138,7 +139,9 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             "Final: it cannot be changed afterwards.",
         )
         decide.add_argument("id", metavar="ID", help="the escalation's id")
-        decide.add_argument("--by", required=True, type=_text, metavar="USER", help="your user id")
+        decide.add_argument(
+            "--by", required=True, type=_user_id, metavar="USER", help="your user id"
+        )
         decide.add_argument(
             "--reason",
             required=True,
@@ -156,7 +159,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     )
     cancel.add_argument("id", metavar="ID", help="the escalation's id")
     cancel.add_argument("--reason", default="", metavar="TEXT", help="why")
-    cancel.add_argument("--by", type=_text, metavar="USER", help="who cancels it")
+    cancel.add_argument("--by", type=_user_id, metavar="USER", help="who cancels it")
     cancel.set_defaults(handler=_guarded(_cancel), parser=cancel)
 
 
@@ -177,6 +180,14 @@ def _text(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty")
     return text.strip()
+
+
+def _user_id(text: str) -> str:
+    """A user id in canonical form (the name rule): ``Maria`` decides as ``maria``."""
+    try:
+        return canonical_name(text, "user id")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # -- running a command: open, act, report, close ----------------------------------------

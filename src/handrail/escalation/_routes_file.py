@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -42,8 +43,9 @@ from typing import Any, TypeAlias
 
 from pydantic import TypeAdapter, ValidationError
 
-from .._errors import PolicyError, PolicyProblem
+from .._errors import ConfigurationError, PolicyError, PolicyProblem
 from .._files import LineMap, Location, line_of, read_text, read_toml
+from .._names import canonical_name, canonical_names
 from .._text import problem
 from ..policy._load import (
     _describe,
@@ -276,7 +278,7 @@ def _build(
     external_groups: ExternalGroups,
 ) -> RoutesFile:
     if not isinstance(external_groups, bool):
-        external_groups = frozenset(external_groups)
+        external_groups = canonical_names(list(external_groups), "external_groups")
     issues: list[_Issue] = []
     routes: list[tuple[int, Route]] = []
     groups: dict[str, frozenset[str]] = {}
@@ -308,7 +310,9 @@ def _build(
         top_level_problem = any(len(issue.loc) == 1 for issue in issues)
         if external_groups is not True and not top_level_problem:
             raw_groups = data.get("groups")
-            declared = set(raw_groups) if isinstance(raw_groups, Mapping) else set()
+            declared: set[object] = set(groups)
+            if isinstance(raw_groups, Mapping):  # a bad entry is reported once, as itself
+                declared |= {k.lower() if isinstance(k, str) else k for k in raw_groups}
             known = declared | (external_groups or frozenset())
             _check_groups(routes, known, issues)
     problems = [*problems, *(_place(issue, source, lines) for issue in issues)]
@@ -360,22 +364,31 @@ def _groups(raw: object, present: bool, issues: list[_Issue]) -> dict[str, froze
     groups: dict[str, frozenset[str]] = {}
     for name, members in raw.items():
         here: Location = ("groups", _key(name))
-        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-            issues.append(_Issue(here, _bad_name(name, "a group name")))
+        group = _name(name, "a group name", here, issues)
+        if group is None:
             continue
         items = [members] if isinstance(members, str) else members
         if not isinstance(items, list | tuple):
             issues.append(_Issue(here, f"expected a list of user ids, got {_describe(members)}"))
             continue
-        good = True
-        for index, member in enumerate(items):
-            if not isinstance(member, str) or not _NAME_RE.fullmatch(member):
-                where = here if isinstance(members, str) else (*here, index)
-                issues.append(_Issue(where, _bad_name(member, "a user id")))
-                good = False
-        if good:
-            groups[name] = frozenset(items)
+        canonical = [
+            _name(member, "a user id", here if isinstance(members, str) else (*here, i), issues)
+            for i, member in enumerate(items)
+        ]
+        if None not in canonical:
+            groups[group] = frozenset(c for c in canonical if c is not None)
     return groups
+
+
+def _name(value: object, what: str, here: Location, issues: list[_Issue]) -> str | None:
+    """``value`` in canonical form (the one name rule, as on a ``User``), or None and an issue."""
+    if isinstance(value, str) and _NAME_RE.fullmatch(unicodedata.normalize("NFKC", value)):
+        try:
+            return canonical_name(value, what)
+        except ConfigurationError:
+            pass
+    issues.append(_Issue(here, _bad_name(value, what)))
+    return None
 
 
 def _bad_name(value: object, what: str) -> str:
