@@ -185,7 +185,7 @@ def _text(text: str) -> str:
 def _user_id(text: str) -> str:
     """A user id in canonical form (the name rule): ``Maria`` decides as ``maria``."""
     try:
-        return canonical_name(text, "user id")
+        return canonical_name(_text(text), "user id")
     except ConfigurationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
