@@ -219,7 +219,11 @@ class _PythonLoader(yaml.SafeLoader):
 
 
 def _c_loader() -> type[Any] | None:
-    """libyaml's composer, when PyYAML has it and libyaml bounds nesting (0.2.5 and later)."""
+    """libyaml's composer, when PyYAML has it and libyaml bounds nesting (0.2.6 and later).
+
+    libyaml 0.2.5 (bundled with PyYAML 6.0.1) has no nesting limit: its composer
+    recurses in C and a document some 50,000 levels deep crashes the process.
+    """
     if not getattr(yaml, "__with_libyaml__", False):
         return None
     try:
@@ -228,7 +232,7 @@ def _c_loader() -> type[Any] | None:
         version = tuple(_yaml.get_version())
     except (ImportError, AttributeError, TypeError):  # pragma: no cover - unusual builds
         return None
-    return yaml.CSafeLoader if version >= (0, 2, 5) else None  # pragma: no branch
+    return yaml.CSafeLoader if version >= (0, 2, 6) else None
 
 
 _COMPOSER: type[Any] = _c_loader() or _PythonLoader

@@ -406,3 +406,14 @@ def test_policy_commands_end_cleanly_on_hostile_input(yaml_text: str, toml: str,
             ["policy", "explain", str(hostile), "--agent", "a", "--action", "a.b"],
         ):
             assert_clean(*run_cli(argv))
+
+
+@pytest.mark.parametrize(("version", "used"), [((0, 2, 5), False), ((0, 2, 6), True)])
+def test_libyaml_without_a_nesting_limit_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, version: tuple[int, int, int], used: bool
+) -> None:
+    """libyaml 0.2.5 recurses without a limit (a deep file crashed it): PyYAML's composer reads."""
+    yaml_c = pytest.importorskip("yaml._yaml", reason="this PyYAML has no libyaml")
+    monkeypatch.setattr(yaml, "__with_libyaml__", True)
+    monkeypatch.setattr(yaml_c, "get_version", lambda: version)
+    assert (_files._c_loader() is not None) is used
