@@ -20,9 +20,10 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from .._names import canonical_name, canonical_names
+from ..identity import Principal, User
 from ._conditions import Test
 from ._decision import Decision, Explanation, RuleTrace
-from ._model import ActionRequest, Effect, Rule
+from ._model import ActionRequest, Effect, Rule, trusted_request
 
 # Bound the caches so a stream of distinct (possibly hostile) action names or
 # principals cannot grow memory without limit.
@@ -188,6 +189,23 @@ class _Subject(NamedTuple):
             canonical_names(self.groups, f"{kind} groups"),
         )
 
+    def is_exactly(self, canonical: _Subject) -> bool:
+        """True when this subject, as given, already is ``canonical``: plain strs, same names.
+
+        Types are checked before comparing, so a str subclass's own ``__eq__``
+        is never asked.
+        """
+        names = (*self.roles, *self.groups)
+        return (
+            type(self.id) is str
+            and type(self.roles) is frozenset
+            and type(self.groups) is frozenset
+            and all(type(name) is str for name in names)
+            and self.id == canonical.id
+            and self.roles == canonical.roles
+            and self.groups == canonical.groups
+        )
+
 
 _NO_GROUPS: frozenset[str] = frozenset()
 # Enum members read once: `Effect.DENY` goes through EnumType.__getattr__ (~150 ns).
@@ -319,8 +337,14 @@ class CompiledPolicy:
 
     # -- deciding ------------------------------------------------------------
 
-    def evaluate(self, request: ActionRequest) -> Decision:
-        """Decide; any error inside evaluation yields DENY with the reason (fail closed)."""
+    def evaluate(self, request: ActionRequest, *, canonical: bool = False) -> Decision:
+        """Decide; any error inside evaluation yields DENY with the reason (fail closed).
+
+        A principal whose names are not canonical as given (one built with
+        ``model_construct``) is decided as its canonical form: the request is
+        rebuilt with it (``canonical=True`` marks that rebuilt request), so
+        conditions on ``principal.agent`` and kin read canonical names too.
+        """
         try:
             principal = request.principal
             action = request.action
@@ -329,6 +353,8 @@ class CompiledPolicy:
             plan = self._agent_plans.get((action, agent, roles))
             if plan is None:
                 plan = self._plan(action, _Subject(False, agent, roles, _NO_GROUPS))
+                if plan is None:
+                    return self._evaluate_canonical(request, canonical)
             as_agent = _decide(plan, request)
             user = principal.on_behalf_of
             if user is None:
@@ -336,15 +362,24 @@ class CompiledPolicy:
             plan = self._user_plans.get((action, user.id, user.roles, user.groups))
             if plan is None:
                 plan = self._plan(action, _Subject(True, user.id, user.roles, user.groups))
+                if plan is None:
+                    return self._evaluate_canonical(request, canonical)
             return _combine(request, as_agent, _decide(plan, request))
         except Exception as exc:
             return _failed(request, exc)
 
-    def _plan(self, action: str, subject: _Subject) -> _Plan:
+    def _evaluate_canonical(self, request: ActionRequest, rebuilt: bool) -> Decision:
+        if rebuilt:  # pragma: no cover - a canonical name is canonical again
+            raise ValueError("the principal's names do not stay canonical")
+        return self.evaluate(_canonical_request(request), canonical=True)
+
+    def _plan(self, action: str, subject: _Subject) -> _Plan | None:
         """Work out, and cache, what deciding ``action`` for ``subject`` needs.
 
         Raises if the subject's names cannot be made canonical (``evaluate``
-        then denies); such a subject is never cached.
+        then denies); such a subject is never cached.  None when the subject
+        is not canonical as given: ``evaluate`` then decides the canonical
+        request, and no plan is cached under the names as given.
         """
         canonical = self._subjects.get(subject)
         if canonical is None:
@@ -352,6 +387,8 @@ class CompiledPolicy:
             if len(self._subjects) >= _CACHE_LIMIT:
                 _evict(self._subjects)
             self._subjects[subject] = canonical
+        if not subject.is_exactly(canonical):
+            return None
         label = canonical.label
         plan = (
             tuple(c for c in self.candidates(action) if c.applies_to(canonical)),
@@ -377,6 +414,7 @@ class CompiledPolicy:
     def explain(self, request: ActionRequest) -> Explanation:
         """Evaluate and say, for every rule and subject, what happened to it."""
         decision = self.evaluate(request)
+        request = decision.request  # the canonical request, if the principal was not
         principal = request.principal
         subjects = [_Subject(False, principal.agent, principal.roles, frozenset())]
         if principal.on_behalf_of is not None:
@@ -496,6 +534,26 @@ def _combine(request: ActionRequest, as_agent: Decision, as_user: Decision) -> D
         f"{as_agent.subject} for {as_user.subject}",
         as_agent,
         as_user,
+    )
+
+
+def _canonical_request(request: ActionRequest) -> ActionRequest:
+    """``request`` with its principal (and user) validated: every name in canonical form.
+
+    Raises (and ``evaluate`` denies) if a name cannot be made canonical.
+    """
+    principal = request.principal
+    user = principal.on_behalf_of
+    canonical = Principal(
+        agent=principal.agent,
+        roles=principal.roles,
+        attributes=principal.attributes,
+        on_behalf_of=None
+        if user is None
+        else User(id=user.id, roles=user.roles, groups=user.groups, attributes=user.attributes),
+    )
+    return trusted_request(
+        canonical, request.action, request.resource, request.args, request.context
     )
 
 
