@@ -125,6 +125,42 @@ def test_denied_and_escalated_calls_are_audited_and_never_run(guard: Guard) -> N
     assert [r["outcome"] for r in records(guard)] == ["escalated", "denied"]
 
 
+def test_an_integer_too_long_to_print_is_decided_and_audited(guard: Guard) -> None:
+    """A 5,000-digit argument is opaque: allowed calls run and are recorded, others refused."""
+    huge = 10**5000
+    ran: list[str] = []
+
+    @guard.protect("crm.contact.read")
+    def read(contact_id: str, page: int) -> None:
+        ran.append(contact_id)
+
+    @guard.protect("crm.contact.update")
+    def update(contact_id: str, discount: int | dict[int, int] = 0) -> None:
+        ran.append(contact_id)
+
+    @guard.protect("crm.contact.delete")
+    def delete(contact_id: str, reason: int) -> None:
+        ran.append(contact_id)
+
+    with acting_as(BOT):
+        read("c-1", huge)
+        with pytest.raises(EscalationRequired):
+            update("c-2", discount=huge)  # undetermined: the escalation applies
+        with pytest.raises(EscalationRequired):
+            update("c-3", discount={huge: 1})
+        with pytest.raises(PermissionDenied):
+            delete("c-4", huge)
+    assert ran == ["c-1"]
+    assert [r["outcome"] for r in records(guard)] == [
+        "executed",
+        "escalated",
+        "escalated",
+        "denied",
+    ]
+    assert guard.audit is not None
+    assert guard.audit.verify().ok
+
+
 def test_no_principal_is_denied_and_audited(guard: Guard) -> None:
     """A call outside acting_as is denied, and the refusal is recorded."""
 
