@@ -161,6 +161,35 @@ def test_an_integer_too_long_to_print_is_decided_and_audited(guard: Guard) -> No
     assert guard.audit.verify().ok
 
 
+class Unprintable:
+    """An argument whose repr() raises: what the audit trail shows must not depend on it."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_an_argument_whose_repr_raises_is_decided_and_audited(guard: Guard) -> None:
+    """Allowed calls run and are recorded; a refused one is a PermissionDenied, not repr's error."""
+    ran: list[str] = []
+
+    @guard.protect("crm.contact.read")
+    def read(contact_id: str, extra: object) -> None:
+        ran.append(contact_id)
+
+    @guard.protect("crm.contact.delete")
+    def delete(contact_id: str, extra: object) -> None:
+        ran.append(contact_id)
+
+    with acting_as(BOT):
+        read("c-1", Unprintable())
+        read("c-2", {"nested": [Unprintable()]})
+        with pytest.raises(PermissionDenied):
+            delete("c-3", Unprintable())
+    assert ran == ["c-1", "c-2"]
+    assert [r["outcome"] for r in records(guard)] == ["executed", "executed", "denied"]
+    assert "Unprintable" in str(records(guard)[0]["args"])
+
+
 def test_no_principal_is_denied_and_audited(guard: Guard) -> None:
     """A call outside acting_as is denied, and the refusal is recorded."""
 
