@@ -190,6 +190,23 @@ def test_an_argument_whose_repr_raises_is_decided_and_audited(guard: Guard) -> N
     assert "Unprintable" in str(records(guard)[0]["args"])
 
 
+def test_a_write_with_a_lone_surrogate_gets_its_idempotency_key(guard: Guard) -> None:
+    """Text that is not valid UTF-8 (a lone surrogate) still has a key: the write runs once."""
+    keys: list[str | None] = []
+
+    @guard.protect("crm.contact.export", is_write=True, idempotency_key=True)
+    def export(name: str) -> None:
+        keys.append(current_idempotency_key())
+
+    with acting_as(BOT):
+        export("x\ud800")
+        export("x\udc00")
+    assert len(keys) == 2
+    assert None not in keys
+    assert keys[0] != keys[1]
+    assert [r["outcome"] for r in records(guard)] == ["executed", "executed"]
+
+
 def test_no_principal_is_denied_and_audited(guard: Guard) -> None:
     """A call outside acting_as is denied, and the refusal is recorded."""
 
