@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from .._names import canonical_name, canonical_names
+from .._names import ACTION_RE, canonical_name, canonical_names
+from .._text import printable
 from ..identity import Principal, User
 from ._conditions import Test
 from ._decision import Decision, Explanation, RuleTrace
@@ -325,6 +326,15 @@ class CompiledPolicy:
             except KeyError:  # evicted by another thread meanwhile: nothing to refresh
                 pass
             return found
+        if type(action) is not str or not ACTION_RE.fullmatch(action):
+            # Only a request built without validation gets here: refused (evaluate denies),
+            # never split into segments a wildcard could match ("billing.refund.").
+            raise ValueError(
+                f"action {printable(str.__str__(action))[:200]!r} is not a dotted name "
+                "(letters, digits, '_' and '-' between single dots)"
+                if isinstance(action, str)
+                else f"action must be a string, got {type(action).__name__}"
+            )
         chosen = dict.fromkeys(self._exact.get(action, ()))
         self._wildcard.covering(action.split("."), chosen)
         # Sorted once here, so the rules a decision matches come out in
@@ -422,9 +432,9 @@ class CompiledPolicy:
             subjects.append(_Subject(True, user.id, user.roles, user.groups))
         try:
             subjects = [subject.canonical() for subject in subjects]
+            covering = set(self.candidates(request.action))
         except ValueError:  # the decision says why it denied; no rule can apply
             return Explanation(decision, ())
-        covering = set(self.candidates(request.action))
         traces: list[RuleTrace] = []
         for compiled in sorted(self._rules, key=_order):
             rule = compiled.rule
