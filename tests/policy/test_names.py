@@ -329,3 +329,21 @@ def test_a_look_alike_on_an_unvalidated_principal_is_restricted_by_conditions(
     assert decide_unvalidated(CONDITIONS, unvalidated_with(field, name)) is Effect.DENY, (
         name.encode("unicode_escape")
     )
+
+
+class Forged(str):
+    """An id whose == and hash claim to be 'bot': only a caller skipping validation has one."""
+
+    def __hash__(self) -> int:
+        return hash("bot")
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+def test_a_forged_id_never_stands_for_the_name_it_claims() -> None:
+    """A str subclass claiming to equal 'bot' is read as its text, and cannot poison bot."""
+    policy = Policy([rule("bot-only", "allow", principals={"agents": ["bot"]})])
+    forged = Principal.model_construct(agent=Forged("intern"), roles=frozenset())
+    assert decide_unvalidated(policy, forged) is Effect.DENY
+    assert decide_unvalidated(policy, Principal(agent="bot")) is Effect.ALLOW

@@ -190,18 +190,27 @@ class _Subject(NamedTuple):
             canonical_names(self.groups, f"{kind} groups"),
         )
 
+    def has_plain_types(self) -> bool:
+        """True when the id is a ``str`` and roles and groups are frozensets of ``str``.
+
+        Only such a subject compares honestly: a str subclass may answer
+        ``==`` and ``hash`` as it likes.
+        """
+        return (
+            type(self.id) is str
+            and type(self.roles) is frozenset
+            and type(self.groups) is frozenset
+            and all(type(name) is str for name in (*self.roles, *self.groups))
+        )
+
     def is_exactly(self, canonical: _Subject) -> bool:
         """True when this subject, as given, already is ``canonical``: plain strs, same names.
 
         Types are checked before comparing, so a str subclass's own ``__eq__``
         is never asked.
         """
-        names = (*self.roles, *self.groups)
         return (
-            type(self.id) is str
-            and type(self.roles) is frozenset
-            and type(self.groups) is frozenset
-            and all(type(name) is str for name in names)
+            self.has_plain_types()
             and self.id == canonical.id
             and self.roles == canonical.roles
             and self.groups == canonical.groups
@@ -394,9 +403,12 @@ class CompiledPolicy:
         canonical = self._subjects.get(subject)
         if canonical is None:
             canonical = subject.canonical()
-            if len(self._subjects) >= _CACHE_LIMIT:
-                _evict(self._subjects)
-            self._subjects[subject] = canonical
+            # Only subjects that compare honestly are remembered: one whose str
+            # subclass claims to equal another's names must not stand for them.
+            if subject.has_plain_types():
+                if len(self._subjects) >= _CACHE_LIMIT:
+                    _evict(self._subjects)
+                self._subjects[subject] = canonical
         if not subject.is_exactly(canonical):
             return None
         label = canonical.label
