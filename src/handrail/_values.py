@@ -18,9 +18,11 @@ the request boundary:
   ``frozenset``, their items normalised;
 * what cannot be converted (an n-d array, a number that raises, a container
   nested more than ``MAX_VALUE_DEPTH`` deep or holding more than
-  ``MAX_VALUE_ITEMS`` items in all) becomes an ``OpaqueValue``: it compares
+  ``MAX_VALUE_ITEMS`` items in all, an integer longer than ``MAX_INT_DIGITS``
+  digits or a fraction with one) becomes an ``OpaqueValue``: it compares
   with nothing, so every condition on it is undetermined (never a grant,
-  always a restriction).
+  always a restriction).  Such integers cannot even be printed (Python's
+  ``int`` to ``str`` limit): kept, they would break every record of the call.
 
 Other objects are left alone: their kind is their type, so conditions on them
 are undetermined too.  The caller's function still receives its own values;
@@ -38,6 +40,7 @@ from fractions import Fraction
 from typing import Any
 
 __all__ = [
+    "MAX_INT_DIGITS",
     "MAX_VALUE_DEPTH",
     "MAX_VALUE_ITEMS",
     "OpaqueValue",
@@ -50,6 +53,13 @@ MAX_VALUE_DEPTH = 32
 
 MAX_VALUE_ITEMS = 10_000
 """Past this many items in one request mapping, containers become opaque."""
+
+MAX_INT_DIGITS = 4300
+"""Integers with more decimal digits than this (Python's default printing limit) become opaque."""
+
+# 10 ** MAX_INT_DIGITS: the first integer with one digit too many, and its length in bits.
+_TOO_LONG: int = 10**MAX_INT_DIGITS
+_MAX_INT_BITS = _TOO_LONG.bit_length()
 
 _PLAIN: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 _KEPT: frozenset[type] = frozenset(
@@ -87,6 +97,8 @@ def normalise_mapping(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
         for key, value in mapping.items():
             if type(value) not in _PLAIN or type(key) is not str:
                 break
+            if type(value) is int and value.bit_length() >= _MAX_INT_BITS:
+                break  # perhaps too long to print: the slow path decides
         else:
             if len(mapping) <= MAX_VALUE_ITEMS:
                 return mapping
@@ -104,12 +116,29 @@ def normalise(value: Any) -> Any:
 
 def _normalise(value: Any, depth: int, budget: _Budget) -> Any:
     kind = type(value)
+    if kind is int:
+        return _checked_int(value)
     if kind in _PLAIN or kind in _KEPT:
         return value
     try:
-        return _convert(value, kind, depth, budget)
+        return _checked_int(_convert(value, kind, depth, budget))
     except Exception as exc:  # a hostile or broken value: keep nothing of it
         return OpaqueValue(_type_name(kind), f"could not be read ({type(exc).__name__})")
+
+
+def _checked_int(value: Any) -> Any:
+    """``value``, unless it is an integer (or a fraction of them) too long to print."""
+    if type(value) is int:
+        if _too_long(value):
+            return OpaqueValue("int", f"more than {MAX_INT_DIGITS} digits")
+    elif type(value) is Fraction and (_too_long(value.numerator) or _too_long(value.denominator)):
+        return OpaqueValue("fractions.Fraction", f"a part of more than {MAX_INT_DIGITS} digits")
+    return value
+
+
+def _too_long(number: int) -> bool:
+    bits = number.bit_length()
+    return bits > _MAX_INT_BITS or (bits == _MAX_INT_BITS and abs(number) >= _TOO_LONG)
 
 
 def _convert(value: Any, kind: type, depth: int, budget: _Budget) -> Any:
@@ -196,6 +225,8 @@ def _container(value: Any, kind: type, depth: int, budget: _Budget) -> Any:
                 key = str.__str__(original)
             elif type(original) not in _PLAIN:
                 key = OpaqueValue(_type_name(type(original)), "a key that is not plain")
+            else:
+                key = _checked_int(original)
             result[key] = _normalise(item, below, budget)
         return result
     items = [_normalise(item, below, budget) for item in value]

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
+import enum
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
@@ -28,6 +33,7 @@ from handrail import (
     Principal,
     User,
 )
+from handrail._values import MAX_VALUE_ITEMS
 from handrail.audit import AuditLog, AuditRecord, MemorySink
 from handrail.escalation import (
     AlreadyExecuted,
@@ -44,6 +50,7 @@ from handrail.escalation import (
     OnTimeout,
     Route,
     UnknownEscalation,
+    request_fingerprint,
 )
 from handrail.escalation import _machine as machine
 from handrail.telemetry import Telemetry
@@ -267,6 +274,48 @@ def test_open_refuses_an_unknown_route(router: EscalationRouter) -> None:
     with pytest.raises(ConfigurationError, match=r"no route named 'nowhere'.*lost.*sales"):
         router.open(decision("crm.deal.archive"))
     assert router.list() == []
+
+
+def test_open_refuses_arguments_an_approval_could_not_tell_apart(
+    router: EscalationRouter,
+) -> None:
+    """Values handrail could not read, or only shows by repr(), cannot be fingerprinted."""
+
+    class Shown:
+        def __repr__(self) -> str:
+            return "<rows>"  # says nothing of what it holds
+
+    for value in (
+        list(range(MAX_VALUE_ITEMS + 1)),
+        np.array([1, 2]),
+        {"nested": [Shown()]},
+        Point(x=1, y=Shown()),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ConfigurationError, match="argument rows cannot be fingerprinted"):
+            router.open(decision(rows=value))
+    assert router.list() == []
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+class Tag(enum.Enum):
+    RED = "red"
+
+
+def test_plain_data_is_fingerprinted_and_told_apart() -> None:
+    """Numbers, text, dates, Decimal, enums, secrets, dataclasses and models are fingerprinted."""
+    values: list[Any] = [
+        1, 2, 1.5, "a", None, b"x", Decimal("1.10"), Fraction(1, 3), 1j,
+        datetime(2024, 1, 1, tzinfo=UTC), timedelta(hours=1), Tag.RED, SecretStr("pw"),
+        [1, 2], (2, 1), {"a": 1}, frozenset({"a"}), Point(x=1, y=2),
+        Level(deciders=("maria",), resolve_within=HOUR),
+    ]  # fmt: skip
+    prints = {request_fingerprint(decision(rows=value).request) for value in values}
+    assert len(prints) == len(values)
 
 
 def test_get_and_list(router: EscalationRouter, clock: FakeClock) -> None:

@@ -125,6 +125,88 @@ def test_denied_and_escalated_calls_are_audited_and_never_run(guard: Guard) -> N
     assert [r["outcome"] for r in records(guard)] == ["escalated", "denied"]
 
 
+def test_an_integer_too_long_to_print_is_decided_and_audited(guard: Guard) -> None:
+    """A 5,000-digit argument is opaque: allowed calls run and are recorded, others refused."""
+    huge = 10**5000
+    ran: list[str] = []
+
+    @guard.protect("crm.contact.read")
+    def read(contact_id: str, page: int) -> None:
+        ran.append(contact_id)
+
+    @guard.protect("crm.contact.update")
+    def update(contact_id: str, discount: int | dict[int, int] = 0) -> None:
+        ran.append(contact_id)
+
+    @guard.protect("crm.contact.delete")
+    def delete(contact_id: str, reason: int) -> None:
+        ran.append(contact_id)
+
+    with acting_as(BOT):
+        read("c-1", huge)
+        with pytest.raises(EscalationRequired):
+            update("c-2", discount=huge)  # undetermined: the escalation applies
+        with pytest.raises(EscalationRequired):
+            update("c-3", discount={huge: 1})
+        with pytest.raises(PermissionDenied):
+            delete("c-4", huge)
+    assert ran == ["c-1"]
+    assert [r["outcome"] for r in records(guard)] == [
+        "executed",
+        "escalated",
+        "escalated",
+        "denied",
+    ]
+    assert guard.audit is not None
+    assert guard.audit.verify().ok
+
+
+class Unprintable:
+    """An argument whose repr() raises: what the audit trail shows must not depend on it."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_an_argument_whose_repr_raises_is_decided_and_audited(guard: Guard) -> None:
+    """Allowed calls run and are recorded; a refused one is a PermissionDenied, not repr's error."""
+    ran: list[str] = []
+
+    @guard.protect("crm.contact.read")
+    def read(contact_id: str, extra: object) -> None:
+        ran.append(contact_id)
+
+    @guard.protect("crm.contact.delete")
+    def delete(contact_id: str, extra: object) -> None:
+        ran.append(contact_id)
+
+    with acting_as(BOT):
+        read("c-1", Unprintable())
+        read("c-2", {"nested": [Unprintable()]})
+        with pytest.raises(PermissionDenied):
+            delete("c-3", Unprintable())
+    assert ran == ["c-1", "c-2"]
+    assert [r["outcome"] for r in records(guard)] == ["executed", "executed", "denied"]
+    assert "Unprintable" in str(records(guard)[0]["args"])
+
+
+def test_a_write_with_a_lone_surrogate_gets_its_idempotency_key(guard: Guard) -> None:
+    """Text that is not valid UTF-8 (a lone surrogate) still has a key: the write runs once."""
+    keys: list[str | None] = []
+
+    @guard.protect("crm.contact.export", is_write=True, idempotency_key=True)
+    def export(name: str) -> None:
+        keys.append(current_idempotency_key())
+
+    with acting_as(BOT):
+        export("x\ud800")
+        export("x\udc00")
+    assert len(keys) == 2
+    assert None not in keys
+    assert keys[0] != keys[1]
+    assert [r["outcome"] for r in records(guard)] == ["executed", "executed"]
+
+
 def test_no_principal_is_denied_and_audited(guard: Guard) -> None:
     """A call outside acting_as is denied, and the refusal is recorded."""
 

@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from handrail import (
@@ -17,6 +18,7 @@ from handrail import (
     Principal,
     acting_as,
 )
+from handrail._values import MAX_VALUE_DEPTH, MAX_VALUE_ITEMS
 from handrail.audit import AuditLog
 from handrail.escalation import (
     AlreadyExecuted,
@@ -185,6 +187,59 @@ def test_an_unknown_route_or_case_fails_closed(router: EscalationRouter) -> None
         with resuming("01NOSUCHCASE"), pytest.raises(PermissionDenied, match="no such"):
             deals.discount("d-1", 30)
     assert ran == []
+
+
+class Bulk:
+    """A tool taking a list of ids: what an approval of one list must not run for another."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.ran: list[object] = []
+
+        @guard.protect("crm.deal.discount")
+        def discount(deal: object, pct: int) -> None:
+            self.ran.append(deal)
+
+        self.discount = discount
+
+
+def unreadable(tag: int) -> list[object]:
+    """Two values handrail cannot read (too many items, too deep, an n-d array) per tag."""
+    deep: list[object] = [tag]
+    for _ in range(MAX_VALUE_DEPTH + 1):
+        deep = [deep]
+    return [list(range(tag, tag + MAX_VALUE_ITEMS + 1)), deep, np.array([tag, tag + 1])]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["items", "depth", "ndarray"])
+def test_a_value_handrail_cannot_read_never_opens_a_case(
+    router: EscalationRouter, audit: AuditLog, index: int
+) -> None:
+    """An approval could not tell such values apart, so escalating one is refused (denied)."""
+    bulk = Bulk(Guard(POLICY, audit=audit, escalations=router))
+    with acting_as(BOT), pytest.raises(PermissionDenied, match="cannot be fingerprinted"):
+        bulk.discount(unreadable(1)[index], 30)
+    assert router.list() == []
+    assert bulk.ran == []
+    assert list(audit.records())[-1].outcome == "denied"
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["items", "depth", "ndarray"])
+def test_an_approval_never_runs_a_call_with_a_different_unreadable_value(
+    router: EscalationRouter, index: int
+) -> None:
+    """Whatever the case held, resuming it with another unreadable value is refused."""
+    bulk = Bulk(Guard(POLICY, escalations=router))
+    with acting_as(BOT):
+        try:
+            bulk.discount(unreadable(1)[index], 30)
+        except EscalationRequired as pending:  # a case for a value it cannot tell apart
+            case = str(pending.escalation_id)
+        except PermissionDenied:  # refused outright; resume a case opened for "d-1"
+            case = escalate(Deals(Guard(POLICY, escalations=router)))
+        router.approve(case, by="maria")
+        with resuming(case), pytest.raises(PermissionDenied):
+            bulk.discount(unreadable(7)[index], 30)
+    assert bulk.ran == []
 
 
 def test_a_store_that_fails_denies(audit: AuditLog) -> None:

@@ -326,6 +326,27 @@ def trusted(action: str, principal: Principal = BOT, **parts: Any) -> ActionRequ
     return ActionRequest.model_construct(principal=principal, action=action, **parts)
 
 
+@pytest.mark.parametrize(
+    "action",
+    ["crm.contact.delete.", "crm.contact.delete\n", "crm..contact.delete", "crm.contact.delete ",
+     "crm.contact.delete\x1b[2J", 42],
+)  # fmt: skip
+def test_a_malformed_action_built_without_validation_is_denied(action: Any) -> None:
+    """'crm.contact.delete.' is no name a wildcard may cover: denied, not allowed by crm.*."""
+    policy = Policy(
+        [
+            rule("all", "allow", actions=["crm.*"]),
+            rule("nope", "deny", actions=["crm.contact.delete"]),
+        ]
+    )
+    decision = policy.evaluate(trusted(action, args={}, context={}))
+    assert decision.effect is Effect.DENY
+    assert policy.explain(trusted(action, args={}, context={})).decision.effect is Effect.DENY
+    assert "fail closed" in decision.reason
+    assert "\x1b" not in decision.reason
+    assert policy.evaluate(trusted("crm.contact.read", args={}, context={})).is_allowed
+
+
 class TestDelegation:
     """Acting for a user never amplifies: both halves are evaluated, the stricter stands."""
 

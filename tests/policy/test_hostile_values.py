@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handrail import ActionRequest, Effect, PermissionDenied, Policy, Principal, Rule
-from handrail._values import MAX_VALUE_DEPTH, OpaqueValue, normalise
+from handrail._values import MAX_INT_DIGITS, MAX_VALUE_DEPTH, OpaqueValue, normalise
 from handrail.permissions import requires_permission
 from handrail.testing import numeric_like_values
 from handrail.testing._strategies import LyingNumber, NotANumber, RaisingNumber
@@ -149,6 +149,20 @@ def test_deep_and_huge_arguments_become_opaque() -> None:
     assert isinstance(node, OpaqueValue)
     contains = Policy([rule("c", "allow", when={"args.amount": {"contains": "x"}})])
     assert contains.evaluate(request(deep)).effect is Effect.DENY
+
+
+def test_integers_too_long_to_print_become_opaque() -> None:
+    """An int past MAX_INT_DIGITS digits (a fraction of one, a key) is opaque: undetermined."""
+    huge = 10**MAX_INT_DIGITS
+    assert normalise(10**MAX_INT_DIGITS - 1) == 10**MAX_INT_DIGITS - 1
+    for value in (huge, -huge, Fraction(huge, 3), Fraction(1, huge), np.longdouble("1e4900")):
+        assert isinstance(normalise(value), OpaqueValue), type(value)
+        assert isinstance(normalise({"amount": value})["amount"], OpaqueValue)
+    (key,) = normalise({huge: 1})
+    assert isinstance(key, OpaqueValue)
+    assert LIMIT.evaluate(request(huge)).effect is Effect.DENY
+    assert RANGE.evaluate(request(huge)).effect is Effect.DENY
+    assert "undetermined" in ASK.evaluate(request(-huge)).reason
 
 
 # -- properties -----------------------------------------------------------------

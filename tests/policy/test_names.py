@@ -248,3 +248,102 @@ def test_a_look_alike_in_a_rule_names_the_same_principal_or_is_refused(
     principal = principal_with(field, RESTRICTED[field])
     request = ActionRequest(principal=principal, action="crm.contact.update")
     assert policy.evaluate(request).effect is Effect.DENY
+
+
+# -- principals built without validation: conditions see canonical names too ------
+
+CONDITIONS = Policy(
+    [
+        rule("everyone", "allow"),
+        rule("no-bot", "deny", when={"principal.agent": {"eq": "bot"}}),
+        rule("no-interns", "deny", when={"principal.roles": {"contains": "intern"}}),
+        rule("no-mallory", "deny", when={"principal.on_behalf_of.id": {"in": ["mallory"]}}),
+        rule(
+            "no-contractors",
+            "deny",
+            when={"principal.on_behalf_of.groups": {"contains": "contractors"}},
+        ),
+    ]
+)
+
+
+def unvalidated_with(field: str, name: str) -> Principal:
+    """A principal put together with model_construct, as a caller skipping validation would."""
+    nobody: frozenset[str] = frozenset()
+    user = User.model_construct(
+        id=name if field == "users" else "someone",
+        roles=nobody,
+        groups=frozenset({name}) if field == "groups" else nobody,
+        attributes={},
+    )
+    return Principal.model_construct(
+        agent=name if field == "agents" else "helper",
+        roles=frozenset({name}) if field == "roles" else nobody,
+        on_behalf_of=user,
+        attributes={},
+    )
+
+
+def decide_unvalidated(policy: Policy, principal: Principal) -> Effect:
+    request = ActionRequest.model_construct(
+        principal=principal, action="crm.contact.update", args={}, context={}
+    )
+    return policy.evaluate(request).effect
+
+
+@pytest.mark.parametrize(
+    ("field", "name"),
+    [("agents", "BOT"), ("agents", "\uff42\uff4f\uff54"), ("roles", "Intern"),
+     ("users", "Mallory"), ("groups", "CONTRACTORS")],
+)  # fmt: skip
+def test_conditions_see_the_canonical_names_of_an_unvalidated_principal(
+    field: str, name: str
+) -> None:
+    """A condition on principal.agent == bot denies model_construct(agent='BOT') too."""
+    assert decide_unvalidated(CONDITIONS, unvalidated_with(field, name)) is Effect.DENY
+    assert decide_unvalidated(POLICY, unvalidated_with(field, name)) is Effect.DENY
+    assert decide_unvalidated(CONDITIONS, unvalidated_with(field, "helper2")) is Effect.ALLOW
+
+
+def test_a_decision_on_an_unvalidated_principal_shows_its_canonical_names() -> None:
+    """The decision's request carries the canonical principal, so audit records show 'bot'."""
+    request = ActionRequest.model_construct(
+        principal=unvalidated_with("agents", "Some-Bot"),
+        action="crm.contact.update",
+        args={},
+        context={},
+    )
+    decision = CONDITIONS.evaluate(request)
+    assert decision.effect is Effect.ALLOW
+    assert decision.request.principal.agent == "some-bot"
+    assert CONDITIONS.explain(request).decision.request.principal.agent == "some-bot"
+
+
+@settings(max_examples=300, deadline=None)
+@given(variants())
+def test_a_look_alike_on_an_unvalidated_principal_is_restricted_by_conditions(
+    case: tuple[str, str],
+) -> None:
+    """Any variant of a name a condition restricts is restricted without validation too."""
+    field, name = case
+    assert decide_unvalidated(CONDITIONS, unvalidated_with(field, name)) is Effect.DENY, (
+        name.encode("unicode_escape")
+    )
+
+
+class Forged(str):
+    """An id whose == and hash claim to be 'bot': only a caller skipping validation has one."""
+
+    def __hash__(self) -> int:
+        return hash("bot")
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+def test_a_forged_id_never_stands_for_the_name_it_claims() -> None:
+    """A str subclass claiming to equal 'bot' is read as its text, and cannot poison bot."""
+    policy = Policy([rule("bot-only", "allow", principals={"agents": ["bot"]})])
+    forged = Principal.model_construct(agent=Forged("intern"), roles=frozenset())
+    assert decide_unvalidated(policy, forged) is Effect.DENY
+    assert decide_unvalidated(policy, Principal(agent="bot")) is Effect.ALLOW

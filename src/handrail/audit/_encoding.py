@@ -73,7 +73,15 @@ def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
     return encode
 
 
-_encode = _encoder(repr)
+def _repr(value: Any) -> str:
+    """``repr(value)``; if that raises (a hostile or broken object), a stand-in naming its type."""
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<{type(value).__qualname__}: repr() raised {type(exc).__name__}>"
+
+
+_encode = _encoder(_repr)
 
 
 def canonical(value: Any) -> str:
@@ -210,7 +218,7 @@ def plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode("ascii")
-    return repr(value)
+    return _repr(value)
 
 
 def _key(key: Any) -> str:
@@ -230,7 +238,7 @@ def _reveal(value: Any) -> Any:
         return value.get_secret_value()
     if isinstance(value, SecretBytes):
         return base64.b64encode(value.get_secret_value()).decode("ascii")
-    return repr(value)
+    return _repr(value)
 
 
 _encode_revealing = _encoder(_reveal)

@@ -284,9 +284,10 @@ class _GuardedCall:
             if resume is None:
                 return router.open(decision)
             escalation = router.get(resume)
+            fingerprint = request_fingerprint(decision.request)
         except (EscalationError, ConfigurationError) as exc:
             raise self.refuse(_denied(decision, f"cannot escalate: {exc}"), scope) from exc
-        if escalation.request.get("fingerprint") != request_fingerprint(decision.request):
+        if escalation.request.get("fingerprint") != fingerprint:
             denied = _denied(
                 decision,
                 f"escalation {resume} was opened for a different request "

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from .._names import canonical_name, canonical_names
+from .._names import ACTION_RE, canonical_name, canonical_names
+from .._text import printable
+from ..identity import Principal, User
 from ._conditions import Test
 from ._decision import Decision, Explanation, RuleTrace
-from ._model import ActionRequest, Effect, Rule
+from ._model import ActionRequest, Effect, Rule, trusted_request
 
 # Bound the caches so a stream of distinct (possibly hostile) action names or
 # principals cannot grow memory without limit.
@@ -188,6 +190,32 @@ class _Subject(NamedTuple):
             canonical_names(self.groups, f"{kind} groups"),
         )
 
+    def has_plain_types(self) -> bool:
+        """True when the id is a ``str`` and roles and groups are frozensets of ``str``.
+
+        Only such a subject compares honestly: a str subclass may answer
+        ``==`` and ``hash`` as it likes.
+        """
+        return (
+            type(self.id) is str
+            and type(self.roles) is frozenset
+            and type(self.groups) is frozenset
+            and all(type(name) is str for name in (*self.roles, *self.groups))
+        )
+
+    def is_exactly(self, canonical: _Subject) -> bool:
+        """True when this subject, as given, already is ``canonical``: plain strs, same names.
+
+        Types are checked before comparing, so a str subclass's own ``__eq__``
+        is never asked.
+        """
+        return (
+            self.has_plain_types()
+            and self.id == canonical.id
+            and self.roles == canonical.roles
+            and self.groups == canonical.groups
+        )
+
 
 _NO_GROUPS: frozenset[str] = frozenset()
 # Enum members read once: `Effect.DENY` goes through EnumType.__getattr__ (~150 ns).
@@ -307,6 +335,15 @@ class CompiledPolicy:
             except KeyError:  # evicted by another thread meanwhile: nothing to refresh
                 pass
             return found
+        if type(action) is not str or not ACTION_RE.fullmatch(action):
+            # Only a request built without validation gets here: refused (evaluate denies),
+            # never split into segments a wildcard could match ("billing.refund.").
+            raise ValueError(
+                f"action {printable(str.__str__(action))[:200]!r} is not a dotted name "
+                "(letters, digits, '_' and '-' between single dots)"
+                if isinstance(action, str)
+                else f"action must be a string, got {type(action).__name__}"
+            )
         chosen = dict.fromkeys(self._exact.get(action, ()))
         self._wildcard.covering(action.split("."), chosen)
         # Sorted once here, so the rules a decision matches come out in
@@ -319,8 +356,14 @@ class CompiledPolicy:
 
     # -- deciding ------------------------------------------------------------
 
-    def evaluate(self, request: ActionRequest) -> Decision:
-        """Decide; any error inside evaluation yields DENY with the reason (fail closed)."""
+    def evaluate(self, request: ActionRequest, *, canonical: bool = False) -> Decision:
+        """Decide; any error inside evaluation yields DENY with the reason (fail closed).
+
+        A principal whose names are not canonical as given (one built with
+        ``model_construct``) is decided as its canonical form: the request is
+        rebuilt with it (``canonical=True`` marks that rebuilt request), so
+        conditions on ``principal.agent`` and kin read canonical names too.
+        """
         try:
             principal = request.principal
             action = request.action
@@ -329,6 +372,8 @@ class CompiledPolicy:
             plan = self._agent_plans.get((action, agent, roles))
             if plan is None:
                 plan = self._plan(action, _Subject(False, agent, roles, _NO_GROUPS))
+                if plan is None:
+                    return self._evaluate_canonical(request, canonical)
             as_agent = _decide(plan, request)
             user = principal.on_behalf_of
             if user is None:
@@ -336,22 +381,36 @@ class CompiledPolicy:
             plan = self._user_plans.get((action, user.id, user.roles, user.groups))
             if plan is None:
                 plan = self._plan(action, _Subject(True, user.id, user.roles, user.groups))
+                if plan is None:
+                    return self._evaluate_canonical(request, canonical)
             return _combine(request, as_agent, _decide(plan, request))
         except Exception as exc:
             return _failed(request, exc)
 
-    def _plan(self, action: str, subject: _Subject) -> _Plan:
+    def _evaluate_canonical(self, request: ActionRequest, rebuilt: bool) -> Decision:
+        if rebuilt:  # pragma: no cover - a canonical name is canonical again
+            raise ValueError("the principal's names do not stay canonical")
+        return self.evaluate(_canonical_request(request), canonical=True)
+
+    def _plan(self, action: str, subject: _Subject) -> _Plan | None:
         """Work out, and cache, what deciding ``action`` for ``subject`` needs.
 
         Raises if the subject's names cannot be made canonical (``evaluate``
-        then denies); such a subject is never cached.
+        then denies); such a subject is never cached.  None when the subject
+        is not canonical as given: ``evaluate`` then decides the canonical
+        request, and no plan is cached under the names as given.
         """
         canonical = self._subjects.get(subject)
         if canonical is None:
             canonical = subject.canonical()
-            if len(self._subjects) >= _CACHE_LIMIT:
-                _evict(self._subjects)
-            self._subjects[subject] = canonical
+            # Only subjects that compare honestly are remembered: one whose str
+            # subclass claims to equal another's names must not stand for them.
+            if subject.has_plain_types():
+                if len(self._subjects) >= _CACHE_LIMIT:
+                    _evict(self._subjects)
+                self._subjects[subject] = canonical
+        if not subject.is_exactly(canonical):
+            return None
         label = canonical.label
         plan = (
             tuple(c for c in self.candidates(action) if c.applies_to(canonical)),
@@ -377,6 +436,7 @@ class CompiledPolicy:
     def explain(self, request: ActionRequest) -> Explanation:
         """Evaluate and say, for every rule and subject, what happened to it."""
         decision = self.evaluate(request)
+        request = decision.request  # the canonical request, if the principal was not
         principal = request.principal
         subjects = [_Subject(False, principal.agent, principal.roles, frozenset())]
         if principal.on_behalf_of is not None:
@@ -384,9 +444,9 @@ class CompiledPolicy:
             subjects.append(_Subject(True, user.id, user.roles, user.groups))
         try:
             subjects = [subject.canonical() for subject in subjects]
+            covering = set(self.candidates(request.action))
         except ValueError:  # the decision says why it denied; no rule can apply
             return Explanation(decision, ())
-        covering = set(self.candidates(request.action))
         traces: list[RuleTrace] = []
         for compiled in sorted(self._rules, key=_order):
             rule = compiled.rule
@@ -496,6 +556,26 @@ def _combine(request: ActionRequest, as_agent: Decision, as_user: Decision) -> D
         f"{as_agent.subject} for {as_user.subject}",
         as_agent,
         as_user,
+    )
+
+
+def _canonical_request(request: ActionRequest) -> ActionRequest:
+    """``request`` with its principal (and user) validated: every name in canonical form.
+
+    Raises (and ``evaluate`` denies) if a name cannot be made canonical.
+    """
+    principal = request.principal
+    user = principal.on_behalf_of
+    canonical = Principal(
+        agent=principal.agent,
+        roles=principal.roles,
+        attributes=principal.attributes,
+        on_behalf_of=None
+        if user is None
+        else User(id=user.id, roles=user.roles, groups=user.groups, attributes=user.attributes),
+    )
+    return trusted_request(
+        canonical, request.action, request.resource, request.args, request.context
     )
 
 

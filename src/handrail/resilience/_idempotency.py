@@ -79,7 +79,8 @@ def idempotency_key(request: ActionRequest | Mapping[str, Any]) -> str:
         ensure_ascii=False,
         allow_nan=False,
     )
-    return hashlib.sha256(_VERSION + canonical.encode()).hexdigest()
+    # surrogatepass: text with a lone surrogate (not valid UTF-8) still has a key of its own.
+    return hashlib.sha256(_VERSION + canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def current_idempotency_key() -> str | None:
