@@ -36,10 +36,11 @@ DEFAULT_SENSITIVE_KEYS: tuple[str, ...] = (
 ValueRedactor = Callable[[str, Any], Any]
 """A user redactor: receives the dotted path and the value, returns the value to keep."""
 
-# After a "://": where userinfo would end (at "@"), the host and path, the query.
-# Each is one character class under one quantifier, matched forward from a known
-# position: no nested or overlapping quantifiers, so no backtracking blow-up.
-_USERINFO_END = re.compile(r"[/\s@]")
+# After a "://": where the authority surely ends (its userinfo ends at the last "@"
+# before it: clients read ``u:p@ss@host`` as password ``p@ss``), the host and path,
+# the query.  Each is one character class under one quantifier, matched forward
+# from a known position: no nested or overlapping quantifiers, so no backtracking.
+_AUTHORITY_END = re.compile(r"[/\s]")
 _HOST_AND_PATH = re.compile(r"[^\s?#'\"]*")
 _QUERY = re.compile(r"\?[^\s#'\"]*")
 
@@ -208,20 +209,25 @@ def _mask_urls(
     """
     out: list[str] = []
     done = 0  # text[:done] is in out
-    userinfo_end = -1  # the first "/", whitespace or "@" at or after the last lookup
-    end = len(text)
+    authority_end = -1  # the first "/" or whitespace at or after the last lookup
+    last_at = -1  # the last "@" before authority_end (-1: none)
     while True:
         at = text.find("://", done)
         if at < 0:
             break
         start = at + 3
         out.append(text[done:start])
-        if userinfo_end < start:
+        if authority_end < start:
             # Starts only grow, and no stop character lies between a start and
-            # the stop found for an earlier one: reuse it (keeps this linear).
-            stop = _USERINFO_END.search(text, start)
-            userinfo_end = end if stop is None else stop.start()
-        if start < userinfo_end < end and text[userinfo_end] == "@":
+            # the stop found for an earlier one: reuse it and the last "@"
+            # before it (each region is searched once: this stays linear).
+            stop = _AUTHORITY_END.search(text, start)
+            authority_end = len(text) if stop is None else stop.start()
+            last_at = text.rfind("@", start, authority_end)
+        if last_at > start:
+            # Up to the *last* "@": urllib and httpx read ``u:p@ss@host`` as
+            # password ``p@ss``; stopping at the first "@" would show ``ss``.
+            userinfo_end = last_at
             userinfo = text[start:userinfo_end]
             _found(found, userinfo.partition(":")[2] or userinfo)
             out.append(f"{mask}@")

@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -129,9 +130,25 @@ def test_url_credentials_are_masked_by_the_redactor_and_found_as_secrets() -> No
     assert redactor.redact(nested) == "https://h/login?next=***&q=1"
 
 
+def test_a_password_holding_an_at_sign_is_masked_whole() -> None:
+    """``u:p@ss@host`` is password ``p@ss`` to urllib and httpx: no part of it stays visible."""
+    redactor = Redactor()
+    url = "https://user:p@ss-w0rd@host.example/x?page=2"
+    assert urlsplit(url).password == "p@ss-w0rd"
+    masked = "https://***@host.example/x?page=2"
+    assert redactor.redact({"url": url}) == {"url": masked}
+    assert redactor.scrub(f"GET {url} failed", ()) == "GET https://***@host.example/x?*** failed"
+    assert "p@ss-w0rd" in redactor.secrets_in({"url": url})
+    # the authority may end at "?" too; masking up to the last "@" masks more, never less
+    assert redactor.redact("https://u:a@b@h?next=c@d") == "https://***@d"
+
+
 def _old_scrub_urls(text: str) -> str:
-    """Redactor.scrub's URL masking before 0.x: a regular expression (quadratic on some inputs)."""
-    pattern = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s@]+@)?([^\s?#'\"]*)(\?[^\s#'\"]*)?")
+    """Redactor.scrub's URL masking before 0.x: a regular expression (quadratic on some inputs).
+
+    Its userinfo ends at the last "@" before a "/" or whitespace, as the scanner's does.
+    """
+    pattern = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s]+@)?([^\s?#'\"]*)(\?[^\s#'\"]*)?")
 
     def masked(match: re.Match[str]) -> str:
         scheme, userinfo, rest, query = match.group(1, 2, 3, 4)
