@@ -8,10 +8,11 @@ and handrail's error messages all go through one ``Redactor``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote, quote_plus, unquote_plus
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
@@ -179,15 +180,33 @@ class Redactor:
     def scrub(self, text: str, secrets: Iterable[str]) -> str:
         """``text`` with each secret, and URL credentials and query strings, masked.
 
+        A secret is masked as written and as ``repr``, ``str`` of a container,
+        ``json.dumps`` and percent-encoding write it (``p\\w``, ``p\\u00e4``,
+        ``p%40w``): error messages quote arguments in those forms.
+
         URLs in error messages (httpx puts the full URL in them) often carry
         API keys in the query string or ``user:password@``: both are masked.
         """
-        for secret in sorted(set(secrets), key=len, reverse=True):
-            if len(secret) >= _MIN_SCRUB_LENGTH:
-                text = text.replace(secret, self.mask)
+        forms = {form for secret in set(secrets) for form in _written_forms(secret)}
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, self.mask)
         if "://" in text:
             text = _mask_urls(text, self.mask, self.is_sensitive_parameter, None, whole_query=True)
         return text
+
+
+def _written_forms(secret: str) -> set[str]:
+    """``secret`` as error messages may quote it: raw, ``repr``, JSON, percent-encoded."""
+    if len(secret) < _MIN_SCRUB_LENGTH:
+        return set()
+    return {
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+    }
 
 
 def _mask_urls(

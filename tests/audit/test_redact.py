@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretBytes, SecretStr
@@ -141,6 +143,31 @@ def test_a_password_holding_an_at_sign_is_masked_whole() -> None:
     assert "p@ss-w0rd" in redactor.secrets_in({"url": url})
     # the authority may end at "?" too; masking up to the last "@" masks more, never less
     assert redactor.redact("https://u:a@b@h?next=c@d") == "https://***@d"
+
+
+@pytest.mark.parametrize(
+    "password", ["p\\w0rd-1", "pässwörd-1", 'p"w0rd-1', "pw0rd\n-1", "p@ss w0rd"]
+)
+@pytest.mark.parametrize(
+    "quoted", [repr, str, json.dumps, lambda args: f"?x={quote(args['password'])}"]
+)
+def test_a_secret_quoted_with_escapes_is_scrubbed_from_error_messages(
+    password: str, quoted: Callable[[dict[str, str]], str]
+) -> None:
+    """A password with a backslash, quote or accent is masked as repr, JSON and URLs quote it."""
+    args = {"password": password}
+    log = AuditLog.memory()
+    record = log.append(
+        principal=Principal(agent="bot"),
+        action="crm.fetch",
+        outcome="failed",
+        args=args,
+        error=ValueError(f"refused: {quoted(args)}"),
+    )
+    assert record.error_message is not None
+    assert MASK in record.error_message
+    for form in (password, repr(password)[1:-1], json.dumps(password)[1:-1], quote(password)):
+        assert form not in log.sink.getvalue().decode()
 
 
 def _old_scrub_urls(text: str) -> str:
