@@ -31,7 +31,9 @@ escapes them (``\\x1b``, ``\\u202e``), so a hostile key cannot rewrite a termina
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -89,11 +91,35 @@ def alias_budget(text: str) -> int:
 
 # -- files -----------------------------------------------------------------------
 
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX: open a FIFO without waiting for a writer
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
 
 def read_text(path: Path, what: str) -> str:
-    """The UTF-8 text of ``path``; a PolicyError naming it (``what`` says which file) if not."""
+    """The UTF-8 text of ``path``; a PolicyError naming it (``what`` says which file) if not.
+
+    Only a regular file is read: a FIFO would block the reader until some
+    writer came (forever, for ``handrail policy check``), and a device such as
+    ``/dev/zero`` never ends.  It is opened without blocking and refused after
+    ``fstat``, so the check and the read are about the same file.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PolicyError(
+                    problem(
+                        f"cannot read the {what}: not a regular file (a directory, FIFO or "
+                        "device); check the path",
+                        path,
+                    )
+                )
+            with os.fdopen(fd, "rb", closefd=False) as file:
+                data = file.read()
+        finally:
+            os.close(fd)
+        # Universal newlines, as Path.read_text reads: line numbers count the same.
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise PolicyError(
             problem(f"not UTF-8 text ({exc.reason}): save the file as UTF-8", path)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 from handrail import Policy, PolicyError, _files
 from handrail.cli import main
-from handrail.escalation import parse_duration, routes_from_yaml
+from handrail.escalation import load_routes, parse_duration, routes_from_yaml
 from handrail.escalation._routes_file import routes_from_toml
 from handrail.policy import PolicyCases
 from handrail.policy._cases import _from_data, _LineMap
@@ -417,3 +419,49 @@ def test_libyaml_without_a_nesting_limit_is_not_used(
     monkeypatch.setattr(yaml, "__with_libyaml__", True)
     monkeypatch.setattr(yaml_c, "get_version", lambda: version)
     assert (_files._c_loader() is not None) is used
+
+
+FILE_LOADERS = {
+    "policy": Policy.from_file,
+    "cases": PolicyCases.from_file,
+    "routes": load_routes,
+}
+
+
+def _feed(fifo: Path) -> None:
+    """Write a valid policy into ``fifo`` once a reader opens it; a reader gone first is fine."""
+    with contextlib.suppress(BrokenPipeError):
+        fifo.write_text("rules: []\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("loader", sorted(FILE_LOADERS))
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path, loader: str) -> None:
+    """A FIFO named like a policy, case or routes file is a PolicyError, not a reader blocked."""
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    # The old reader blocked in open() until a writer came (forever, from the CLI); this
+    # writer lets it go on, so the test fails (the FIFO loads) instead of hanging.
+    writer = threading.Thread(target=_feed, args=(fifo,), daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(PolicyError, match="not a regular file"):
+            FILE_LOADERS[loader](fifo)
+    finally:
+        # Release the writer if no reader opened the FIFO: open it once without blocking.
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join()
+
+
+@pytest.mark.parametrize("loader", sorted(FILE_LOADERS))
+def test_a_directory_or_device_is_refused_as_a_file(tmp_path: Path, loader: str) -> None:
+    """A directory, or a device that never ends (/dev/zero), is a PolicyError naming it."""
+    directory = tmp_path / "policies.yaml"
+    directory.mkdir()
+    with pytest.raises(PolicyError, match="not a regular file"):
+        FILE_LOADERS[loader](directory)
+    if Path("/dev/zero").exists():
+        endless = tmp_path / "zero.yaml"
+        endless.symlink_to("/dev/zero")
+        with pytest.raises(PolicyError, match="not a regular file"):
+            FILE_LOADERS[loader](endless)
