@@ -658,6 +658,27 @@ def test_secrets_never_reach_the_store_notifications_or_audit(
     assert record.args["api_key"] == "***"
 
 
+def test_a_secret_repeated_under_a_plain_name_is_scrubbed_from_the_case(
+    router: EscalationRouter, audit: AuditLog
+) -> None:
+    """A token masked under ``api_key`` is masked in a note that repeats it, as in the audit."""
+    url_password = "url-pa55word"
+    e = router.open(
+        decision(
+            api_key=API_KEY,
+            login=SecretStr(PASSWORD),
+            db=f"postgresql://u:{url_password}@h/db",
+            note=f"key {API_KEY}, password {PASSWORD}, again {url_password}",
+        )
+    )
+    assert e.request["args"]["note"] == "key ***, password ***, again ***"
+    text = router.get(e.id).model_dump_json()
+    for secret in (API_KEY, PASSWORD, url_password):
+        assert secret not in text
+    (record,) = records(audit, e.id)
+    assert record.args["note"] == e.request["args"]["note"]
+
+
 def test_a_failing_channels_error_is_scrubbed(
     make_store: MakeStore, clock: FakeClock, audit: AuditLog
 ) -> None:

@@ -42,6 +42,7 @@ from .._names import canonical_name, canonical_names
 from .._text import printable
 from .._values import OpaqueValue
 from ..audit._encoding import args_digest, plain
+from ..audit._record import _scrubbed as scrubbed
 from ..clock import Clock, SystemClock
 from ..identity import Principal, User
 from ..policy import ActionRequest, Decision, Effect
@@ -853,16 +854,23 @@ class EscalationRouter:
     def _snapshot(self, request: ActionRequest) -> dict[str, Any]:
         """The redacted, JSON-ready request an escalation keeps (and shows to humans)."""
         principal = request.principal
-        redact = self.redactor.redact
-        resource = request.resource
         fingerprint = request_fingerprint(request)  # first: it refuses what it cannot tell apart
+        redactor = self.redactor
+        resource = None if request.resource is None else plain(request.resource.model_dump())
+        args, context = plain(request.args), plain(request.context)
+        parts = [redactor.redact(part) for part in (resource, args, context)]
+        # A secret masked in one place is scrubbed from every other string too (a note
+        # may repeat a token unmarked), as the audit record does.
+        secrets = sorted(redactor.secrets_in([resource, args, context]), key=len, reverse=True)
+        if secrets:
+            parts = [scrubbed(part, secrets, redactor.mask) for part in parts]
         return {
             "action": request.action,
             "agent": principal.agent,
             "on_behalf_of": None if principal.on_behalf_of is None else principal.on_behalf_of.id,
-            "resource": None if resource is None else redact(plain(resource.model_dump())),
-            "args": redact(plain(request.args)),
-            "context": redact(plain(request.context)),
+            "resource": parts[0],
+            "args": parts[1],
+            "context": parts[2],
             "fingerprint": fingerprint,
         }
 
