@@ -712,6 +712,19 @@ def test_a_secret_in_the_query_never_reaches_a_span(server: Server) -> None:
     assert urls == {f"{server.url}/notes/1?access_token=***&v=2"}
 
 
+def test_a_key_or_signature_in_the_query_never_reaches_a_span(server: Server) -> None:
+    """``?key=`` and ``X-Amz-Signature=`` carry credentials under plain names: masked too."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    connector = notes(server)
+    with provider.get_tracer("test").start_as_current_span("caller"):
+        connector.get_json("/notes/1", params={"key": "AIza-s3cret", "X-Amz-Signature": "f00d"})
+    [span] = spans.get_finished_spans()
+    urls = {str(e.attributes["url.full"]) for e in span.events if e.attributes}
+    assert urls == {f"{server.url}/notes/1?key=***&X-Amz-Signature=***"}
+
+
 # -- async -----------------------------------------------------------------------------------
 
 

@@ -267,6 +267,12 @@ def test_current_page_source_reaches_through_an_async_generator() -> None:
         ("/relative?secret=1", "/relative?secret=***"),
         ("https://h/cb#access_token=abc", "https://h/cb#access_token=***"),
         ("https://h/plain", "https://h/plain"),
+        # credentials under names that are not sensitive keys: Google's key, Azure SAS's sig,
+        # OAuth's code, AWS's X-Amz-Signature (Redactor.is_sensitive_parameter's names)
+        (
+            "https://h/x?key=AIza-k3y&sig=s1g-v4l&code=c0de-1&X-Amz-Signature=abc1&page=2",
+            "https://h/x?key=***&sig=***&code=***&X-Amz-Signature=***&page=2",
+        ),
     ],
 )
 def test_shown_urls_keep_the_page_and_mask_the_secrets(url: str, shown: str) -> None:

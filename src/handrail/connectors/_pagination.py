@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
-from urllib.parse import unquote_plus
 
 from .._errors import ConnectorError
 from ..redaction import MASK, Redactor
@@ -457,8 +456,10 @@ def shown_url(url: str | httpx.URL) -> str:
     """``url`` with any ``user:password@`` and the values of secret-looking query parameters masked.
 
     Other parameters (``page=2``, ``cursor=...``) are kept: they say which
-    page a record came from.  Secret-looking means a name such as
-    ``token``, ``api_key``, ``secret``, ``password`` (``Redactor``'s keys).
+    page a record came from.  Secret-looking means what
+    ``Redactor.is_sensitive_parameter`` says: a sensitive key (``token``,
+    ``api_key``, ``password``, ...), a name holding ``signature``, or
+    ``key``, ``sig``, ``code``, ``auth``, ``pass``, ``pwd``.
     """
     text = str(url)
     scheme, sep, rest = text.partition("://")
@@ -483,6 +484,6 @@ def _shown_pairs(query: str) -> str:
 
 def _shown_pair(pair: str) -> str:
     name, equals, value = pair.partition("=")
-    if value and _REDACTOR.is_sensitive_key(unquote_plus(name)):
+    if value and _REDACTOR.is_sensitive_parameter(name):  # percent-decodes the name itself
         return f"{name}{equals}{MASK}"
     return pair
