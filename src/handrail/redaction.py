@@ -177,6 +177,16 @@ class Redactor:
             if masked != value:
                 found.add(value)
 
+    def scrub_strings(self, value: Any, secrets: Iterable[str]) -> Any:
+        """``value`` (plain data: dicts, lists, tuples) with each secret masked in every string.
+
+        For a copy ``redact`` already masked: a secret masked under one key is
+        masked wherever else it is repeated unmarked (a note quoting a token).
+        Strings shorter than four characters are not secrets here (see ``scrub``).
+        """
+        ordered = sorted({s for s in secrets if len(s) >= _MIN_SCRUB_LENGTH}, key=len, reverse=True)
+        return _scrub_strings(value, ordered, self.mask) if ordered else value
+
     def scrub(self, text: str, secrets: Iterable[str]) -> str:
         """``text`` with each secret, and URL credentials and query strings, masked.
 
@@ -193,6 +203,21 @@ class Redactor:
         if "://" in text:
             text = _mask_urls(text, self.mask, self.is_sensitive_parameter, None, whole_query=True)
         return text
+
+
+def _scrub_strings(value: Any, secrets: list[str], mask: str) -> Any:
+    """``value`` with each of ``secrets`` (longest first) masked in every string."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, mask)
+        return value
+    if isinstance(value, dict):
+        return {key: _scrub_strings(item, secrets, mask) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_scrub_strings(item, secrets, mask) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
 
 
 def _written_forms(secret: str) -> set[str]:

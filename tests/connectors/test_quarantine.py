@@ -10,6 +10,7 @@ import pickle
 import sqlite3
 import stat
 import threading
+import time
 import tracemalloc
 import warnings
 from collections.abc import Iterator
@@ -232,6 +233,34 @@ def test_source_loses_url_credentials_and_query_secrets() -> None:
     list(read([{"id": "x"}], sink, source=source))
     (record,) = sink.records()
     assert record.source == "https://***@crm.example.com/c?api_key=***&cursor=abc"
+
+
+def test_a_secret_repeated_under_a_plain_key_is_masked_in_raw() -> None:
+    """A token masked under ``api_key`` is masked where a note repeats it too, as in the audit."""
+    sink = MemoryQuarantine()
+    token = "tok-5ecret-123"
+    list(read([{"id": "x", "api_key": token, "note": f"uses {token}"}], sink))
+    (record,) = sink.records()
+    assert record.raw == {"id": "x", "api_key": "***", "note": "uses ***"}
+
+
+def test_a_source_with_a_long_run_of_letters_is_shown_in_linear_time() -> None:
+    """30,000 letters before a URL cost at most 50x ordinary text (the old regex: quadratic)."""
+    size = 30_000
+    hostile = "a" * size + " https://bot:pw-123@h/c?token=t"
+    benign = ("page https://crm.example.com/c?page=2 offset " * (size // 44))[:size]
+
+    def stored_source(source: str) -> tuple[float, str | None]:
+        sink = MemoryQuarantine()
+        start = time.perf_counter()
+        list(read([{"id": "x"}], sink, source=source))
+        return time.perf_counter() - start, next(iter(sink.records())).source
+
+    benign_time = min(stored_source(benign)[0] for _ in range(3))
+    hostile_time, shown = min(stored_source(hostile) for _ in range(3))
+    assert shown is not None
+    assert shown.endswith(" https://***@h/c?token=***")
+    assert hostile_time <= 50 * benign_time + 0.05
 
 
 def test_raw_payload_masks_sensitive_keys_and_error_messages_lose_them() -> None:

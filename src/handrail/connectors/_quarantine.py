@@ -19,7 +19,6 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import os
-import re
 import sqlite3
 import threading
 import warnings
@@ -229,28 +228,25 @@ class QuarantinedRecord(BaseModel):
             at=at,
             connector=connector,
             operation=operation,
-            source=None if source is None else _shown_source(source, secrets, redactor.mask),
+            source=None if source is None else _shown_source(source, secrets, redactor),
             index=index,
-            raw=_jsonable(redactor.redact(raw)),
+            raw=_jsonable(redactor.scrub_strings(redactor.redact(raw), secrets)),
             errors=errors,
             model=model if isinstance(model, str) else _qualified_name(model),
         )
 
 
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-
-
-def _shown_source(source: str, secrets: Iterable[str], mask: str) -> str:
+def _shown_source(source: str, secrets: Iterable[str], redactor: Redactor) -> str:
     """``source`` without the record's secrets, URL credentials or secret-looking parameters.
 
     Page parameters (``page=2``, ``cursor=...``) stay: they say where to look.
+    ``Redactor.mask_urls`` finds the URLs in linear time (a regular expression
+    retrying a scheme from every letter of a long run was quadratic).
     """
-    from ._pagination import shown_url
-
     for secret in sorted(set(secrets), key=len, reverse=True):
         if len(secret) >= 4:
-            source = source.replace(secret, mask)
-    return _URL_IN_TEXT.sub(lambda match: shown_url(match.group(0)), source)
+            source = source.replace(secret, redactor.mask)
+    return redactor.mask_urls(source)
 
 
 def _jsonable(value: Any) -> JsonValue:

@@ -42,7 +42,6 @@ from .._names import canonical_name, canonical_names
 from .._text import printable
 from .._values import OpaqueValue
 from ..audit._encoding import args_digest, plain
-from ..audit._record import _scrubbed as scrubbed
 from ..clock import Clock, SystemClock
 from ..identity import Principal, User
 from ..policy import ActionRequest, Decision, Effect
@@ -861,9 +860,7 @@ class EscalationRouter:
         parts = [redactor.redact(part) for part in (resource, args, context)]
         # A secret masked in one place is scrubbed from every other string too (a note
         # may repeat a token unmarked), as the audit record does.
-        secrets = sorted(redactor.secrets_in([resource, args, context]), key=len, reverse=True)
-        if secrets:
-            parts = [scrubbed(part, secrets, redactor.mask) for part in parts]
+        parts = redactor.scrub_strings(parts, redactor.secrets_in([resource, args, context]))
         return {
             "action": request.action,
             "agent": principal.agent,
