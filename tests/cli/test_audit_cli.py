@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -436,3 +437,14 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     assert process.wait(timeout=60) == 1
     assert b"#0" in first
     assert err == b""
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["audit", "tail"], ["shadow", "report"]])
+def test_a_fifo_is_a_usage_error_not_a_missing_file(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO given as PATH: exit 2 saying it is not a regular file, never waiting on it."""
+    fifo = tmp_path / "audit.jsonl"
+    os.mkfifo(fifo)
+    message = usage_error([*command, str(fifo)], capsys)
+    assert "is not a regular file (a FIFO, device or socket)" in message

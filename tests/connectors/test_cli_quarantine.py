@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -323,3 +324,11 @@ def test_a_directory_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixt
     """A directory given as PATH: exit 2 saying it is a directory, not 'no such file'."""
     message = usage_error(["quarantine", "list", str(tmp_path)], capsys)
     assert "is a directory; expected a quarantine file" in message
+
+
+def test_a_fifo_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A FIFO given as PATH: exit 2 saying it is not a regular file, not 'no such file'."""
+    fifo = tmp_path / "quarantine.jsonl"
+    os.mkfifo(fifo)
+    message = usage_error(["quarantine", "list", str(fifo)], capsys)
+    assert "is not a regular file (a FIFO, device or socket)" in message

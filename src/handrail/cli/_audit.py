@@ -181,6 +181,12 @@ def _open(args: argparse.Namespace) -> AuditLog:
             f"argument PATH: {path} is a directory; expected an audit log file "
             "(JSON Lines, or an SQLite database)",
         )
+    if path.exists() and not path.is_file():  # a FIFO would block, a device never end
+        _usage_error(
+            args,
+            f"argument PATH: {path} is not a regular file (a FIFO, device or socket); "
+            "expected an audit log file (JSON Lines, or an SQLite database)",
+        )
     if not path.is_file():
         _usage_error(args, f"argument PATH: no audit log at {path} (no such file)")
     return AuditLog.open(path, read_only=True)

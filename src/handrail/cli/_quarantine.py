@@ -101,6 +101,12 @@ def _open(args: argparse.Namespace) -> QuarantineSink:
             f"argument PATH: {path} is a directory; expected a quarantine file "
             "(JSON Lines, or an SQLite database)",
         )
+    if path.exists() and not path.is_file():  # a FIFO would block, a device never end
+        _usage_error(
+            args,
+            f"argument PATH: {path} is not a regular file (a FIFO, device or socket); "
+            "expected a quarantine file (JSON Lines, or an SQLite database)",
+        )
     if not path.is_file():
         _usage_error(args, f"argument PATH: no quarantine at {path} (no such file)")
     try:
