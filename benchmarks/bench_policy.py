@@ -540,7 +540,7 @@ def run(*, quick: bool = False, repetitions: int | None = None) -> dict[str, Any
     ``quick`` runs a handful of tiny batches: it proves the benchmark works,
     and its figures mean nothing.
     """
-    from handrail.permissions import acting_as, requires_permission
+    from handrail import acting_as, requires_permission
 
     reps = repetitions or (3 if quick else 51)
     batch_ns = 20_000 if quick else 2_000_000

@@ -180,11 +180,11 @@ def guarded_tools(policy: Policy, log_path: Path) -> bool:
     with AuditLog.jsonl(log_path, fsync="batch") as log:
         guard = Guard(policy, audit=log, retry=RetryPolicy(attempts=3))
 
-        @guard.protect("crm.contact.update", resource=contact, is_write=True, idempotency_key=True)
+        @guard.protect("crm.contact.update", resource=contact, is_write=True, idempotent=True)
         def update_contact(contact_id: str, phone: str) -> dict[str, Any]:
             return crm.patch(f"/contacts/{contact_id}", {"phone": phone})
 
-        @guard.protect("crm.opportunity.update", is_write=True, idempotency_key=True)
+        @guard.protect("crm.opportunity.update", is_write=True, idempotent=True)
         def update_opportunity(opportunity_id: str, discount_pct: float) -> dict[str, Any]:
             return crm.patch(f"/opportunities/{opportunity_id}", {"discount_pct": discount_pct})
 
@@ -259,7 +259,7 @@ def escalation(policy: Policy, directory: Path) -> bool:
         )
         guard = Guard(policy, audit=log, escalations=router)
 
-        @guard.protect("crm.opportunity.update", is_write=True, idempotency_key=True)
+        @guard.protect("crm.opportunity.update", is_write=True, idempotent=True)
         def update_opportunity(opportunity_id: str, discount_pct: float) -> dict[str, Any]:
             key = current_idempotency_key()
             print(f"  CRM PATCH /opportunities/{opportunity_id} (Idempotency-Key: {key})")

@@ -17,12 +17,11 @@ from ._errors import (
     WriteNotRetried,
 )
 from ._version import __version__
-from .guard import Guard
+from .guard import Guard, audited, requires_permission
 from .identity import Principal, User
 from .permissions import (
     acting_as,
     current_principal,
-    requires_permission,
     set_default_policy,
     using_policy,
 )
@@ -51,6 +50,7 @@ __all__ = [
     "WriteNotRetried",
     "__version__",
     "acting_as",
+    "audited",
     "current_principal",
     "requires_permission",
     "set_default_policy",

@@ -108,3 +108,17 @@ def canonical_names(values: object, field: str = "names") -> frozenset[str]:
 def _quote(text: str) -> str:
     shown = text if len(text) <= 80 else text[:80] + "..."
     return ascii(shown)
+
+
+def check_action(value: object, where: str) -> str:
+    """``value`` if it is an action name (see ``ACTION_RE``), else ``ConfigurationError``.
+
+    The one message every front end gives for a bad action name; ``where``
+    names the front end (``"Guard.protect"``, ``"@operation"`` ...).
+    """
+    if type(value) is str and ACTION_RE.fullmatch(value):
+        return value
+    raise ConfigurationError(
+        f"{where}: action {value!r} is not a dotted name such as 'crm.contact.update' "
+        "(letters, digits, '_' and '-' between dots)"
+    )

@@ -59,7 +59,10 @@ class ShadowResult(BaseModel):
     request that would have been sent when the write stopped at its
     transport (``None`` when the write was simply not called),
     ``idempotency_key`` the key it would have carried and ``record_id`` the
-    audit record of the intent.
+    audit record of the intent.  ``escalation`` is set when the policy would
+    have escalated the write: the route, level, deciders and SLA that would
+    have been asked (``EscalationPreview.to_dict()``) — in shadow mode no case
+    is opened and no human is notified.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,6 +72,7 @@ class ShadowResult(BaseModel):
     request: ShadowRequest | None = None
     idempotency_key: str | None = None
     record_id: str | None = None
+    escalation: dict[str, Any] | None = None
 
     @property
     def executed(self) -> bool:

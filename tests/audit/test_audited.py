@@ -20,7 +20,8 @@ from handrail import (
     acting_as,
     requires_permission,
 )
-from handrail.audit import AuditError, AuditLog, MemorySink, Outcome, audited
+from handrail import audited
+from handrail.audit import AuditError, AuditLog, MemorySink, Outcome
 from handrail.testing import FakeClock
 
 from .conftest import ALICE, BOT, POLICY
@@ -55,7 +56,7 @@ def test_a_call_that_raises_is_recorded_as_failed_and_the_error_propagates() -> 
     def send(to: str, token: SecretStr) -> None:
         raise error
 
-    with pytest.raises(ConnectionError) as caught:
+    with acting_as(ALICE), pytest.raises(ConnectionError) as caught:
         send("jo@example.com", SecretStr("sk-abc-123456"))
     assert caught.value is error
     (record,) = log.records()
@@ -115,7 +116,8 @@ def test_async_functions_are_recorded_too(clock: FakeClock) -> None:
             await broken("c-2")
 
     assert inspect.iscoroutinefunction(read)
-    asyncio.run(main())
+    with acting_as(ALICE):
+        asyncio.run(main())
     ok, failed = log.records()
     assert (ok.outcome, ok.duration) == (Outcome.EXECUTED, dt.timedelta(seconds=1))
     assert (failed.outcome, failed.error_type, failed.args) == (
@@ -125,8 +127,8 @@ def test_async_functions_are_recorded_too(clock: FakeClock) -> None:
     )
 
 
-def test_the_principal_comes_from_the_argument_then_acting_as_then_nobody() -> None:
-    """A Principal argument wins, then acting_as; with neither the agent is '<unknown>'."""
+def test_the_principal_comes_from_the_argument_then_acting_as_else_the_call_is_refused() -> None:
+    """A Principal argument wins, then acting_as; with neither the call is denied, as everywhere."""
     log = AuditLog.memory()
 
     @audited(log, action="a.b")
@@ -136,8 +138,10 @@ def test_the_principal_comes_from_the_argument_then_acting_as_then_nobody() -> N
     act(Principal(agent="explicit"))
     with acting_as(BOT):
         act()
-    act()
-    assert [r.agent for r in log.records()] == ["explicit", "billing-bot", "<unknown>"]
+    with pytest.raises(PermissionDenied, match="no principal"):
+        act()
+    assert [r.agent for r in log.records()] == ["explicit", "billing-bot", "<no principal>"]
+    assert [r.outcome for r in log.records()] == ["executed", "executed", "denied"]
     assert all(r.args == {} for r in log.records())
 
 
@@ -153,7 +157,8 @@ def test_methods_record_their_arguments_without_self() -> None:
         def update(self, invoice_id: str, amount: int) -> None:
             return None
 
-    Invoices().update("inv-9", 5)
+    with acting_as(ALICE):
+        Invoices().update("inv-9", 5)
     (record,) = log.records()
     assert record.args == {"invoice_id": "inv-9", "amount": 5}
     assert record.resource == {"type": "invoice", "id": "inv-9", "attributes": {}}
@@ -181,7 +186,7 @@ def test_trace_and_span_ids_come_from_the_current_span() -> None:
     def act() -> None:
         return None
 
-    with tracer.start_as_current_span("outer") as span:
+    with acting_as(ALICE), tracer.start_as_current_span("outer") as span:
         act()
     context = span.get_span_context()
     (record,) = log.records()
@@ -190,7 +195,10 @@ def test_trace_and_span_ids_come_from_the_current_span() -> None:
 
 
 def test_a_record_that_cannot_be_written_is_an_audit_error() -> None:
-    """If the log fails, AuditError is raised; the function's own error is its context."""
+    """If the log fails, AuditError is raised; the function's own error is its context.
+
+    The log then refuses everything: the next call is refused before it runs.
+    """
 
     class Broken(MemorySink):
         def append(self, lines: Any) -> None:
@@ -202,9 +210,12 @@ def test_a_record_that_cannot_be_written_is_an_audit_error() -> None:
     def act() -> None:
         raise ValueError("inner")
 
-    with pytest.raises(AuditError, match="disk full") as caught:
+    with acting_as(ALICE), pytest.raises(AuditError, match="disk full") as caught:
         act()
     assert isinstance(caught.value.__context__, ValueError)
+    with acting_as(ALICE), pytest.raises(AuditError, match="disk full") as again:
+        act()
+    assert again.value.__context__ is None  # refused before the call: it never ran
 
 
 def test_bad_decorator_arguments_fail_at_decoration() -> None:

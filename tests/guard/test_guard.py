@@ -42,6 +42,7 @@ rules:
     when: {args.discount: {exists: true, gt: 20}}
     escalate_to: managers
   - {id: flag-exports, effect: audit, actions: [crm.contact.export]}
+  - {id: refunds, effect: allow, actions: [crm.invoice.refund]}
 """
 )
 BOT = Principal(agent="sales-bot", on_behalf_of="alice")
@@ -194,7 +195,7 @@ def test_a_write_with_a_lone_surrogate_gets_its_idempotency_key(guard: Guard) ->
     """Text that is not valid UTF-8 (a lone surrogate) still has a key: the write runs once."""
     keys: list[str | None] = []
 
-    @guard.protect("crm.contact.export", is_write=True, idempotency_key=True)
+    @guard.protect("crm.contact.export", is_write=True, idempotent=True)
     def export(name: str) -> None:
         keys.append(current_idempotency_key())
 
@@ -263,7 +264,7 @@ def test_writes_need_an_idempotency_key_to_be_retried(guard: Guard) -> None:
         return "saved"
 
     plain = guard.protect("crm.contact.update", is_write=True)(flaky)
-    keyed = guard.protect("crm.contact.update", is_write=True, idempotency_key=True)(flaky)
+    keyed = guard.protect("crm.contact.update", is_write=True, idempotent=True)(flaky)
     with acting_as(BOT):
         with pytest.raises(WriteNotRetried):
             plain("c-1")
@@ -339,7 +340,7 @@ def test_async_calls_are_guarded(guard: Guard) -> None:
     asyncio.run(main())
     assert [(r["outcome"], r["attempts"]) for r in records(guard)] == [
         ("executed", 2),
-        ("denied", 1),
+        ("denied", 0),  # a refused call made no attempt
     ]
 
 
@@ -368,20 +369,40 @@ def test_configuration_errors() -> None:
         Guard(POLICY).protect("crm.contact.read", breaker="crm")
 
 
-def test_failing_key_function_is_audited_and_the_call_never_runs(guard: Guard) -> None:
-    """An idempotency-key callable that raises fails the call, and the failure is recorded."""
+def test_a_key_argument_that_is_not_a_key_is_refused_and_the_call_never_runs(guard: Guard) -> None:
+    """The argument named by idempotency_key must hold a non-empty str; else the call is denied."""
     ran: list[str] = []
 
-    def broken_key(contact_id: str) -> str:
-        raise KeyError(contact_id)
-
-    @guard.protect("crm.contact.update", is_write=True, idempotency_key=broken_key)
-    def update(contact_id: str) -> None:
+    @guard.protect("crm.contact.update", is_write=True, idempotency_key="request_id")
+    def update(contact_id: str, request_id: object = None) -> None:
         ran.append(contact_id)
 
-    with acting_as(BOT), pytest.raises(KeyError):
-        update("c-1")
+    with acting_as(BOT):
+        for bad in ("", 42):
+            with pytest.raises(PermissionDenied, match="idempotency key argument"):
+                update("c-1", request_id=bad)
     assert ran == []
-    (record,) = records(guard)
-    assert record["outcome"] == "failed"
-    assert record["error_type"] == "KeyError"
+    assert [r["outcome"] for r in records(guard)] == ["denied", "denied"]
+    with pytest.raises(ConfigurationError, match="not a parameter"):
+        guard.protect("crm.contact.update", is_write=True, idempotency_key="nope")(update)
+
+
+def test_an_explicit_key_wins_and_is_reused_by_retries_only(guard: Guard) -> None:
+    """The caller's key is the call's key on every attempt; calls without one never share a key."""
+    seen: list[str | None] = []
+
+    @guard.protect("crm.invoice.refund", is_write=True, idempotency_key="request_id")
+    def refund(invoice: str, amount: int, request_id: str | None = None) -> None:
+        seen.append(current_idempotency_key())
+        if len(seen) == 1:
+            raise transient()
+
+    with acting_as(BOT):
+        refund("inv-1", 40, request_id="req-7")
+        refund("inv-1", 40)
+        refund("inv-1", 40)
+    assert seen[:2] == ["req-7", "req-7"]
+    assert seen[2] != seen[3]
+    assert None not in seen
+    assert [r["idempotency_key"] for r in records(guard)] == ["req-7", seen[2], seen[3]]
+    assert [r["attempts"] for r in records(guard)] == [2, 1, 1]

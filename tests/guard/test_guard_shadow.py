@@ -36,7 +36,7 @@ class Tools:
             self.ran.append(f"read {contact_id}")
             return contact_id
 
-        @guard.protect("crm.contact.update", is_write=True, idempotency_key=True)
+        @guard.protect("crm.contact.update", is_write=True, idempotent=True)
         def update(contact_id: str, phone: str, token: SecretStr) -> str:
             self.ran.append(f"update {contact_id}")
             return phone

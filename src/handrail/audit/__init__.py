@@ -3,11 +3,10 @@
 See ``docs/audit.md``.  ``AuditLog`` appends ``AuditRecord``\\ s to a
 ``Sink`` (``JSONLSink``, ``SQLiteSink``, ``MemorySink``); ``verify`` names
 the first record that breaks the chain; ``checkpoint`` anchors it;
-``@audited`` records any function's calls.
+``handrail.audited`` (in ``handrail.guard``) records any function's calls.
 """
 
 from .._errors import AuditError, AuditIntegrityError
-from ._audited import audited
 from ._encoding import GENESIS_HASH, args_digest
 from ._jsonl import JSONLSink, TornTail
 from ._log import RECOVERED_ACTION, AuditLog, LogOptions, OutcomeFields, RecordFields
@@ -38,5 +37,4 @@ __all__ = [
     "TornTail",
     "VerifyReport",
     "args_digest",
-    "audited",
 ]

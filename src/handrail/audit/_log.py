@@ -350,6 +350,12 @@ class AuditLog:
 
         return await asyncio.to_thread(lambda: self.append_decision(decision, outcome, **fields))
 
+    def ensure_writable(self) -> None:
+        """Raise ``AuditError`` (saying why) when an append would fail: read-only, closed, failed."""
+        if self._read_only:
+            raise AuditError(f"{self._where()}the audit log is open read-only")
+        self._writer._check()
+
     def _append(self, prepared: Entry) -> AuditRecord:
         if self._read_only:
             raise AuditError(f"{self._where()}the audit log is open read-only")

@@ -1,5 +1,21 @@
-"""``Guard``: policy → retry → call → audit, in one span, for sync and async functions."""
+"""The guarded call: one flow (decide, escalate, shadow, attempt, record) and its front ends.
 
+``Guard`` holds the parts and offers the step API (``check``, ``call``,
+``acall``) and the ``protect`` decorator; ``requires_permission`` is a guard
+with only a policy, ``audited`` one with only an audit log.
+"""
+
+from ._core import CallProgress, current_call
+from ._front import audited, requires_permission
 from ._guard import Guard
+from ._records import AsyncRecorded, Recorded
 
-__all__ = ["Guard"]
+__all__ = [
+    "AsyncRecorded",
+    "CallProgress",
+    "Guard",
+    "Recorded",
+    "audited",
+    "current_call",
+    "requires_permission",
+]

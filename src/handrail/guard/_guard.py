@@ -1,13 +1,13 @@
-"""``Guard``: policy, retries, the circuit breaker, the audit trail and telemetry around one call.
+"""``Guard``: the policy, escalations, retries, breakers, the audit trail and telemetry around calls.
 
-The pipeline, for every guarded call::
+A ``Guard`` holds the parts; the steps of a guarded call are written once in
+``_core.flow``.  Three ways in, all over that one flow:
 
-    request ─▶ decide ─▶ DENY: audit, raise PermissionDenied
-                      ├▶ ESCALATE: open (or resume) an escalation ─▶ pending: audit, raise
-                      │      EscalationRequired(id) │ approved: run once │ else: refuse
-                      └▶ ALLOW/AUDIT: run (retry ∘ breaker ∘ fn) ─▶ audit ─▶ return / raise
-
-all inside one ``handrail.action`` span whose ids the audit record carries.
+- ``guard.check(request)``: decide only (audited when it refuses);
+- ``guard.call(request, fn)`` / ``await guard.acall(request, fn)``: the whole
+  guarded call for a request the caller built (what framework adapters use);
+- ``@guard.protect(action, ...)``: a decorator that builds the request from
+  the function's arguments.
 """
 
 from __future__ import annotations
@@ -15,66 +15,70 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from .._errors import ConfigurationError, EscalationError, EscalationRequired, PermissionDenied
-from ..audit import AuditLog, AuditRecord
-from ..audit._encoding import plain
-from ..permissions._context import current_policy
-from ..permissions._decorator import NO_POLICY
-from ..permissions._request import ContextSpec, RequestBuilder, ResourceSpec, refusal
+from .._errors import ConfigurationError, PermissionDenied
+from .._names import check_action
+from ..audit import AuditLog
+from ..clock import Clock, SystemClock
+from ..permissions import current_policy
 from ..policy import ActionRequest, Decision, Effect, Policy
-from ..policy._model import ACTION_RE, trusted_request
-from ..redaction import Redactor
-from ..resilience import AttemptDetails, CircuitBreakers, RetryPolicy, idempotency_key
-from ..resilience._idempotency import using_idempotency_key
-from ..shadow import (
-    ShadowIntercepted,
-    ShadowRequest,
-    ShadowResult,
-    shadow_from_environment,
-    shadowing,
-)
-from ..telemetry import ActionScope, Telemetry, default_telemetry
+from ..resilience import CircuitBreakers, RetryPolicy
+from ..shadow import shadow_from_environment
+from ..telemetry import Telemetry, default_telemetry
+from ._core import Plan, arun, flow, run
+from ._request import ContextSpec, RequestBuilder, ResourceSpec, refusal
 
 if TYPE_CHECKING:
     # Imported when an escalation is handled: `import handrail` stays free of the
     # router, its stores and its channels until someone uses them.
-    from ..escalation import Escalation, EscalationRouter
+    from ..escalation import EscalationRouter
 
-__all__ = ["Guard"]
+__all__ = ["NO_POLICY", "Guard"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-KeySpec = bool | Callable[..., str] | None
-_REDACTOR = Redactor()
 AuditHook = Callable[[Decision], object]
+_SYSTEM_CLOCK = SystemClock()
+
+NO_POLICY = (
+    "no policy in scope: pass policy= to the guard, use "
+    "`with using_policy(policy):`, or call set_default_policy(policy)"
+)
 
 
 class Guard:
     """The composition most users start with: one object that guards every tool call.
 
     ``policy`` decides (else ``using_policy`` / ``set_default_policy``, at call
-    time); ``audit`` records every decided call (denied, escalated, executed,
-    failed); ``retry`` retries transient failures of allowed calls (writes
-    only with an idempotency key); ``breakers`` fail fast while a system is
-    down; ``telemetry`` (default: ``default_telemetry()``) wraps each call in
-    one span.  Every part but the policy is optional.
+    time); ``audit`` records every decided call — exactly one final record
+    per call; ``escalations`` (an ``EscalationRouter``) opens a case for an
+    ESCALATE decision, and ``wait_for_decision`` (a ``timedelta``) waits that
+    long for a human before raising ``EscalationRequired``; ``retry`` retries
+    transient failures (a write only when it forwards its idempotency key);
+    ``breakers`` fail fast while a system is down; ``telemetry`` (default:
+    ``default_telemetry()``) wraps each call in one span; ``clock`` times
+    calls and waits (inject ``FakeClock`` in tests).  In shadow mode
+    (``shadow=True``, or ``HANDRAIL_SHADOW=1`` when ``shadow`` is None)
+    writes are recorded, not run, and no human is asked.
 
-    A guard that cannot decide denies; an audit record that cannot be written
-    raises ``AuditError`` (after the call, if it ran: the action happened and
-    must not pass unrecorded silently).  Thread-safe and async-safe.
+    Fails closed: a guard that cannot decide denies; a call whose record the
+    audit trail cannot write (it failed before, or is closed) is refused
+    with ``AuditError`` before it runs — reads too, unless
+    ``read_without_audit=True`` (then with a warning and a metric).
+    Thread-safe and async-safe.
     """
 
     __slots__ = (
         "audit",
         "breakers",
+        "clock",
         "escalations",
         "on_audit",
         "policy",
+        "read_without_audit",
         "retry",
         "shadow",
         "telemetry",
@@ -91,30 +95,166 @@ class Guard:
         telemetry: Telemetry | None = None,
         on_audit: AuditHook | None = None,
         escalations: EscalationRouter | None = None,
-        wait_for_decision: float | dt.timedelta | None = None,
+        wait_for_decision: dt.timedelta | None = None,
         shadow: bool | None = None,
+        clock: Clock | None = None,
+        read_without_audit: bool = False,
     ) -> None:
         if policy is not None and not isinstance(policy, Policy):
             raise ConfigurationError(f"Guard: policy must be a Policy, got {type(policy).__name__}")
+        if audit is not None and not isinstance(audit, AuditLog):
+            raise ConfigurationError(
+                f"Guard: audit must be an AuditLog, got {type(audit).__name__}"
+            )
         if escalations is not None and not _is_router(escalations):
             raise ConfigurationError(
                 f"Guard: escalations must be an EscalationRouter, got {type(escalations).__name__}"
             )
-        if wait_for_decision is not None and escalations is None:
-            raise ConfigurationError("Guard: wait_for_decision needs escalations=")
-        self.escalations = escalations
-        self.shadow = shadow
-        self.wait_for_decision = (
-            wait_for_decision.total_seconds()
-            if isinstance(wait_for_decision, dt.timedelta)
-            else wait_for_decision
-        )
+        if wait_for_decision is not None:
+            if escalations is None:
+                raise ConfigurationError("Guard: wait_for_decision needs escalations=")
+            if not isinstance(wait_for_decision, dt.timedelta):
+                raise ConfigurationError(
+                    f"Guard: wait_for_decision must be a datetime.timedelta, got "
+                    f"{wait_for_decision!r}; write wait_for_decision=timedelta(minutes=...)"
+                )
         self.policy = policy
         self.audit = audit
         self.retry = retry
         self.breakers = breakers
         self.telemetry = telemetry
         self.on_audit = on_audit
+        self.escalations = escalations
+        self.wait_for_decision = wait_for_decision
+        self.shadow = shadow
+        self.clock = clock
+        self.read_without_audit = read_without_audit
+
+    # -- the step API: what adapters drive -----------------------------------------------
+
+    def decide(self, request: ActionRequest) -> Decision:
+        """The policy's decision for ``request`` (a DENY saying why when there is no policy)."""
+        policy = self.policy or current_policy()
+        if policy is None:
+            return refusal(request.action, request.principal, NO_POLICY)
+        return policy.evaluate(request)
+
+    def check(self, request: ActionRequest) -> Decision:
+        """Decide ``request`` without running anything; a refusal is audited (``denied``).
+
+        Returns the decision whatever it is: an adapter maps DENY to the
+        framework's refusal and ESCALATE to its pause, then calls ``call``
+        (which decides again, opens the case and records the outcome).
+        """
+        decision = self.decide(request)
+        if decision.effect is Effect.DENY:
+            try:
+                run(flow(self._plan(), decision, _never))
+            except PermissionDenied:
+                pass
+        return decision
+
+    async def acheck(self, request: ActionRequest) -> Decision:
+        """``check`` for async code: the refusal's record is appended off the event loop."""
+        decision = self.decide(request)
+        if decision.effect is Effect.DENY:
+            try:
+                await arun(flow(self._plan(), decision, _never))
+            except PermissionDenied:
+                pass
+        return decision
+
+    def call(
+        self,
+        request: ActionRequest,
+        fn: Callable[[], R],
+        *,
+        write: bool = False,
+        key: str | None = None,
+        external_id: str | None = None,
+        resume: str | None = None,
+        idempotent: bool = False,
+        lazy: bool = False,
+        shadow_aware: bool = False,
+        breaker: str | None = None,
+        tool_name: str | None = None,
+    ) -> R:
+        """Run ``fn()`` as the guarded action ``request``; return its result.
+
+        DENY raises ``PermissionDenied``; ESCALATE opens a case (found again
+        by ``external_id``, e.g. the framework's tool-call id, or resumed by
+        ``resume``, an escalation id) and raises ``EscalationRequired``
+        while it is pending; once it is approved the call runs, once.
+        ``write`` marks a write (shadowed in shadow mode, where the call
+        returns a ``ShadowResult``).  Its idempotency key —
+        ``current_idempotency_key()`` inside ``fn`` — is ``key`` when given,
+        else the approved escalation's id, else a fresh one: two calls never
+        share a key unless the caller says so; the retries of one call always
+        do.  A write is retried only when ``idempotent=True`` (``fn`` sends
+        the key to the system it writes to).  ``lazy=True``: ``fn`` returns
+        an iterable of records; the call returns them wrapped, and is audited
+        when the iteration ends (see ``Recorded``).  ``shadow_aware``: ``fn``
+        stops its own write in shadow mode (see ``handrail.shadow``).
+        """
+        plan = self._plan(
+            write=write,
+            idempotent=idempotent,
+            lazy=lazy,
+            shadow_aware=shadow_aware,
+            breaker=breaker,
+            tool_name=tool_name,
+        )
+        steps = flow(
+            plan,
+            self.decide(request),
+            fn,
+            key=key,
+            external_id=external_id,
+            resume=resume if resume is not None else _current_resume(self),
+            shadow=write and self.in_shadow(),
+        )
+        return cast(R, run(steps))
+
+    async def acall(
+        self,
+        request: ActionRequest,
+        fn: Callable[[], Awaitable[R]],
+        *,
+        write: bool = False,
+        key: str | None = None,
+        external_id: str | None = None,
+        resume: str | None = None,
+        idempotent: bool = False,
+        lazy: bool = False,
+        shadow_aware: bool = False,
+        breaker: str | None = None,
+        tool_name: str | None = None,
+    ) -> R:
+        """``call`` for async code: ``fn()`` returns an awaitable; nothing blocks the loop."""
+        plan = self._plan(
+            write=write,
+            idempotent=idempotent,
+            lazy=lazy,
+            shadow_aware=shadow_aware,
+            breaker=breaker,
+            tool_name=tool_name,
+        )
+        steps = flow(
+            plan,
+            self.decide(request),
+            fn,
+            key=key,
+            external_id=external_id,
+            resume=resume if resume is not None else _current_resume(self),
+            shadow=write and self.in_shadow(),
+        )
+        return cast(R, await arun(steps))
+
+    def in_shadow(self) -> bool:
+        """True when this guard's writes are shadowed (``shadow=``, else ``HANDRAIL_SHADOW``)."""
+        return shadow_from_environment() if self.shadow is None else self.shadow
+
+    # -- the decorator front end ---------------------------------------------------------
 
     def protect(
         self,
@@ -123,459 +263,136 @@ class Guard:
         resource: ResourceSpec | None = None,
         context: ContextSpec | None = None,
         is_write: bool = False,
-        idempotency_key: KeySpec = None,
+        idempotency_key: str | None = None,
+        idempotent: bool = False,
         breaker: str | None = None,
         tool_name: str | None = None,
         principal_arg: str = "principal",
         shadow_aware: bool = False,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-        """Guard a function (sync or async) as ``action``.
+        """Guard a function (sync or async) as ``action``: ``call`` for each of its calls.
 
         ``resource``, ``context`` and ``principal_arg`` build the request as in
-        ``requires_permission``.  ``is_write`` marks a write: retried only with
-        an idempotency key — ``idempotency_key=True`` derives one from the
-        request (action, principal, resource, arguments), a callable receives
-        the call's arguments by name.  ``breaker`` names the circuit breaker
-        (from ``breakers``) the call goes through, e.g. the host.
-        ``tool_name`` sets ``gen_ai.tool.name`` on the span.
-
-        In shadow mode a write (``is_write=True``) returns a ``ShadowResult``
-        and is audited as ``shadowed``: it is not called, unless
-        ``shadow_aware`` says the function stops its own write (it is then
-        called inside ``handrail.shadow.shadowing()`` and must raise
-        ``ShadowIntercepted`` with the request it would have sent).
+        ``requires_permission``.  ``is_write`` marks a write.
+        ``idempotency_key`` names the argument that carries the caller's
+        idempotency key (else each call gets a fresh one; see ``call``);
+        ``idempotent`` says the function sends it on, so the write may be
+        retried.  ``breaker`` names the circuit breaker (from ``breakers``)
+        the call goes through, e.g. the host; ``tool_name`` sets
+        ``gen_ai.tool.name`` on the span.
         """
-        if not isinstance(action, str) or not ACTION_RE.fullmatch(action):
-            raise ConfigurationError(
-                f"Guard.protect: action {action!r} is not a dotted name such as "
-                "'crm.contact.update'"
-            )
+        check_action(action, "Guard.protect")
         if breaker is not None and self.breakers is None:
             raise ConfigurationError(
                 f"Guard.protect: breaker {breaker!r} named, but the Guard has no breakers="
             )
+        options = {
+            "write": is_write,
+            "idempotent": idempotent or idempotency_key is not None,
+            "shadow_aware": shadow_aware,
+            "breaker": breaker,
+            "tool_name": tool_name,
+        }
 
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-            call = _GuardedCall(
-                self,
-                fn,
-                RequestBuilder(
-                    fn, action, resource=resource, context=context, principal_arg=principal_arg
-                ),
-                is_write=is_write,
-                key=idempotency_key,
-                breaker=breaker,
-                tool_name=tool_name,
-                shadow_aware=shadow_aware,
+            builder = RequestBuilder(
+                fn, action, resource=resource, context=context, principal_arg=principal_arg
             )
+            if idempotency_key is not None and idempotency_key not in builder.parameters:
+                raise ConfigurationError(
+                    f"Guard.protect({action!r}): idempotency_key={idempotency_key!r} is not "
+                    f"a parameter of {fn.__qualname__}"
+                )
+            front = _Decorated(self, builder, options, idempotency_key)
             if inspect.iscoroutinefunction(fn):
 
                 @functools.wraps(fn)
                 async def async_guarded(*args: Any, **kwargs: Any) -> Any:
-                    return await call.arun(args, kwargs)
+                    return await arun(front.steps(fn, args, kwargs))
 
                 return cast(Callable[P, R], async_guarded)
 
             @functools.wraps(fn)
             def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-                return cast(R, call.run(args, kwargs))
+                return cast(R, run(front.steps(fn, args, kwargs)))
 
             return guarded
 
         return decorate
 
+    # -- internals -----------------------------------------------------------------------
+
+    def _plan(self, **options: Any) -> Plan:
+        return Plan(
+            telemetry=self.telemetry or default_telemetry(),
+            clock=self.clock or (self.audit.clock if self.audit is not None else _SYSTEM_CLOCK),
+            audit=self.audit,
+            router=self.escalations,
+            retry=self.retry,
+            breakers=self.breakers,
+            on_audit=self.on_audit,
+            wait=self.wait_for_decision,
+            read_without_audit=self.read_without_audit,
+            **options,
+        )
+
     def __repr__(self) -> str:
         parts = [f"policy={self.policy!r}"]
-        if self.audit is not None:
-            parts.append(f"audit={self.audit!r}")
-        if self.retry is not None:
-            parts.append(f"retry={self.retry!r}")
+        for name in ("audit", "escalations", "retry"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={value!r}")
         return f"Guard({', '.join(parts)})"
 
 
-class _GuardedCall:
-    """One guarded function: the shared steps of the sync and async drivers."""
+class _Decorated:
+    """A function guarded by ``protect``: builds each call's request and hands it to the flow."""
 
-    __slots__ = (
-        "breaker",
-        "builder",
-        "fn",
-        "guard",
-        "is_write",
-        "key",
-        "shadow_aware",
-        "tool_name",
-    )
+    __slots__ = ("builder", "guard", "key_arg", "options")
 
     def __init__(
-        self,
-        guard: Guard,
-        fn: Callable[..., Any],
-        builder: RequestBuilder,
-        *,
-        is_write: bool,
-        key: KeySpec,
-        breaker: str | None,
-        tool_name: str | None,
-        shadow_aware: bool = False,
+        self, guard: Guard, builder: RequestBuilder, options: dict[str, Any], key_arg: str | None
     ) -> None:
         self.guard = guard
-        self.shadow_aware = shadow_aware
-        self.fn = fn
         self.builder = builder
-        self.is_write = is_write
-        self.key = key
-        self.breaker = breaker
-        self.tool_name = tool_name
+        self.options = options
+        self.key_arg = key_arg
 
-    # -- the steps both drivers share ---------------------------------------------
-
-    def decide(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Decision:
+    def steps(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        guard = self.guard
         built = self.builder.build(args, kwargs)
-        if type(built) is Decision:
-            return built
-        request = cast(ActionRequest, built)
-        policy = self.guard.policy
-        if policy is None:
-            policy = current_policy()
-        if policy is None:
-            return refusal(request.action, request.principal, NO_POLICY)
-        return policy.evaluate(request)
-
-    def key_for(self, run: _Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        if run.escalation_id is not None:
-            return run.escalation_id  # an approved escalation runs once, under its own id
-        decision = run.decision
-        spec = self.key
-        if not self.is_write or spec is None or spec is False:
-            return None
-        if spec is True:
-            try:
-                return idempotency_key(decision.request)
-            except TypeError:
-                return None  # arguments with no stable form: the write is not retried
-        return spec(**self.builder.bind(args, kwargs))
-
-    def refuse(
-        self, decision: Decision, scope: ActionScope, escalation_id: str | None = None
-    ) -> BaseException:
-        """Audit a refusal and return the error to raise."""
-        outcome = "escalated" if decision.effect is Effect.ESCALATE else "denied"
-        record = self.record(decision, outcome, scope, escalation_id=escalation_id)
-        scope.finished(outcome, record_id=record.id if record else None)
-        if decision.effect is Effect.ESCALATE:
-            return EscalationRequired(decision, escalation_id)
-        return PermissionDenied(decision)
-
-    # -- escalations ------------------------------------------------------------------
-
-    def escalation_for(self, decision: Decision, scope: ActionScope) -> Escalation:
-        """Open the case for an ESCALATE decision, or look up the one being resumed.
-
-        Fails closed: a router error, an unknown id or a different request is
-        refused (audited as denied).
-        """
-        router = self.guard.escalations
-        assert router is not None
-        from ..escalation import current_resume, request_fingerprint
-
-        resume = current_resume()
-        try:
-            if resume is None:
-                return router.open(decision)
-            escalation = router.get(resume)
-            fingerprint = request_fingerprint(decision.request)
-        except (EscalationError, ConfigurationError) as exc:
-            raise self.refuse(_denied(decision, f"cannot escalate: {exc}"), scope) from exc
-        if escalation.request.get("fingerprint") != fingerprint:
-            denied = _denied(
-                decision,
-                f"escalation {resume} was opened for a different request "
-                "(action, principal, resource or arguments differ)",
-            )
-            raise self.refuse(denied, scope, resume)
-        return escalation
-
-    def resolve(self, run: _Run, escalation: Escalation) -> None:
-        """Act on a case once waited for: raise while pending or refused; claim it if approved."""
-        decision = run.decision
-        if not escalation.is_terminal:
-            raise self.refuse(decision, run.scope, escalation.id)
-        if escalation.allowed is not True:
-            why = escalation.reason or "no reason given"
-            denied = _denied(decision, f"escalation {escalation.id} {escalation.state}: {why}")
-            raise self.refuse(denied, run.scope, escalation.id)
-        router = self.guard.escalations
-        assert router is not None
-        try:
-            router.claim_execution(escalation.id)
-        except EscalationError as exc:
-            denied = _denied(decision, str(exc))
-            self.record(denied, "denied", run.scope, escalation_id=escalation.id)
-            run.scope.finished("denied")
-            raise
-        who = escalation.decided_by or f"the route's on_timeout ({escalation.route.on_timeout})"
-        run.decision = decision._replace(
-            effect=Effect.ALLOW,
-            reason=f"escalation {escalation.id} approved by {who}: {escalation.reason}",
-        )
-        run.escalation_id = escalation.id
-        run.started = time.perf_counter()  # the call's duration, not the human's
-
-    def record(
-        self,
-        decision: Decision,
-        outcome: str,
-        scope: ActionScope,
-        *,
-        error: BaseException | None = None,
-        started: float | None = None,
-        attempts: int = 1,
-        key: str | None = None,
-        escalation_id: str | None = None,
-    ) -> AuditRecord | None:
-        audit = self.guard.audit
-        if audit is None:
-            return None
-        duration = None if started is None else dt.timedelta(seconds=time.perf_counter() - started)
-        return audit.append_decision(
-            decision,
-            outcome,
-            error=error,
-            duration=duration,
-            attempts=attempts,
-            trace_id=scope.trace_id,
-            span_id=scope.span_id,
-            idempotency_key=key,
-            escalation_id=escalation_id,
-        )
-
-    def finish(self, run: _Run, error: BaseException | None) -> None:
-        outcome = "failed" if error is not None else "executed"
-        attempts = run.attempts.count
-        record = self.record(
-            run.decision,
-            outcome,
-            run.scope,
-            error=error,
-            started=run.started,
-            attempts=attempts,
-            key=run.key,
-            escalation_id=run.escalation_id,
-        )
-        run.scope.finished(
-            outcome, error=error, record_id=record.id if record else None, attempts=attempts
-        )
-
-    def target(self) -> Callable[..., Any]:
-        if self.breaker is None:
-            return self.fn
-        assert self.guard.breakers is not None
-        circuit = self.guard.breakers.for_key(self.breaker)
-        return functools.partial(circuit.call, self.fn)
-
-    def atarget(self) -> Callable[..., Any]:
-        if self.breaker is None:
-            return self.fn
-        assert self.guard.breakers is not None
-        circuit = self.guard.breakers.for_key(self.breaker)
-        return functools.partial(circuit.acall, self.fn)
-
-    def allowed(self, decision: Decision) -> None:
-        if decision.effect is Effect.AUDIT and self.guard.on_audit is not None:
-            self.guard.on_audit(decision)
-
-    def admit(
-        self, decision: Decision, scope: ActionScope, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> _Run:
-        """Raise a refusal (audited); or call the audit hook and return what the run needs.
-
-        An escalated call comes back with ``run.pending`` set: the drivers
-        wait for it (or not) and call ``resolve``.
-        """
-        scope.decided(decision)
-        if decision.effect is Effect.ESCALATE and self.guard.escalations is not None:
-            run = _Run(decision, scope)
-            run.pending = self.escalation_for(decision, scope)
-            return run
-        if not decision.effect.is_grant:
-            raise self.refuse(decision, scope)
-        self.allowed(decision)
-        return _Run(decision, scope)
-
-    def retry_options(self, run: _Run, telemetry: Telemetry) -> dict[str, Any]:
-        return {
-            "action": run.decision.request.action,
-            "is_write": self.is_write,
-            "idempotency_key": run.key,
-            "on_attempt": run.attempts,
-            "telemetry": telemetry,
-        }
-
-    # -- shadow mode --------------------------------------------------------------------
-
-    def in_shadow(self) -> bool:
-        if not self.is_write:
-            return False
-        shadow = self.guard.shadow
-        return shadow_from_environment() if shadow is None else shadow
-
-    def shadowed(self, run: _Run, intercepted: ShadowRequest | None) -> ShadowResult:
-        """Audit a write that did not happen, and say what it would have done."""
-        request = run.decision.request
-        decision = run.decision
-        if intercepted is not None:
-            context = {**request.context, "shadow_request": intercepted.model_dump()}
-            decision = decision._replace(
-                request=trusted_request(
-                    request.principal, request.action, request.resource, request.args, context
+        decision = built if type(built) is Decision else guard.decide(cast(ActionRequest, built))
+        key = None
+        if self.key_arg is not None:
+            key = self.builder.bind(args, kwargs).get(self.key_arg)
+            if key is not None and (type(key) is not str or not key):
+                decision = refusal(
+                    decision.request.action,
+                    decision.request.principal,
+                    f"idempotency key argument {self.key_arg!r} must be a non-empty str",
                 )
-            )
-        record = self.record(
-            decision, "shadowed", run.scope, key=run.key, escalation_id=run.escalation_id
-        )
-        run.scope.finished("shadowed", record_id=record.id if record else None)
-        audit = self.guard.audit
-        redactor = audit.redactor if audit is not None else _REDACTOR
-        return ShadowResult(
-            action=request.action,
-            args=redactor.redact(plain(request.args)),
-            request=intercepted,
-            idempotency_key=run.key,
-            record_id=record.id if record else None,
+                key = None
+        write = self.options["write"]
+        return flow(
+            guard._plan(**self.options),
+            decision,
+            functools.partial(fn, *args, **kwargs),
+            key=key,
+            resume=_current_resume(guard),
+            shadow=write and guard.in_shadow(),
         )
 
-    def shadow_run(self, run: _Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ShadowResult:
-        intercepted = None
-        try:
-            run.key = self.key_for(run, args, kwargs)
-            if self.shadow_aware:
-                with shadowing(), using_idempotency_key(run.key):
-                    self.fn(*args, **kwargs)
-        except ShadowIntercepted as stopped:
-            intercepted = stopped.request
-        except BaseException as exc:
-            self.finish(run, exc)
-            raise
-        return self.shadowed(run, intercepted)
 
-    async def ashadow_run(
-        self, run: _Run, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> ShadowResult:
-        intercepted = None
-        try:
-            run.key = self.key_for(run, args, kwargs)
-            if self.shadow_aware:
-                with shadowing(), using_idempotency_key(run.key):
-                    await self.fn(*args, **kwargs)
-        except ShadowIntercepted as stopped:
-            intercepted = stopped.request
-        except BaseException as exc:
-            self.finish(run, exc)
-            raise
-        return self.shadowed(run, intercepted)
+def _current_resume(guard: Guard) -> str | None:
+    if guard.escalations is None:
+        return None
+    from ..escalation import current_resume
 
-    # -- the drivers: the same steps, one calling and one awaiting -----------------
-
-    def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        decision = self.decide(args, kwargs)
-        telemetry = self.guard.telemetry or default_telemetry()
-        with telemetry.action(decision.request, tool_name=self.tool_name) as scope:
-            run = self.admit(decision, scope, args, kwargs)
-            if run.pending is not None:
-                pending = run.pending
-                wait = self.guard.wait_for_decision
-                if wait is not None and not pending.is_terminal:
-                    assert self.guard.escalations is not None
-                    pending = self.guard.escalations.wait(pending.id, wait)
-                self.resolve(run, pending)
-            if self.in_shadow():
-                return self.shadow_run(run, args, kwargs)
-            try:
-                run.key = self.key_for(run, args, kwargs)
-                retry = self.guard.retry
-                if retry is None:
-                    run.attempts.count = 1
-                    if run.key is None:
-                        result = self.target()(*args, **kwargs)
-                    else:  # the tool reads it with current_idempotency_key()
-                        with using_idempotency_key(run.key):
-                            result = self.target()(*args, **kwargs)
-                else:
-                    # A partial: the tool's own arguments never clash with retry's.
-                    call = functools.partial(self.target(), *args, **kwargs)
-                    result = retry.call(call, **self.retry_options(run, telemetry))
-            except BaseException as exc:
-                self.finish(run, exc)
-                raise
-            self.finish(run, None)
-            return result
-
-    async def arun(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        decision = self.decide(args, kwargs)
-        telemetry = self.guard.telemetry or default_telemetry()
-        with telemetry.action(decision.request, tool_name=self.tool_name) as scope:
-            run = self.admit(decision, scope, args, kwargs)
-            if run.pending is not None:
-                pending = run.pending
-                wait = self.guard.wait_for_decision
-                if wait is not None and not pending.is_terminal:
-                    assert self.guard.escalations is not None
-                    pending = await self.guard.escalations.await_decision(pending.id, wait)
-                self.resolve(run, pending)
-            if self.in_shadow():
-                return await self.ashadow_run(run, args, kwargs)
-            try:
-                run.key = self.key_for(run, args, kwargs)
-                retry = self.guard.retry
-                target = cast(Callable[..., Awaitable[Any]], self.atarget())
-                if retry is None:
-                    run.attempts.count = 1
-                    if run.key is None:
-                        result = await target(*args, **kwargs)
-                    else:
-                        with using_idempotency_key(run.key):
-                            result = await target(*args, **kwargs)
-                else:
-                    call = functools.partial(target, *args, **kwargs)
-                    result = await retry.acall(call, **self.retry_options(run, telemetry))
-            except BaseException as exc:
-                self.finish(run, exc)
-                raise
-            self.finish(run, None)
-            return result
+    return current_resume()
 
 
-class _Run:
-    """One admitted call in progress: its decision, span, idempotency key, attempts and start."""
-
-    __slots__ = ("attempts", "decision", "escalation_id", "key", "pending", "scope", "started")
-
-    def __init__(self, decision: Decision, scope: ActionScope) -> None:
-        self.decision = decision
-        self.scope = scope
-        self.key: str | None = None  # set inside the drivers' try: a failing key is audited
-        self.attempts = _Attempts()
-        self.started = time.perf_counter()
-        self.pending: Escalation | None = None
-        self.escalation_id: str | None = None
-
-
-class _Attempts:
-    """Counts attempts as the retry layer reports them (its ``on_attempt`` hook)."""
-
-    __slots__ = ("count",)
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, details: AttemptDetails) -> None:
-        self.count = details.attempt
-
-
-def _denied(decision: Decision, reason: str) -> Decision:
-    """``decision`` turned into a refusal, saying why."""
-    return decision._replace(effect=Effect.DENY, reason=reason)
+def _never() -> None:  # pragma: no cover - the flow refuses before it would call this
+    raise AssertionError("a refused call was run")
 
 
 def _is_router(value: object) -> bool:

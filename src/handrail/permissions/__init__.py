@@ -1,4 +1,4 @@
-"""Enforcement: ``@requires_permission`` and the context that says who is acting."""
+"""Who is acting and under which policy: the context every guarded call reads."""
 
 from .._errors import EscalationRequired, PermissionDenied
 from ._context import (
@@ -9,7 +9,6 @@ from ._context import (
     set_default_policy,
     using_policy,
 )
-from ._decorator import requires_permission
 
 __all__ = [
     "EscalationRequired",
@@ -18,7 +17,6 @@ __all__ = [
     "current_context",
     "current_policy",
     "current_principal",
-    "requires_permission",
     "set_default_policy",
     "using_policy",
 ]

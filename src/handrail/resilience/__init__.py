@@ -7,7 +7,7 @@ removes the waits between attempts.
 from .._errors import CircuitOpen, WriteNotRetried
 from ._breaker import CircuitBreaker, CircuitBreakers, CircuitState
 from ._classify import is_transient
-from ._idempotency import current_idempotency_key, idempotency_key
+from ._idempotency import current_idempotency_key, idempotency_key, using_idempotency_key
 from ._retry import AttemptDetails, OnAttempt, RetryPolicy, retry
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "WriteNotRetried",
     "current_idempotency_key",
     "idempotency_key",
+    "using_idempotency_key",
     "is_transient",
     "retry",
 ]

@@ -96,7 +96,12 @@ def current_idempotency_key() -> str | None:
 
 @contextmanager
 def using_idempotency_key(key: str | None) -> Iterator[None]:
-    """Make ``key`` the current idempotency key inside the block (private to handrail)."""
+    """Make ``key`` the current idempotency key inside the block.
+
+    The guard runs every call under its key this way; a front end or an
+    adapter that calls the system itself does the same, so the code beneath
+    reads it with ``current_idempotency_key()``.
+    """
     token = _current.set(key)
     try:
         yield

@@ -4,6 +4,6 @@ No-op without an OpenTelemetry SDK; quiet until structlog is configured.
 See ``docs/telemetry.md``.
 """
 
-from ._telemetry import ActionScope, Telemetry, default_telemetry
+from ._telemetry import ActionScope, AuditUnavailableWarning, Telemetry, default_telemetry
 
-__all__ = ["ActionScope", "Telemetry", "default_telemetry"]
+__all__ = ["ActionScope", "AuditUnavailableWarning", "Telemetry", "default_telemetry"]

@@ -34,7 +34,7 @@ from ..redaction import Redactor
 if TYPE_CHECKING:
     from ..policy import ActionRequest, Decision
 
-__all__ = ["ActionScope", "Telemetry", "default_telemetry"]
+__all__ = ["ActionScope", "AuditUnavailableWarning", "Telemetry", "default_telemetry"]
 
 _SCOPE = "handrail"
 
@@ -60,7 +60,14 @@ def _global_provider(module: Any, name: str, getter: Any, from_environment: bool
 
 
 class _Instruments:
-    __slots__ = ("breaker_transitions", "decisions", "duration", "provider", "retries")
+    __slots__ = (
+        "audit_unavailable",
+        "breaker_transitions",
+        "decisions",
+        "duration",
+        "provider",
+        "retries",
+    )
 
     def __init__(self, provider: metrics.MeterProvider) -> None:
         meter = provider.get_meter(_SCOPE, __version__)
@@ -81,6 +88,15 @@ class _Instruments:
             unit="{transition}",
             description="Circuit breaker state changes",
         )
+        self.audit_unavailable = meter.create_counter(
+            "handrail.audit.unavailable",
+            unit="{call}",
+            description="Reads let through while the audit trail could not record them",
+        )
+
+
+class AuditUnavailableWarning(UserWarning):
+    """A read ran although the audit trail could not record it (``read_without_audit=True``)."""
 
 
 class Telemetry:
@@ -242,6 +258,23 @@ class Telemetry:
         logger = self.logger
         if logger is not None:
             logger.info(f"handrail.escalation.{kind}", escalation_id=escalation_id, **fields)
+
+    def audit_unavailable(self, action: str, error: BaseException) -> None:
+        """A read runs unrecorded (``read_without_audit=True``): count it, log it, warn."""
+        import warnings
+
+        instruments = self._metrics()
+        if instruments is not None:
+            instruments.audit_unavailable.add(1, {"handrail.action": action})
+        logger = self.logger
+        if logger is not None:
+            logger.warning("handrail.audit.unavailable", action=action, error=str(error))
+        warnings.warn(
+            f"{action}: the audit trail cannot record this read ({error}); it runs "
+            "unrecorded because the guard has read_without_audit=True",
+            AuditUnavailableWarning,
+            stacklevel=2,
+        )
 
     def breaker_transitioned(self, *, name: str, old: str, new: str) -> None:
         """Count a circuit breaker's state change and log it."""

@@ -1,7 +1,7 @@
 """How a call to a guarded function becomes an ``ActionRequest``.
 
-Worked out once per function (at decoration time) and shared by
-``@requires_permission`` and the ``Guard``.
+Worked out once per function (at decoration time) by every decorator front end
+(``Guard.protect``, ``requires_permission``, ``audited``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from ..identity import Principal
 from ..policy import ActionRequest, Decision, Effect, Resource
 from ..policy._model import resource_from, trusted_request
-from ._context import _context, _principal
+from ..permissions import current_context, current_principal
 
 __all__ = ["ContextSpec", "RequestBuilder", "ResourceSpec", "refusal"]
 
@@ -37,6 +37,7 @@ class RequestBuilder:
         "_skipped",
         "action",
         "context",
+        "parameters",
         "principal_arg",
         "resource",
     )
@@ -58,6 +59,7 @@ class RequestBuilder:
         self._names = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
         self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
         self._skipped = (_SKIPPED & {p.name for p in params[:1]}) | {principal_arg}
+        self.parameters = frozenset(p.name for p in params)
         self.action = action
         self.resource = resource
         self.context = context
@@ -80,7 +82,7 @@ class RequestBuilder:
         bound = self.bind(args, kwargs)
         principal = bound.get(self.principal_arg)
         if principal is None:
-            principal = _principal.get()
+            principal = current_principal()
         try:
             resource = self._resource_for(bound)
             context = self._context_for(bound)
@@ -113,7 +115,7 @@ class RequestBuilder:
         return resource_from(value)
 
     def _context_for(self, bound: dict[str, Any]) -> Mapping[str, Any]:
-        scope = _context.get()
+        scope = current_context()
         spec = self.context
         if spec is None:
             return scope

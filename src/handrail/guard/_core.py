@@ -1,0 +1,660 @@
+"""The one guarded call: its steps written once, and the two drivers that feed them.
+
+Every front end — ``Guard.call``/``acall``/``protect``, ``requires_permission``,
+``audited``, connector operations, framework adapters — turns its inputs into an
+``ActionRequest`` and a ``Plan`` and hands them to ``flow``.  ``flow`` is a
+generator in the manner of httpx's ``Auth.auth_flow``: it decides, and
+*yields* every step that touches the outside world (open or resume an
+escalation, wait for it, claim it, shadow, attempt, record) as a ``Step``
+object.  ``run`` (sync) and ``arun`` (async) are the only drivers: each sends
+the step's result back in, or throws its error, until the flow returns.
+Nothing here blocks: the async driver awaits each step's async form.
+
+::
+
+    decide ─▶ DENY ─────────────────────────────▶ record denied ─▶ raise PermissionDenied
+          ├▶ ESCALATE ─ shadow? ─▶ preview route ─▶ record shadowed ─▶ ShadowResult
+          │           └ open/resume ─▶ wait ─▶ pending: record escalated ─▶ raise
+          │                                 ├▶ refused: record denied ─▶ raise
+          │                                 └▶ approved: claim ─▶ (run, keyed by its id)
+          └▶ ALLOW/AUDIT ─▶ audit writable? ─▶ shadow? ─▶ record shadowed
+                                             └▶ attempt (retry ∘ breaker ∘ fn) ─▶ record ─▶ result
+
+Exactly one final record per call; for a lazy read it is written when the
+iteration ends, fails or is abandoned (``_records``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid
+from collections.abc import Callable, Generator, Mapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Final
+
+from opentelemetry import trace
+
+from .._errors import (
+    AuditError,
+    ConfigurationError,
+    EscalationError,
+    EscalationRequired,
+    PermissionDenied,
+)
+from ..audit import AuditLog, AuditRecord
+from ..clock import Clock
+from ..policy import Decision, Effect
+from ..resilience import AttemptDetails, CircuitBreakers, RetryPolicy, using_idempotency_key
+from ..shadow import ShadowIntercepted, ShadowRequest, shadowing
+from ..telemetry import ActionScope, Telemetry
+
+if TYPE_CHECKING:
+    from ..escalation import Escalation, EscalationPreview, EscalationRouter
+
+__all__ = ["CallProgress", "Plan", "Step", "arun", "current_call", "flow", "run"]
+
+_ALLOW: Final = Effect.ALLOW
+_AUDIT: Final = Effect.AUDIT
+_ESCALATE: Final = Effect.ESCALATE
+
+_current: ContextVar[CallProgress | None] = ContextVar("handrail_call", default=None)
+
+
+class CallProgress:
+    """What one guarded call has done so far, reported by the code beneath the guard.
+
+    A transport that retries on its own calls ``attempted()`` once per real
+    attempt (so the record says how many requests reached the system); a
+    list read adds its counts with ``count(pages=1)`` / ``count(quarantined=1)``.
+    Read it with ``current_call()`` inside the guarded function (and inside
+    each step of a lazy read's iteration).
+    """
+
+    __slots__ = ("attempts", "counts", "guard_attempts")
+
+    def __init__(self) -> None:
+        self.attempts = 0  # reported by the code beneath (real transport attempts)
+        self.guard_attempts = 0  # counted by the guard's own retry layer
+        self.counts: dict[str, int] = {}
+
+    def attempted(self) -> None:
+        """Count one real attempt to reach the system (one HTTP request sent)."""
+        self.attempts += 1
+
+    def count(self, **counts: int) -> None:
+        """Add to the call's named counts (recorded as the audit record's ``details``)."""
+        for name, n in counts.items():
+            self.counts[name] = self.counts.get(name, 0) + n
+
+    def __call__(self, details: AttemptDetails) -> None:
+        # The retry layer's ``on_attempt`` hook: the last attempt it saw is how many it made.
+        self.guard_attempts = details.attempt
+
+    @property
+    def total_attempts(self) -> int:
+        """The attempts to record: real ones when reported, else the guard's own."""
+        return self.attempts or self.guard_attempts or 1
+
+
+def current_call() -> CallProgress | None:
+    """The ``CallProgress`` of the guarded call running in this thread or task, if any."""
+    return _current.get()
+
+
+class Plan:
+    """How one call is to be guarded: the parts of the guard and the call's own options.
+
+    Built by the front ends; ``flow`` reads it and never changes it.
+    """
+
+    __slots__ = (
+        "audit",
+        "breaker",
+        "breakers",
+        "clock",
+        "decided",
+        "idempotent",
+        "lazy",
+        "on_audit",
+        "read_without_audit",
+        "retry",
+        "router",
+        "shadow_aware",
+        "telemetry",
+        "tool_name",
+        "wait",
+        "write",
+    )
+
+    def __init__(
+        self,
+        *,
+        telemetry: Telemetry,
+        clock: Clock,
+        audit: AuditLog | None = None,
+        router: EscalationRouter | None = None,
+        retry: RetryPolicy | None = None,
+        breakers: CircuitBreakers | None = None,
+        breaker: str | None = None,
+        on_audit: Callable[[Decision], object] | None = None,
+        wait: dt.timedelta | None = None,
+        write: bool = False,
+        idempotent: bool = False,
+        shadow_aware: bool = False,
+        lazy: bool = False,
+        tool_name: str | None = None,
+        decided: bool = True,
+        read_without_audit: bool = False,
+    ) -> None:
+        self.telemetry = telemetry
+        self.clock = clock
+        self.audit = audit
+        self.router = router
+        self.retry = retry
+        self.breakers = breakers
+        self.breaker = breaker
+        self.on_audit = on_audit
+        self.wait = wait
+        self.write = write
+        self.idempotent = idempotent
+        self.shadow_aware = shadow_aware
+        self.lazy = lazy
+        self.tool_name = tool_name
+        self.decided = decided  # False for @audited alone: no policy, no effect recorded
+        self.read_without_audit = read_without_audit
+
+
+# -- steps: what the flow asks the driver to do --------------------------------------
+
+
+class Step:
+    """One piece of I/O the flow needs done; ``run`` does it, ``arun`` awaits it."""
+
+    __slots__ = ()
+
+    def run(self) -> Any:
+        raise NotImplementedError  # pragma: no cover - every step defines it
+
+    async def arun(self) -> Any:
+        raise NotImplementedError  # pragma: no cover
+
+
+class _Open(Step):
+    __slots__ = ("decision", "external_id", "router")
+
+    def __init__(self, router: EscalationRouter, decision: Decision, external_id: str | None):
+        self.router, self.decision, self.external_id = router, decision, external_id
+
+    def run(self) -> Escalation:
+        return self.router.open(self.decision, external_id=self.external_id)
+
+    async def arun(self) -> Escalation:
+        return await self.router.aopen(self.decision, external_id=self.external_id)
+
+
+class _Get(Step):
+    __slots__ = ("escalation_id", "router")
+
+    def __init__(self, router: EscalationRouter, escalation_id: str) -> None:
+        self.router, self.escalation_id = router, escalation_id
+
+    def run(self) -> Escalation:
+        return self.router.get(self.escalation_id)
+
+    async def arun(self) -> Escalation:
+        return await self.router.aget(self.escalation_id)
+
+
+class _Wait(Step):
+    __slots__ = ("escalation_id", "router", "timeout")
+
+    def __init__(self, router: EscalationRouter, escalation_id: str, timeout: dt.timedelta):
+        self.router, self.escalation_id, self.timeout = router, escalation_id, timeout
+
+    def run(self) -> Escalation:
+        return self.router.wait_decision(self.escalation_id, self.timeout)
+
+    async def arun(self) -> Escalation:
+        return await self.router.await_decision(self.escalation_id, self.timeout)
+
+
+class _Claim(Step):
+    __slots__ = ("escalation_id", "router")
+
+    def __init__(self, router: EscalationRouter, escalation_id: str) -> None:
+        self.router, self.escalation_id = router, escalation_id
+
+    def run(self) -> Escalation:
+        return self.router.claim_execution(self.escalation_id)
+
+    async def arun(self) -> Escalation:
+        return await self.router.aclaim_execution(self.escalation_id)
+
+
+class _Record(Step):
+    __slots__ = ("audit", "entry")
+
+    def __init__(self, audit: AuditLog, entry: dict[str, Any]) -> None:
+        self.audit, self.entry = audit, entry
+
+    def run(self) -> AuditRecord:
+        return self.audit.append(**self.entry)
+
+    async def arun(self) -> AuditRecord:
+        return await self.audit.aappend(**self.entry)
+
+
+class _Attempt(Step):
+    """Call the function: through the breaker and retries, under its idempotency key."""
+
+    __slots__ = ("action", "fn", "key", "plan", "progress")
+
+    def __init__(
+        self,
+        plan: Plan,
+        fn: Callable[[], Any],
+        action: str,
+        key: str | None,
+        progress: CallProgress,
+    ) -> None:
+        self.plan, self.fn, self.action, self.key, self.progress = plan, fn, action, key, progress
+
+    def _target(self, *, is_async: bool) -> Callable[[], Any]:
+        plan = self.plan
+        if plan.breaker is None or plan.breakers is None:
+            return self.fn
+        circuit = plan.breakers.for_key(plan.breaker)
+        return functools.partial(circuit.acall if is_async else circuit.call, self.fn)
+
+    def _retry_options(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "action": self.action,
+            "is_write": plan.write,
+            # A write is retried only when what it calls forwards the key.
+            "idempotency_key": self.key if (not plan.write or plan.idempotent) else None,
+            "on_attempt": self.progress,
+            "telemetry": plan.telemetry,
+        }
+
+    def run(self) -> Any:
+        target = self._target(is_async=False)
+        token = _current.set(self.progress)
+        try:
+            with using_idempotency_key(self.key):
+                retry = self.plan.retry
+                if retry is None:
+                    self.progress.guard_attempts = 1
+                    return target()
+                return retry.call(target, **self._retry_options())
+        finally:
+            _current.reset(token)
+
+    async def arun(self) -> Any:
+        target = self._target(is_async=True)
+        token = _current.set(self.progress)
+        try:
+            with using_idempotency_key(self.key):
+                retry = self.plan.retry
+                if retry is None:
+                    self.progress.guard_attempts = 1
+                    return await target()
+                return await retry.acall(target, **self._retry_options())
+        finally:
+            _current.reset(token)
+
+
+class _Shadow(Step):
+    """Run a shadow-aware write so it stops at its transport; return what it would have sent."""
+
+    __slots__ = ("fn", "key")
+
+    def __init__(self, fn: Callable[[], Any], key: str | None) -> None:
+        self.fn, self.key = fn, key
+
+    def run(self) -> ShadowRequest | None:
+        try:
+            with shadowing(), using_idempotency_key(self.key):
+                self.fn()
+        except ShadowIntercepted as stopped:
+            return stopped.request
+        return None
+
+    async def arun(self) -> ShadowRequest | None:
+        try:
+            with shadowing(), using_idempotency_key(self.key):
+                await self.fn()
+        except ShadowIntercepted as stopped:
+            return stopped.request
+        return None
+
+
+# -- the drivers -------------------------------------------------------------------------
+
+
+def run(steps: Generator[Step, Any, Any]) -> Any:
+    """Drive a flow synchronously: do each step, send its result (or throw its error) back."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as done:
+            return done.value
+        try:
+            value, error = step.run(), None
+        except BaseException as exc:  # handed to the flow, which records and re-raises it
+            value, error = None, exc
+
+
+async def arun(steps: Generator[Step, Any, Any]) -> Any:
+    """Drive a flow in async code: as ``run``, awaiting each step's async form."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as done:
+            return done.value
+        try:
+            value, error = await step.arun(), None
+        except BaseException as exc:
+            value, error = None, exc
+
+
+# -- the flow ----------------------------------------------------------------------------
+
+
+def flow(
+    plan: Plan,
+    decision: Decision,
+    fn: Callable[[], Any],
+    *,
+    key: str | None = None,
+    external_id: str | None = None,
+    resume: str | None = None,
+    shadow: bool = False,
+) -> Generator[Step, Any, Any]:
+    """The steps of one guarded call, from its decision to its one final record.
+
+    ``key`` is the caller's idempotency key; ``external_id`` the framework's
+    id for this call (a case opened for it is found again by it);
+    ``resume`` an escalation id to resume; ``shadow`` puts a write in shadow mode.
+    """
+    request = decision.request
+    with plan.telemetry.action(request, tool_name=plan.tool_name) as scope:
+        call = _Call(plan, decision, scope)
+        call.key, call.external_id, call.resume = key, external_id, resume
+        scope.decided(decision)
+        effect = decision.effect
+        if effect is _ESCALATE:
+            if plan.router is None:
+                yield from call.finish("escalated")
+                raise EscalationRequired(decision)
+            if shadow:
+                return (yield from call.shadowed(fn, preview=_preview(plan.router, decision)))
+            yield from call.escalate()
+        elif effect is not _ALLOW and effect is not _AUDIT:
+            yield from call.finish("denied")
+            raise PermissionDenied(decision)
+        elif effect is _AUDIT and plan.on_audit is not None:
+            plan.on_audit(decision)
+        yield from call.check_audit()
+        if call.key is None and plan.write:
+            call.key = _fresh_key()
+        if shadow:
+            return (yield from call.shadowed(fn))
+        try:
+            result = yield _Attempt(plan, fn, request.action, call.key, call.progress)
+        except BaseException as exc:
+            yield from call.finish(_failure_outcome(exc), error=exc)
+            raise
+        if plan.lazy:
+            return call.lazy(result)
+        yield from call.finish("executed")
+        return result
+
+
+class _Call:
+    """One call in progress: its decision, span, key, attempts and escalation."""
+
+    __slots__ = (
+        "decision",
+        "escalation_id",
+        "external_id",
+        "key",
+        "plan",
+        "progress",
+        "resume",
+        "scope",
+        "started",
+        "unrecorded",
+    )
+
+    def __init__(self, plan: Plan, decision: Decision, scope: ActionScope) -> None:
+        self.plan = plan
+        self.decision = decision
+        self.scope = scope
+        self.key: str | None = None
+        self.escalation_id: str | None = None
+        self.external_id: str | None = None
+        self.resume: str | None = None
+        self.progress = CallProgress()
+        self.unrecorded = False  # a read let through while the audit trail is down
+        self.started = plan.clock.monotonic()
+
+    # -- escalations -------------------------------------------------------------------
+
+    def escalate(self) -> Generator[Step, Any, None]:
+        """Open or resume the case; return when it was approved and claimed, else raise."""
+        plan = self.plan
+        router = plan.router
+        assert router is not None
+        decision = self.decision
+        try:
+            if self.resume is not None:
+                case = yield _Get(router, self.resume)
+                _check_same_request(case, decision)
+            else:
+                case = yield _Open(router, decision, self.external_id)
+        except (EscalationError, ConfigurationError) as exc:
+            self.decision = _denied(decision, f"cannot escalate: {exc}")
+            yield from self.finish("denied", escalation_id=self.resume)
+            raise PermissionDenied(self.decision) from exc
+        self.escalation_id = case.id
+        if plan.wait is not None and not case.is_terminal:
+            case = yield _Wait(router, case.id, plan.wait)
+        if not case.is_terminal:
+            yield from self.finish("escalated")
+            raise EscalationRequired(decision, case.id)
+        if case.allowed is not True:
+            why = case.reason or "no reason given"
+            self.decision = _denied(decision, f"escalation {case.id} {case.state}: {why}")
+            yield from self.finish("denied")
+            raise PermissionDenied(self.decision)
+        try:
+            yield _Claim(router, case.id)
+        except EscalationError as exc:  # claimed before: an approval is used once
+            self.decision = _denied(decision, str(exc))
+            yield from self.finish("denied")
+            raise
+        who = case.decided_by or f"the route's on_timeout ({case.route.on_timeout})"
+        self.decision = decision._replace(
+            effect=_ALLOW, reason=f"escalation {case.id} approved by {who}: {case.reason}"
+        )
+        self.key = self.key or case.id  # an approved escalation runs once, under its own id
+        self.started = self.plan.clock.monotonic()  # the call's time, not the human's
+
+    # -- the record ----------------------------------------------------------------------
+
+    def check_audit(self) -> Generator[Step, Any, None]:
+        """Fail closed: refuse a call the audit trail could not record, before it runs."""
+        audit = self.plan.audit
+        if audit is None:
+            return
+        try:
+            audit.ensure_writable()
+        except AuditError as exc:
+            if self.plan.write or not self.plan.read_without_audit:
+                self.scope.finished("denied")
+                raise
+            self.plan.telemetry.audit_unavailable(self.decision.request.action, exc)
+            self.unrecorded = True
+        return
+        yield  # pragma: no cover - a generator, for ``yield from``
+
+    def finish(
+        self,
+        outcome: str,
+        *,
+        error: BaseException | None = None,
+        escalation_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Generator[Step, Any, AuditRecord | None]:
+        """Write the call's one final record (if there is an audit log) and close the span."""
+        attempts = self.progress.total_attempts if outcome in ("executed", "failed") else 0
+        counts = dict(self.progress.counts)
+        if details:
+            counts.update(details)
+        record = None
+        audit = self.plan.audit
+        if audit is not None and not self.unrecorded:
+            entry = self.entry(outcome, error, escalation_id, attempts, counts or None)
+            record = yield _Record(audit, entry)
+        self.scope.finished(
+            outcome,
+            error=error,
+            record_id=None if record is None else record.id,
+            attempts=attempts or None,
+        )
+        return record
+
+    def entry(
+        self,
+        outcome: str,
+        error: BaseException | None,
+        escalation_id: str | None,
+        attempts: int,
+        details: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        decision = self.decision
+        inner = getattr(error, "decision", None)
+        if isinstance(error, PermissionDenied | EscalationRequired) and inner is not None:
+            decision = inner  # refused by a guard beneath this one: record its decision
+        timing = None
+        if outcome in ("executed", "failed"):
+            seconds = self.plan.clock.monotonic() - self.started
+            timing = dt.timedelta(seconds=max(0.0, seconds))
+        trace_id, span_id = self.scope.trace_id, self.scope.span_id
+        if trace_id is None:  # handrail's telemetry is off: name the caller's span, if any
+            trace_id, span_id = _current_span_ids()
+        fields: dict[str, Any] = {
+            "error": error,
+            "duration": timing,
+            "attempts": attempts,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "escalation_id": escalation_id or self.escalation_id,
+            "idempotency_key": self.key,
+        }
+        request = decision.request
+        fields.update(
+            principal=request.principal,
+            action=request.action,
+            outcome=outcome,
+            resource=request.resource,
+            args=request.args,
+            context=request.context,
+        )
+        if self.plan.decided or isinstance(error, PermissionDenied | EscalationRequired):
+            fields.update(effect=decision.effect, rule_id=decision.rule_id, reason=decision.reason)
+        return fields
+
+    # -- shadow mode and lazy reads --------------------------------------------------------
+
+    def shadowed(
+        self, fn: Callable[[], Any], *, preview: EscalationPreview | None = None
+    ) -> Generator[Step, Any, Any]:
+        """Record a write that did not happen and say what it would have done; touch no human."""
+        from ..shadow import ShadowResult
+
+        plan = self.plan
+        self.key = self.key or _fresh_key()
+        details: dict[str, Any] = {}
+        if preview is not None:
+            details["escalation"] = preview.to_dict()
+        intercepted = None
+        if plan.shadow_aware:
+            try:
+                intercepted = yield _Shadow(fn, self.key)
+            except BaseException as exc:
+                yield from self.finish("failed", error=exc)
+                raise
+        if intercepted is not None:
+            details["shadow_request"] = intercepted.model_dump()
+        record = yield from self.finish("shadowed", details=details or None)
+        request = self.decision.request
+        redactor = plan.audit.redactor if plan.audit is not None else plan.telemetry.redactor
+        return ShadowResult(
+            action=request.action,
+            args=redactor.redact(_plain(request.args)),
+            request=intercepted,
+            idempotency_key=self.key,
+            record_id=None if record is None else record.id,
+            escalation=None if preview is None else preview.to_dict(),
+        )
+
+    def lazy(self, result: Any) -> Any:
+        from ._records import AsyncRecorded, Recorded
+
+        if hasattr(result, "__aiter__"):
+            return AsyncRecorded(self, result)
+        return Recorded(self, result)
+
+
+def _current_span_ids() -> tuple[str | None, str | None]:
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None, None
+    return trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)
+
+
+def _failure_outcome(error: BaseException) -> str:
+    if isinstance(error, EscalationRequired):
+        return "escalated"
+    if isinstance(error, PermissionDenied):
+        return "denied"
+    return "failed"
+
+
+def _preview(router: EscalationRouter, decision: Decision) -> EscalationPreview | None:
+    try:
+        return router.preview(decision)
+    except ConfigurationError:
+        return None  # shadow mode reports what it can; a missing route shows in `policy check`
+
+
+def _check_same_request(case: Escalation, decision: Decision) -> None:
+    from ..escalation import request_fingerprint
+
+    if case.request.get("fingerprint") != request_fingerprint(decision.request):
+        raise ConfigurationError(
+            f"escalation {case.id} was opened for a different request "
+            "(action, principal, resource or arguments differ)"
+        )
+
+
+def _denied(decision: Decision, reason: str) -> Decision:
+    return decision._replace(effect=Effect.DENY, reason=reason)
+
+
+def _plain(value: Any) -> Any:
+    from ..audit._encoding import plain  # TODO(core): foundation after the merge
+
+    return plain(value)
+
+
+def _fresh_key() -> str:
+    """A key for one call and its retries only: two calls never share one."""
+    return uuid.uuid4().hex
