@@ -18,9 +18,9 @@ from handrail import (
     PermissionDenied,
     Principal,
     acting_as,
+    audited,
     requires_permission,
 )
-from handrail import audited
 from handrail.audit import AuditError, AuditLog, MemorySink, Outcome
 from handrail.testing import FakeClock
 

@@ -72,7 +72,9 @@ def audited(
     resource: ResourceSpec | None = None,
     principal_arg: str = "principal",
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Record each call of the decorated function (sync or async) in ``log``: a guard with only a log.
+    """Record each call of the decorated function (sync or async) in ``log``.
+
+    A guard with only an audit log.
 
     A call that returns is recorded as ``executed``; one that raises as
     ``failed``, with the error's type and its message scrubbed of the secrets

@@ -1,4 +1,4 @@
-"""``Guard``: the policy, escalations, retries, breakers, the audit trail and telemetry around calls.
+"""``Guard``: policy, escalations, retries, breakers, audit trail and telemetry around calls.
 
 A ``Guard`` holds the parts; the steps of a guarded call are written once in
 ``_core.flow``.  Three ways in, all over that one flow:
@@ -12,6 +12,7 @@ A ``Guard`` holds the parts; the steps of a guarded call are written once in
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import inspect
@@ -148,20 +149,16 @@ class Guard:
         """
         decision = self.decide(request)
         if decision.effect is Effect.DENY:
-            try:
+            with contextlib.suppress(PermissionDenied):  # the refusal is recorded, not raised
                 run(flow(self._plan(), decision, _never))
-            except PermissionDenied:
-                pass
         return decision
 
     async def acheck(self, request: ActionRequest) -> Decision:
         """``check`` for async code: the refusal's record is appended off the event loop."""
         decision = self.decide(request)
         if decision.effect is Effect.DENY:
-            try:
+            with contextlib.suppress(PermissionDenied):
                 await arun(flow(self._plan(), decision, _never))
-            except PermissionDenied:
-                pass
         return decision
 
     def call(

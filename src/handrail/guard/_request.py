@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..identity import Principal
+from ..permissions import current_context, current_principal
 from ..policy import ActionRequest, Decision, Effect, Resource
 from ..policy._model import resource_from, trusted_request
-from ..permissions import current_context, current_principal
 
 __all__ = ["ContextSpec", "RequestBuilder", "ResourceSpec", "refusal"]
 
