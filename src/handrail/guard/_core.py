@@ -52,7 +52,7 @@ from ..telemetry import ActionScope, Telemetry
 if TYPE_CHECKING:
     from ..escalation import Escalation, EscalationPreview, EscalationRouter
 
-__all__ = ["CallProgress", "Plan", "Step", "arun", "current_call", "flow", "run"]
+__all__ = ["CallProgress", "Plan", "Step", "arun", "current_call", "flow", "run", "runs_at_once"]
 
 _ALLOW: Final = Effect.ALLOW
 _AUDIT: Final = Effect.AUDIT
@@ -110,6 +110,7 @@ class Plan:
 
     __slots__ = (
         "audit",
+        "bare",
         "breaker",
         "breakers",
         "clock",
@@ -163,6 +164,15 @@ class Plan:
         self.tool_name = tool_name
         self.decided = decided  # False for @audited alone: no policy, no effect recorded
         self.read_without_audit = read_without_audit
+        # Nothing to record, escalate, retry or shadow: a call is its decision, then fn.
+        self.bare = (
+            audit is None
+            and router is None
+            and retry is None
+            and (breaker is None or breakers is None)
+            and not write
+            and not lazy
+        )
 
 
 # -- steps: what the flow asks the driver to do --------------------------------------
@@ -328,6 +338,27 @@ class _Shadow(Step):
         except ShadowIntercepted as stopped:
             return stopped.request
         return None
+
+
+def runs_at_once(plan: Plan, decision: Decision) -> bool:
+    """For a bare plan with nobody listening: the whole flow, without the generator.
+
+    Returns True when the call may run now (ALLOW; AUDIT after the hook),
+    raises the refusal the flow would raise, and returns False when the call
+    needs the full flow.  The hot path of ``requires_permission``.
+    """
+    if not plan.bare or not plan.telemetry.is_quiet():
+        return False
+    effect = decision.effect
+    if effect is _ALLOW:
+        return True
+    if effect is _AUDIT:
+        if plan.on_audit is not None:
+            plan.on_audit(decision)
+        return True
+    if effect is _ESCALATE:
+        raise EscalationRequired(decision)
+    raise PermissionDenied(decision)
 
 
 # -- the drivers -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import contextlib
 import datetime as dt
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from .._errors import ConfigurationError, PermissionDenied
@@ -28,7 +28,7 @@ from ..policy import ActionRequest, Decision, Effect, Policy
 from ..resilience import CircuitBreakers, RetryPolicy
 from ..shadow import shadow_from_environment
 from ..telemetry import Telemetry, default_telemetry
-from ._core import Plan, arun, flow, run
+from ._core import Plan, arun, flow, run, runs_at_once
 from ._request import ContextSpec, RequestBuilder, ResourceSpec, refusal
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class Guard:
     """
 
     __slots__ = (
+        "_version",
         "audit",
         "breakers",
         "clock",
@@ -130,6 +131,12 @@ class Guard:
         self.shadow = shadow
         self.clock = clock
         self.read_without_audit = read_without_audit
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Decorated functions cache their plan; any change to the guard renews it.
+        object.__setattr__(self, name, value)
+        if name != "_version":
+            object.__setattr__(self, "_version", getattr(self, "_version", 0) + 1)
 
     # -- the step API: what adapters drive -----------------------------------------------
 
@@ -305,13 +312,19 @@ class Guard:
 
                 @functools.wraps(fn)
                 async def async_guarded(*args: Any, **kwargs: Any) -> Any:
-                    return await arun(front.steps(fn, args, kwargs))
+                    steps = front.steps(fn, args, kwargs)
+                    if steps is None:  # nothing but the decision to do, and it allowed
+                        return await fn(*args, **kwargs)  # type: ignore[misc]
+                    return await arun(steps)
 
                 return cast(Callable[P, R], async_guarded)
 
             @functools.wraps(fn)
             def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-                return cast(R, run(front.steps(fn, args, kwargs)))
+                steps = front.steps(fn, args, kwargs)
+                if steps is None:
+                    return fn(*args, **kwargs)
+                return cast(R, run(steps))
 
             return guarded
 
@@ -345,7 +358,7 @@ class Guard:
 class _Decorated:
     """A function guarded by ``protect``: builds each call's request and hands it to the flow."""
 
-    __slots__ = ("builder", "guard", "key_arg", "options")
+    __slots__ = ("_cached", "builder", "guard", "key_arg", "options")
 
     def __init__(
         self, guard: Guard, builder: RequestBuilder, options: dict[str, Any], key_arg: str | None
@@ -354,8 +367,23 @@ class _Decorated:
         self.builder = builder
         self.options = options
         self.key_arg = key_arg
+        self._cached: tuple[int, Telemetry, Plan] | None = None
 
-    def steps(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def plan(self) -> Plan:
+        """The guard's plan for this function, rebuilt only when the guard changed."""
+        guard = self.guard
+        telemetry = guard.telemetry or default_telemetry()
+        cached = self._cached
+        if cached is not None and cached[0] == guard._version and cached[1] is telemetry:
+            return cached[2]
+        plan = guard._plan(**self.options)
+        self._cached = (guard._version, telemetry, plan)
+        return plan
+
+    def steps(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Generator[Any, Any, Any] | None:
+        """The flow of this call; None when the decision lets it run with nothing else to do."""
         guard = self.guard
         built = self.builder.build(args, kwargs)
         decision = built if type(built) is Decision else guard.decide(cast(ActionRequest, built))
@@ -369,9 +397,12 @@ class _Decorated:
                     f"idempotency key argument {self.key_arg!r} must be a non-empty str",
                 )
                 key = None
+        plan = self.plan()
+        if key is None and runs_at_once(plan, decision):
+            return None
         write = self.options["write"]
         return flow(
-            guard._plan(**self.options),
+            plan,
             decision,
             functools.partial(fn, *args, **kwargs),
             key=key,

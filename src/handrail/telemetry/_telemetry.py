@@ -178,6 +178,10 @@ class Telemetry:
             return structlog.get_logger(_SCOPE)
         return None
 
+    def is_quiet(self) -> bool:
+        """True when nothing listens: no SDK for traces or metrics, structlog unconfigured."""
+        return self.tracer() is None and self._metrics() is None and self.logger is None
+
     # -- actions ----------------------------------------------------------------
 
     def action(
