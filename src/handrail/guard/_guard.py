@@ -487,7 +487,9 @@ class _GuardedCall:
                 wait = self.guard.wait_for_decision
                 if wait is not None and not pending.is_terminal:
                     assert self.guard.escalations is not None
-                    pending = self.guard.escalations.wait(pending.id, wait)
+                    pending = self.guard.escalations.wait_decision(
+                        pending.id, dt.timedelta(seconds=wait)
+                    )
                 self.resolve(run, pending)
             if self.in_shadow():
                 return self.shadow_run(run, args, kwargs)
@@ -521,7 +523,9 @@ class _GuardedCall:
                 wait = self.guard.wait_for_decision
                 if wait is not None and not pending.is_terminal:
                     assert self.guard.escalations is not None
-                    pending = await self.guard.escalations.await_decision(pending.id, wait)
+                    pending = await self.guard.escalations.await_decision(
+                        pending.id, dt.timedelta(seconds=wait)
+                    )
                 self.resolve(run, pending)
             if self.in_shadow():
                 return await self.ashadow_run(run, args, kwargs)
