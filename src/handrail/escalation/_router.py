@@ -590,6 +590,8 @@ class EscalationRouter:
         if stop is None:
             await asleep(seconds)
             return
+        if stop.is_set():
+            return  # a fake clock's pause would move its time for nothing
         pause = asyncio.ensure_future(asleep(seconds))
         stopped = asyncio.ensure_future(stop.wait())
         try:
