@@ -385,11 +385,14 @@ class WorkerTaggingStore:
         self.inner = inner
         self.worker = worker
 
-    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> None:
-        self.inner.create(escalation, deliveries)
+    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> Escalation:
+        return self.inner.create(escalation, deliveries)
 
     def get(self, escalation_id: str) -> Escalation | None:
         return self.inner.get(escalation_id)
+
+    def find(self, external_id: str) -> Escalation | None:
+        return self.inner.find(external_id)
 
     def list(
         self,

@@ -12,7 +12,8 @@ The tree is split by what the caller does next::
     │   ├── UnknownEscalation      no escalation has this id (also a LookupError)
     │   ├── IllegalTransition      its state forbids the change (e.g. approving an expired one)
     │   ├── NotADecider            this person may not decide at this level (audited)
-    │   └── AlreadyExecuted        the approved action already ran once; it never runs twice
+    │   ├── AlreadyExecuted        the approved action already ran once; it never runs twice
+    │   └── ExternalIdConflict     an external id already names a case for another request
     ├── ConnectorError             a connector operation failed before or after the call
     │   └── InvalidInput           its arguments fail the operation's input model (also ValueError)
     ├── AuditError                 the audit trail could not be written or read
@@ -122,6 +123,25 @@ class AlreadyExecuted(EscalationError):
         self.by = by
         who = f" by {by}" if by else ""
         super().__init__(escalation_id, f"its approved action was already executed{who}")
+
+
+class ExternalIdConflict(EscalationError):
+    """``.external_id`` already names escalation ``.escalation_id``, opened for another request.
+
+    An external id (a framework's tool-call id) opens one case for one
+    request: the same request under the same id returns that case, a
+    different one (another action, principal, resource or arguments) is
+    refused, and nothing is opened.
+    """
+
+    def __init__(self, escalation_id: str, external_id: str) -> None:
+        self.external_id = external_id
+        super().__init__(
+            escalation_id,
+            f"the external id {external_id!r} was opened for a different request "
+            "(action, principal, resource or arguments differ); a new request needs a new "
+            "external id",
+        )
 
 
 class ConfigurationError(HandrailError, ValueError):

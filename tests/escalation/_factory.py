@@ -33,15 +33,17 @@ def make_escalation(
     route: Route = ROUTE,
     state: EscalationState = EscalationState.OPEN,
     version: int = 0,
+    external_id: str | None = None,
 ) -> Escalation:
     """A valid escalation on a one-level route, its resolve timer at ``next_due``.
 
     ``next_due`` defaults to an hour after ``NOW`` (not due yet); ``None``
-    means no timer at all.
+    means no timer at all.  ``external_id`` is the caller's name for it, if any.
     """
     due = next_due
     return Escalation(
         id=id,
+        external_id=external_id,
         route=route,
         request={"action": "crm.contact.delete", "agent": "agent-7", "args": {"id": id}},
         decision={"effect": "escalate", "rule_id": "big-delete", "escalate_to": route.name},

@@ -45,7 +45,9 @@ REQUEST = ActionRequest(
 )
 
 
-def open_case(store: SQLiteStore | PostgresStore, *, groups: bool = True) -> Escalation:
+def open_case(
+    store: SQLiteStore | PostgresStore, *, groups: bool = True, external_id: str | None = None
+) -> Escalation:
     """Open one discount escalation on the example's sales-managers route.
 
     With ``groups``, the router knows the file's groups, so the case stores
@@ -58,7 +60,7 @@ def open_case(store: SQLiteStore | PostgresStore, *, groups: bool = True) -> Esc
         clock=FakeClock(MONDAY),
         groups=routes.groups if groups else None,
     )
-    return router.open(POLICY.evaluate(REQUEST))
+    return router.open(POLICY.evaluate(REQUEST), external_id=external_id)
 
 
 @pytest.fixture(autouse=True)
@@ -90,11 +92,11 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def open_in(db: Path, *, groups: bool = True) -> Escalation:
+def open_in(db: Path, *, groups: bool = True, external_id: str | None = None) -> Escalation:
     """``open_case`` in the SQLite file ``db``."""
     store = SQLiteStore(db)
     try:
-        return open_case(store, groups=groups)
+        return open_case(store, groups=groups, external_id=external_id)
     finally:
         store.close()
 
@@ -192,6 +194,18 @@ def test_show_tells_the_whole_case(
     assert history[1].split()[:4] == ["2026-01-05", "09:00:00Z", "opened", "0"]
     assert "sk-live" not in out
     assert '"api_key": "***"' in out
+    assert "external id" not in out
+
+
+def test_show_names_the_external_id_a_case_was_opened_under(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A case opened by a framework's tool-call id shows it, so an operator can match the two."""
+    case = open_in(db, external_id="call_7f3a9c2e")
+    code, out, _ = run(capsys, "show", case.id, "--store", db)
+    assert code == 0
+    assert "  external id:" in out
+    assert out.split("external id:")[1].split("\n")[0].strip() == "call_7f3a9c2e"
 
 
 def test_show_with_routes_names_the_members_of_groups(

@@ -8,7 +8,6 @@ import dataclasses
 import enum
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -59,6 +58,7 @@ from handrail.testing import FakeClock
 MakeStore = Callable[[], EscalationStore]
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)  # a Wednesday
+MILLISECOND = timedelta(milliseconds=1)
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -142,11 +142,14 @@ class CountingStore:
         self.inner = inner
         self.handed: list[str] = []
 
-    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> None:
-        self.inner.create(escalation, deliveries)
+    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> Escalation:
+        return self.inner.create(escalation, deliveries)
 
     def get(self, escalation_id: str) -> Escalation | None:
         return self.inner.get(escalation_id)
+
+    def find(self, external_id: str) -> Escalation | None:
+        return self.inner.find(external_id)
 
     def list(
         self,
@@ -185,25 +188,6 @@ class CountingStore:
 
     def close(self) -> None:
         self.inner.close()
-
-
-class RacingStore(CountingStore):
-    """When ``armed``, the next ``get`` runs ``decide`` on another thread after its read, so the
-    decision lands between ``wait``'s look at the case and its sleep."""
-
-    def __init__(self, inner: EscalationStore, decide: Callable[[], object]) -> None:
-        super().__init__(inner)
-        self.decide = decide
-        self.armed = False
-
-    def get(self, escalation_id: str) -> Escalation | None:
-        found = self.inner.get(escalation_id)
-        if self.armed:
-            self.armed = False
-            decider = threading.Thread(target=self.decide)
-            decider.start()
-            decider.join(timeout=1)
-        return found
 
 
 @pytest.fixture
@@ -781,83 +765,6 @@ def test_a_notice_for_an_unknown_channel_fails_and_is_audited(
     assert "no channel named 'slak'" in (undelivered.reason or "")
 
 
-# --- waiting ---------------------------------------------------------------------------------
-
-
-def test_wait_returns_at_once_for_a_final_case(router: EscalationRouter) -> None:
-    """``wait`` on a decided case returns it without waiting."""
-    e = router.reject(router.open(decision()).id, by="maria")
-    started = time.monotonic()
-    assert router.wait(e.id, timeout=60) == e
-    assert time.monotonic() - started < 1
-
-
-def test_wait_gives_up_after_its_timeout(router: EscalationRouter) -> None:
-    """``wait`` returns the still-open case when the timeout passes."""
-    e = router.open(decision())
-    assert router.wait(e.id, timeout=0.01) == e
-    assert router.wait(e.id, timeout=timedelta(0)) == e
-
-
-def test_wait_returns_when_another_thread_decides(router: EscalationRouter) -> None:
-    """A decision made on another thread ends the wait with the final case."""
-    e = router.open(decision())
-    decider = threading.Thread(target=lambda: router.approve(e.id, by="maria"))
-    started = time.monotonic()
-    decider.start()
-    final = router.wait(e.id, timeout=30)
-    decider.join()
-    assert (final.state, final.allowed) == (EscalationState.APPROVED, True)
-    assert time.monotonic() - started < 10
-
-
-def test_wait_wakes_at_once_even_when_the_decision_lands_just_before_it_sleeps(
-    make_store: MakeStore, clock: FakeClock
-) -> None:
-    """A change by this router wakes ``wait`` at once, however the threads interleave: the
-    notification sent between its read and its sleep is not lost (no ``poll_interval`` delay)."""
-    holder: list[EscalationRouter] = []
-    store = RacingStore(make_store(), lambda: holder[0].approve(e.id, by="maria"))
-    router = EscalationRouter([SALES], store, clock=clock, poll_interval=3)
-    holder.append(router)
-    e = router.open(decision())
-    store.armed = True
-    started = time.monotonic()
-    final = router.wait(e.id, timeout=30)
-    assert final.state is EscalationState.APPROVED
-    assert time.monotonic() - started < 2
-
-
-def test_wait_sees_a_decision_made_by_another_router(
-    make_store: MakeStore, clock: FakeClock, audit: AuditLog
-) -> None:
-    """A decision made elsewhere (another router on the same store) is seen by polling."""
-    mine, theirs = make_store(), make_store()
-    waiting = EscalationRouter([SALES], mine, clock=clock, audit=audit, poll_interval=0.01)
-    deciding = EscalationRouter([SALES], theirs, clock=clock, audit=audit)
-    e = waiting.open(decision())
-    decider = threading.Thread(target=lambda: deciding.reject(e.id, by="maria"))
-    decider.start()
-    final = waiting.wait(e.id, timeout=30)
-    decider.join()
-    assert final.state is EscalationState.REJECTED
-
-
-def test_await_decision_with_a_timeout(router: EscalationRouter) -> None:
-    """``await_decision`` returns the open case after its timeout, the final one once decided."""
-    e = router.open(decision())
-
-    async def scenario() -> tuple[Escalation, Escalation]:
-        still_open = await router.await_decision(e.id, timeout=0.01)
-        waiter = asyncio.create_task(router.await_decision(e.id, timeout=timedelta(seconds=30)))
-        await asyncio.to_thread(router.approve, e.id, by="maria")
-        return still_open, await waiter
-
-    still_open, final = asyncio.run(scenario())
-    assert still_open.state is EscalationState.OPEN
-    assert final.state is EscalationState.APPROVED
-
-
 # --- resolution callbacks --------------------------------------------------------------------
 
 
@@ -971,7 +878,7 @@ def test_the_worker_loop_ticks_until_stopped(router: EscalationRouter, inbox: In
             stop.set()
 
         inbox.send = send_then_stop  # type: ignore[method-assign]
-        await asyncio.wait_for(router.run(interval=0.01, stop=stop), timeout=30)
+        await asyncio.wait_for(router.run(interval=10 * MILLISECOND, stop=stop), timeout=30)
 
     asyncio.run(scenario())
     assert [n.escalation_id for n in inbox.sent] == [e.id]

@@ -16,6 +16,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -29,6 +30,7 @@ from handrail.escalation import (
     EscalationRouter,
     EscalationState,
     EscalationStore,
+    ExternalIdConflict,
     IllegalTransition,
     Level,
     MemoryStore,
@@ -161,6 +163,8 @@ class RouterMachine(RuleBasedStateMachine):
         self.seen: dict[str, Escalation] = {}
         self.consent: dict[str, bool] = {}
         self.refusals = 0
+        # external id -> (the case opened under it, the request it was opened for)
+        self.external: dict[str, tuple[str, tuple[str, int]]] = {}
 
     def _router(self) -> EscalationRouter:
         return EscalationRouter(
@@ -187,14 +191,49 @@ class RouterMachine(RuleBasedStateMachine):
     def open(self, route: Route, consent: bool) -> str:
         return self._open(route, consent)
 
-    def _open(self, route: Route, consent: bool) -> str:
+    @precondition(lambda self: len(self.consent) < 5)
+    @rule(
+        target=escalations,
+        route=st.sampled_from(ROUTES),
+        consent=st.booleans(),
+        external_id=st.sampled_from(["call-1", "call-2"]),
+        amount=st.integers(1, 2),
+    )
+    def open_by_external_id(
+        self, route: Route, consent: bool, external_id: str, amount: int
+    ) -> object:
+        """Opening under an external id: one case per id, the same one for the same request
+        (whatever state it is in by now), a conflict for another request."""
         action = f"act.{route.name}.{'yes' if consent else 'no'}"
-        request = ActionRequest(
-            action=action, principal=Principal(agent="bot"), args={"api_key": "sk-secret-key-1"}
-        )
-        e = self.router.open(POLICY.evaluate(request))
+        known = self.external.get(external_id)
+        try:
+            escalation_id = self._open(route, consent, external_id=external_id, amount=amount)
+        except ExternalIdConflict as conflict:
+            refused = (conflict.escalation_id, conflict.external_id)
+            assert known is not None
+            assert known[1] != (action, amount)
+            assert refused == (known[0], external_id)
+            return multiple()
+        if known is not None:
+            assert known == (escalation_id, (action, amount))
+            return multiple()
+        self.external[external_id] = (escalation_id, (action, amount))
+        return escalation_id
+
+    def _open(
+        self, route: Route, consent: bool, *, external_id: str | None = None, amount: int = 0
+    ) -> str:
+        action = f"act.{route.name}.{'yes' if consent else 'no'}"
+        args: dict[str, object] = {"api_key": "sk-secret-key-1"}
+        if amount:
+            args["amount"] = amount
+        request = ActionRequest(action=action, principal=Principal(agent="bot"), args=args)
+        e = self.router.open(POLICY.evaluate(request), external_id=external_id)
+        assert e.external_id == external_id
+        if e.id in self.consent:  # opened before under this external id: the same case
+            return e.id
         assert e.allow_on_timeout is consent
-        assert e.request["args"] == {"api_key": "***"}
+        assert e.request["args"] == {**args, "api_key": "***"}
         self.consent[e.id] = consent
         return e.id
 
@@ -319,6 +358,10 @@ class RouterMachine(RuleBasedStateMachine):
         by_state = Counter(e.id for state in EscalationState for e in self.router.list(state=state))
         assert set(by_state) == set(self.consent)
         assert set(by_state.values()) <= {1}
+        for external_id, (escalation_id, _) in self.external.items():
+            found = self.router.find(external_id)
+            assert found is not None
+            assert found.id == escalation_id
 
     def histories_only_grow_and_deadlines_never_move_back(self) -> None:
         for escalation_id in self.consent:

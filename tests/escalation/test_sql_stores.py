@@ -21,13 +21,18 @@ import psycopg
 import pytest
 
 from handrail import ConfigurationError, HandrailError
-from handrail.escalation import EscalationError, MemoryStore
+from handrail.escalation import EscalationError, EscalationRouter, MemoryStore
 from handrail.escalation._open import STORE_ENV, open_store, upgrade_store
 from handrail.escalation._postgres import PostgresStore, redact_url, upgrade_schema
 from handrail.escalation._sqlite import SQLiteStore
 from handrail.testing import PostgresServer
 
 from ._factory import NOW, fire, make_escalation
+from .test_router import SALES, decision
+
+V1_DUMP = Path(__file__).with_name("data") / "escalations-v1.sql"
+"""A store written by handrail before external ids (schema version 1), as ``sqlite3 .dump``."""
+V1_OPEN, V1_APPROVED = "01JGFJJZ009AX93YBQEMGNYTX2", "01JGFJMSK09AX93YBQEMGNYTX3"
 
 PASSWORD = "hunter2-s3cret"
 
@@ -64,7 +69,7 @@ def test_sqlite_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert raw.execute("SELECT component, version FROM handrail_schema").fetchall() == [
-            ("escalations", 1)
+            ("escalations", 2)
         ]
     raw.close()
 
@@ -120,7 +125,7 @@ def test_sqlite_create_false_needs_an_existing_current_file(tmp_path: Path) -> N
     sqlite3.connect(empty).close()
     with pytest.raises(ConfigurationError, match="version 0"):
         SQLiteStore(empty, create=False)
-    assert upgrade_store(empty) == 1
+    assert upgrade_store(empty) == 2
     assert upgrade_store(empty) == 0
     SQLiteStore(empty, create=False).close()
 
@@ -270,7 +275,7 @@ def test_postgres_upgrade_is_idempotent_and_safe_in_parallel(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(results) == [0, 0, 0, 0, 0, 1]
+    assert sorted(results) == [0, 0, 0, 0, 0, 2]
     with PostgresStore(postgres_server.url, schema=schema, create=False) as store:
         assert store.upgrade() == 0
 
@@ -354,3 +359,110 @@ def test_open_store_refuses_what_it_cannot_open(
     monkeypatch.delenv(STORE_ENV, raising=False)
     with pytest.raises(ConfigurationError, match=STORE_ENV):
         open_store(None)
+
+
+# --- migrating stores written before external ids ------------------------------------------
+
+
+def v1_rows() -> list[tuple[object, ...]]:
+    """The escalation rows of the version 1 dump, as handrail wrote them."""
+    with sqlite3.connect(":memory:") as raw:
+        raw.executescript(V1_DUMP.read_text())
+        return raw.execute(
+            "SELECT id, state, route, opened_at, next_due, version, body FROM escalations "
+            "ORDER BY opened_at"
+        ).fetchall()
+
+
+def check_migrated(store: SQLiteStore | PostgresStore) -> None:
+    """The cases written before are all there, as they were, and external ids now work."""
+    cases = store.list()
+    assert [(e.id, e.state.value, e.external_id) for e in cases] == [
+        (V1_OPEN, "open", None),
+        (V1_APPROVED, "approved", None),
+    ]
+    assert cases[1].decided_by == "maria"
+    assert [d.escalation_id for d in store.pending_deliveries()] == [
+        V1_OPEN,
+        V1_APPROVED,
+        V1_APPROVED,
+    ]
+    router = EscalationRouter([SALES], store)
+    first = router.open(decision(), external_id="call_1")
+    assert router.open(decision(), external_id="call_1") == first
+    assert router.find("call_1") == first
+    assert router.approve(V1_OPEN, by="maria").state.value == "approved"  # old cases still move
+    assert len(store.list()) == 3
+
+
+def test_a_sqlite_store_written_before_external_ids_is_migrated_on_open(tmp_path: Path) -> None:
+    """A file from before external ids (schema 1) opens: the column and its unique index are
+    added, every case and delivery is kept, and external ids work; create=False asks for
+    `handrail db upgrade` first, which applies the one step."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:
+        raw.executescript(V1_DUMP.read_text())
+    raw.close()
+    with pytest.raises(ConfigurationError, match="version 1, this handrail needs 2"):
+        SQLiteStore(path, create=False)
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(copy) as raw:
+        raw.executescript(V1_DUMP.read_text())
+    raw.close()
+    assert upgrade_store(copy) == 1
+
+    with SQLiteStore(path) as store:
+        check_migrated(store)
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version FROM handrail_schema").fetchall() == [(2,)]
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            raw.execute(f"UPDATE escalations SET external_id = 'call_1' WHERE id = '{V1_OPEN}'")
+    raw.close()
+
+
+def test_a_postgres_schema_written_before_external_ids_is_migrated_on_open(
+    postgres_server: PostgresServer,
+) -> None:
+    """Tables of schema version 1 (the released first step, holding the cases of the version 1
+    dump) are migrated when a store opens them: cases and deliveries kept, external ids unique."""
+    from handrail.escalation._postgres import _MIGRATIONS
+
+    schema = new_schema()
+    with sqlite3.connect(":memory:") as raw:
+        raw.executescript(V1_DUMP.read_text())
+        deliveries = raw.execute(
+            "SELECT id, escalation_id, target, payload FROM deliveries ORDER BY seq"
+        ).fetchall()
+    with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        for statement in _MIGRATIONS[0]:
+            admin.execute(statement.format(s=schema))
+        admin.execute(
+            f"CREATE TABLE {schema}.handrail_schema (component text PRIMARY KEY, "
+            "version integer NOT NULL, upgraded_at timestamptz NOT NULL DEFAULT now())"
+        )
+        admin.execute(f"INSERT INTO {schema}.handrail_schema VALUES ('escalations', 1)")
+        for escalation_id, state, route, opened, due, version, body in v1_rows():
+            admin.execute(
+                f"INSERT INTO {schema}.escalations VALUES (%s, %s, %s, "
+                "to_timestamp(%s / 1e6), to_timestamp(%s / 1e6), %s, %s::jsonb)",
+                (escalation_id, state, route, opened, due, version, body),
+            )
+        for delivery_id, escalation_id, target, payload in deliveries:
+            admin.execute(
+                f"INSERT INTO {schema}.deliveries (id, escalation_id, target, payload, "
+                "not_before) VALUES (%s, %s, %s, %s::jsonb, now())",
+                (delivery_id, escalation_id, target, payload),
+            )
+    with pytest.raises(ConfigurationError, match="version 1, this handrail needs 2"):
+        PostgresStore(postgres_server.url, schema=schema, create=False)
+
+    with PostgresStore(postgres_server.url, schema=schema) as store:
+        check_migrated(store)
+    with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+        assert admin.execute(f"SELECT version FROM {schema}.handrail_schema").fetchall() == [(2,)]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            admin.execute(
+                f"UPDATE {schema}.escalations SET external_id = 'call_1' WHERE id = %s",
+                (V1_OPEN,),
+            )

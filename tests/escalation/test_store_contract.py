@@ -105,6 +105,88 @@ def test_list_filters_by_state_and_route_and_limits(store: EscalationStore) -> N
     assert store.list(route="nowhere") == []
 
 
+# --- external ids ---------------------------------------------------------------------------
+
+
+def test_find_returns_the_escalation_opened_under_an_external_id(store: EscalationStore) -> None:
+    """find() looks an escalation up by its external id; the id stays with it through changes."""
+    created = make_escalation("esc-1", external_id="call_1")
+    assert store.create(created) == created
+    store.create(make_escalation("esc-2"))
+    assert store.find("call_1") == created
+    assert store.find("call_2") is None
+    approved = store.update("esc-1", approve)
+    assert approved.external_id == "call_1"
+    assert store.find("call_1") == approved
+
+
+def test_create_under_a_taken_external_id_returns_the_holder_and_writes_nothing(
+    store: EscalationStore,
+) -> None:
+    """One escalation per external id: a second create under it writes nothing (no row, no
+    delivery) and returns the escalation that holds the id; a taken id is still an error."""
+    holder = make_escalation("esc-1", external_id="call_1")
+    store.create(holder, [make_delivery("esc-1", 1)])
+    second = make_escalation("esc-2", external_id="call_1", next_due=NOW - HOUR)
+    assert store.create(second, [make_delivery("esc-2", 1)]) == holder
+    assert [e.id for e in store.list()] == ["esc-1"]
+    assert [d.id for d in store.pending_deliveries()] == ["esc-1:1"]
+    assert store.process_due(NOW, Recorder()) == 0  # the refused one's timer was never stored
+    with pytest.raises(ConfigurationError, match="esc-1 already exists"):
+        store.create(make_escalation("esc-1", external_id="call_2"))
+    assert store.find("call_2") is None
+    # Escalations without an external id never clash on it.
+    store.create(make_escalation("esc-3"))
+    store.create(make_escalation("esc-4"))
+    assert [e.id for e in store.list()] == ["esc-1", "esc-3", "esc-4"]
+
+
+def test_update_refuses_a_change_to_the_external_id(store: EscalationStore) -> None:
+    """A change may not give an escalation another external id (nor take it away)."""
+    store.create(make_escalation("esc-1", external_id="call_1"))
+
+    def renames(escalation: Escalation) -> Change:
+        new, deliveries = approve(escalation)
+        return new.model_copy(update={"external_id": "call_2"}), deliveries
+
+    with pytest.raises(ConfigurationError, match="external id"):
+        store.update("esc-1", renames)
+    assert store.find("call_2") is None
+    found = store.find("call_1")
+    assert found is not None
+    assert found.version == 0
+
+
+def test_threads_creating_one_external_id_store_it_once(make_store: StoreMaker) -> None:
+    """Four threads, a store each on the same data, create 20 external ids at once (each under
+    its own escalation id): each external id is stored once, and every thread gets the same
+    escalation back for it."""
+    stores = [make_store() for _ in range(4)]
+    start = threading.Barrier(4)
+    got: list[list[str]] = [[] for _ in stores]
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            for k in range(20):
+                mine = make_escalation(f"esc-{k}-{n}", external_id=f"call_{k}")
+                got[n].append(stores[n].create(mine).id)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert got[0] == got[1] == got[2] == got[3]
+    stored = stores[0].list()
+    assert sorted(e.external_id or "" for e in stored) == sorted(f"call_{k}" for k in range(20))
+    assert sorted(e.id for e in stored) == sorted(got[0])
+
+
 # --- update --------------------------------------------------------------------------------
 
 
@@ -386,7 +468,7 @@ def test_pending_deliveries_filters_by_escalation(store: EscalationStore) -> Non
 def test_a_reopened_store_keeps_everything(make_store: StoreMaker) -> None:
     """Escalations, versions, deliveries, leases and outcomes survive closing and reopening."""
     first = make_store()
-    first.create(make_escalation("open"), [make_delivery("open", 1)])
+    first.create(make_escalation("open", external_id="call_1"), [make_delivery("open", 1)])
     first.create(due("due"))
     first.update("open", approve)
     first.process_due(NOW, Recorder())
@@ -399,6 +481,9 @@ def test_a_reopened_store_keeps_everything(make_store: StoreMaker) -> None:
     second = make_store()
     assert (second.list(), second.pending_deliveries()) == before
     assert [(e.id, e.version) for e in second.list()] == [("due", 1), ("open", 1)]
+    found = second.find("call_1")
+    assert found is not None
+    assert (found.id, found.external_id) == ("open", "call_1")
     assert [d.id for d in second.claim_deliveries(NOW)] == ["open:approved-v1"]
     later = second.claim_deliveries(NOW + HOUR)
     assert [(d.id, d.attempts) for d in later] == [("open:1", 2), ("open:approved-v1", 2)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -254,25 +255,47 @@ def test_a_store_that_fails_denies(audit: AuditLog) -> None:
     assert list(audit.records())[-1].outcome == "denied"
 
 
+class ApprovingClock(FakeClock):
+    """A fake clock on which maria approves the open case during the first pause of a wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.router: EscalationRouter | None = None
+        self.pauses = 0
+
+    def sleep(self, seconds: float) -> None:
+        self._approve_once()
+        super().sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        self._approve_once()
+        await super().asleep(seconds)
+
+    def _approve_once(self) -> None:
+        self.pauses += 1
+        if self.pauses == 1 and self.router is not None:
+            (case,) = self.router.list(state="open")
+            self.router.approve(case.id, by="maria")
+
+
+@pytest.fixture
+def approving(audit: AuditLog) -> tuple[EscalationRouter, ApprovingClock]:
+    """A router whose clock has maria approve while the guard waits."""
+    clock = ApprovingClock()
+    router = EscalationRouter([SALES], MemoryStore(), clock=clock, audit=audit)
+    clock.router = router
+    return router, clock
+
+
 def test_wait_for_decision_runs_the_call_when_a_human_approves_meanwhile(
-    router: EscalationRouter,
+    approving: tuple[EscalationRouter, ApprovingClock],
 ) -> None:
+    router, clock = approving
     deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=10))
-    approver = threading.Thread(target=approve_when_open, args=(router,))
-    approver.start()
     with acting_as(BOT):
         assert deals.discount("d-1", 30) == "d-1: -30%"
-    approver.join()
     assert len(deals.calls) == 1
-
-
-def approve_when_open(router: EscalationRouter) -> None:
-    for _ in range(500):
-        cases = router.list(state="open")
-        if cases:
-            router.approve(cases[0].id, by="maria")
-            return
-        threading.Event().wait(0.01)
+    assert clock.pauses == 1
 
 
 def test_wait_for_decision_times_out_into_escalation_required(router: EscalationRouter) -> None:
@@ -282,19 +305,44 @@ def test_wait_for_decision_times_out_into_escalation_required(router: Escalation
     assert deals.calls == []
 
 
-def test_async_calls_await_the_decision(router: EscalationRouter) -> None:
+def test_a_thirty_minute_wait_on_a_fake_clock_does_not_really_sleep(audit: AuditLog) -> None:
+    """The regression: the guard's wait goes through the router's clock. On a FakeClock a
+    30-minute wait with nobody answering passes at once (the fake time moves 30 minutes; the
+    real-time budget is generous, far below 30 minutes) and ends in EscalationRequired, in
+    sync and async calls."""
+    clock = FakeClock()
+    router = EscalationRouter([SALES], MemoryStore(), clock=clock, audit=audit)
+    deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=timedelta(minutes=30)))
+    start = clock.now()
+    started = time.monotonic()
+    with acting_as(BOT), pytest.raises(EscalationRequired):
+        deals.discount("d-1", 30)
+    assert clock.now() - start == timedelta(minutes=30)
+
+    async def main() -> None:
+        with acting_as(BOT):
+            await deals.adiscount("d-2", 30)
+
+    with pytest.raises(EscalationRequired):
+        asyncio.run(main())
+    assert clock.now() - start == timedelta(minutes=60)
+    assert time.monotonic() - started < 60
+    assert deals.calls == []
+
+
+def test_async_calls_await_the_decision(
+    approving: tuple[EscalationRouter, ApprovingClock],
+) -> None:
+    router, clock = approving
     deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=10))
 
     async def main() -> str:
         with acting_as(BOT):
-            call = asyncio.create_task(deals.adiscount("d-1", 30))
-            while not router.list(state="open"):
-                await asyncio.sleep(0.01)
-            router.approve(router.list()[0].id, by="maria")
-            return await call
+            return await deals.adiscount("d-1", 30)
 
     assert asyncio.run(main()) == "d-1: -30%"
     assert len(deals.calls) == 1
+    assert clock.pauses == 1
 
 
 def test_two_workers_resuming_one_case_run_it_once(tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -292,6 +294,64 @@ def test_fake_clock_has_a_fixed_default_start() -> None:
     """Without a start, every FakeClock begins at the same instant: tests stay reproducible."""
     assert FakeClock().now() == FakeClock().now()
     assert FakeClock().now().tzinfo is dt.UTC
+
+
+def test_fake_clock_sleeps_by_moving_forward() -> None:
+    """sleep and asleep advance the fake time by the pause and return without waiting; a
+    positive pause below the clock's microsecond moves it one microsecond (a wait for a
+    deadline always gets there); a negative or endless pause is refused."""
+    clock = FakeClock(START)
+    clock.sleep(0.2)
+    clock.sleep(0)
+    assert clock.now() == START + dt.timedelta(milliseconds=200)
+    clock.sleep(1e-9)
+    assert clock.now() == START + dt.timedelta(milliseconds=200, microseconds=1)
+    asyncio.run(clock.asleep(1800))
+    assert clock.monotonic() == pytest.approx(1800.200001)
+    for bad in (-1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="finite number of seconds"):
+            clock.sleep(bad)
+
+
+def test_fake_asleep_lets_other_tasks_run() -> None:
+    """asleep yields to the event loop once, as a real pause would: a task started before it
+    runs before it returns."""
+    clock = FakeClock(START)
+    seen: list[str] = []
+
+    async def other() -> None:
+        seen.append("other")
+
+    async def main() -> None:
+        task = asyncio.create_task(other())
+        await clock.asleep(60)
+        seen.append("after the pause")
+        await task
+
+    asyncio.run(main())
+    assert seen == ["other", "after the pause"]
+
+
+def test_fake_clock_moves_add_up_across_threads() -> None:
+    """Eight threads sleeping 1,000 times a millisecond each move the clock exactly 8 s."""
+    clock = FakeClock(START)
+    threads = [
+        threading.Thread(target=lambda: [clock.sleep(0.001) for _ in range(1000)]) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert clock.now() == START + dt.timedelta(seconds=8)
+
+
+def test_the_system_clock_sleeps_for_real() -> None:
+    """SystemClock.sleep and asleep pause real time, by at least the pause."""
+    clock = SystemClock()
+    first = clock.monotonic()
+    clock.sleep(0.01)
+    asyncio.run(clock.asleep(0.01))
+    assert clock.monotonic() - first >= 0.02
 
 
 def test_clocks_are_clocks() -> None:

@@ -388,6 +388,8 @@ def _describe(escalation: Escalation, routes: RoutesFile | None) -> list[str]:
     if decision.get("reason"):
         policy += f": {decision['reason']}"
     fields: list[tuple[str, str]] = [("request", _summary(e))]
+    if e.external_id is not None:
+        fields.append(("external id", e.external_id))
     if request.get("resource"):
         fields.append(("resource", _json(request["resource"])))
     fields.append(("args", _json(request.get("args") or {})))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import (
     AlreadyExecuted,
     EscalationError,
+    ExternalIdConflict,
     IllegalTransition,
     NotADecider,
     UnknownEscalation,
@@ -22,10 +23,12 @@ from ._channels import (
     WebhookChannel,
     verify_signature,
 )
+from ._fingerprint import request_fingerprint
 from ._memory import MemoryStore
 from ._model import (
     Delivery,
     Escalation,
+    EscalationPreview,
     EscalationState,
     Event,
     Level,
@@ -36,7 +39,7 @@ from ._model import (
 from ._open import open_store, upgrade_store
 from ._postgres import PostgresStore, upgrade_schema
 from ._resume import current_resume, resuming
-from ._router import EscalationRouter, TickReport, request_fingerprint
+from ._router import EscalationRouter, TickReport
 from ._sqlite import SQLiteStore
 from ._store import Change, EscalationStore
 
@@ -64,10 +67,12 @@ __all__ = [
     "EmailChannel",
     "Escalation",
     "EscalationError",
+    "EscalationPreview",
     "EscalationRouter",
     "EscalationState",
     "EscalationStore",
     "Event",
+    "ExternalIdConflict",
     "IllegalTransition",
     "Level",
     "LogChannel",

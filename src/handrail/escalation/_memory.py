@@ -25,19 +25,31 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._escalations: dict[str, Escalation] = {}
+        self._external: dict[str, str] = {}  # external id -> escalation id
         self._due: list[tuple[datetime, str]] = []
         self._deliveries: dict[str, Delivery] = {}
         self._leases: dict[str, datetime] = {}
 
-    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> None:
+    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> Escalation:
         with self._lock:
             if escalation.id in self._escalations:
                 raise ConfigurationError(f"escalation {escalation.id} already exists")
+            if escalation.external_id is not None:
+                taken = self._external.get(escalation.external_id)
+                if taken is not None:
+                    return self._escalations[taken]
+                self._external[escalation.external_id] = escalation.id
             self._write(escalation, deliveries)
+            return escalation
 
     def get(self, escalation_id: str) -> Escalation | None:
         with self._lock:
             return self._escalations.get(escalation_id)
+
+    def find(self, external_id: str) -> Escalation | None:
+        with self._lock:
+            escalation_id = self._external.get(external_id)
+            return None if escalation_id is None else self._escalations[escalation_id]
 
     def list(
         self,
@@ -154,8 +166,8 @@ class MemoryStore:
 
 
 def _check_version(old: Escalation, new: Escalation) -> None:
-    if new.id != old.id or new.version != old.version + 1:
+    if new.id != old.id or new.external_id != old.external_id or new.version != old.version + 1:
         raise ConfigurationError(
-            f"escalation {old.id}: a change must keep the id and raise the version by one "
-            f"(was {old.version}, got {new.id} v{new.version})"
+            f"escalation {old.id}: a change must keep the id and external id and raise the "
+            f"version by one (was {old.version}, got {new.id} v{new.version})"
         )

@@ -9,6 +9,7 @@ happened.  Everything round-trips through JSON (``model_dump_json`` /
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import unicodedata
@@ -18,19 +19,27 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .._errors import ConfigurationError
 from .._names import canonical_name
+from .._text import printable
 from ._calendar import BusinessHours
 
 __all__ = [
+    "MAX_EXTERNAL_ID",
     "Delivery",
     "Escalation",
+    "EscalationPreview",
     "EscalationState",
     "Event",
     "Level",
     "Notification",
     "OnTimeout",
     "Route",
+    "check_external_id",
 ]
+
+MAX_EXTERNAL_ID = 256
+"""The longest external id (a framework's tool-call id) a case may carry, in characters."""
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]*")
 
@@ -242,6 +251,10 @@ class Escalation(BaseModel):
     (see ``Route.level``); ``deciders`` are the user ids and ``group:`` entries
     allowed at that level, groups expanded when the level began.
 
+    ``external_id`` is the caller's own name for the case (a framework's
+    tool-call id), unique in its store: opening again under it returns this
+    case.  ``None`` when the case was opened without one.
+
     ``ack_due``, ``warn_due`` and ``resolve_due`` are the current level's
     pending timers (``None`` once fired or moot); ``next_due`` is the earliest
     of them, the one index the stores keep.  ``allowed`` is whether the
@@ -254,6 +267,7 @@ class Escalation(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
+    external_id: str | None = None
     route: Route
     request: dict[str, Any]
     decision: dict[str, Any]
@@ -276,6 +290,16 @@ class Escalation(BaseModel):
     executed_by: str | None = None
     history: tuple[Event, ...] = ()
     version: int = 0
+
+    @field_validator("external_id")
+    @classmethod
+    def _valid_external_id(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_external_id(value)
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @property
     def action(self) -> str:
@@ -304,6 +328,58 @@ class Escalation(BaseModel):
         data["next_due"] = None if terminal or not timers else min(timers)
         # Built from already-validated parts: skip validation (copy semantics).
         return Escalation.model_construct(**data)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EscalationPreview:
+    """What ``EscalationRouter.open`` would do for a decision, without doing it.
+
+    ``route`` is the route's name; ``level`` the index of the level the case
+    would start at (always 0) and ``level_name`` its name; ``deciders`` who
+    could decide there (``group:`` entries followed by their members, as on
+    an opened case) and ``notify`` who would be told.  ``ack_within`` and
+    ``resolve_within`` are that level's deadlines, in the route's business
+    hours.  ``on_timeout`` is what the last deadline would bring for this
+    decision: ``allow`` only when the route and the escalating rule both say
+    so (otherwise ``deny``), as on an opened case.
+    """
+
+    route: str
+    level: int
+    level_name: str
+    deciders: tuple[str, ...]
+    notify: tuple[str, ...]
+    ack_within: timedelta | None
+    resolve_within: timedelta
+    on_timeout: OnTimeout
+
+
+def check_external_id(external_id: object) -> str:
+    """``external_id`` if it may name a case: a non-empty, printable str of at most 256 characters.
+
+    Raises ``ConfigurationError`` naming the parameter otherwise.  Printable
+    is what ``str.isprintable`` says: an id is shown to humans and in logs,
+    so no control, bidi or zero-width character may hide in it.
+    """
+    if not isinstance(external_id, str):
+        raise ConfigurationError(
+            f"external_id must be a str (a framework's tool-call id), got "
+            f"{type(external_id).__name__}"
+        )
+    if not external_id:
+        raise ConfigurationError("external_id must not be empty")
+    if len(external_id) > MAX_EXTERNAL_ID:
+        raise ConfigurationError(
+            f"external_id is {len(external_id)} characters long, more than {MAX_EXTERNAL_ID}: "
+            f"{printable(external_id[:40])}..."
+        )
+    if not external_id.isprintable():
+        raise ConfigurationError(
+            f"external_id '{printable(external_id)[:80]}' holds a character that is not "
+            "printable (a control, bidi or zero-width character); pass the id as the framework "
+            "gave it"
+        )
+    return external_id
 
 
 class Notification(BaseModel):

@@ -79,6 +79,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX deliveries_pending ON {s}.deliveries (seq) WHERE status = 'pending'",
         "CREATE INDEX deliveries_escalation ON {s}.deliveries (escalation_id, seq)",
     ),
+    # 2: external ids (a framework's tool-call id), one case each.  Cases stored
+    # before keep NULL: they were opened without one.
+    (
+        "ALTER TABLE {s}.escalations ADD COLUMN external_id text",
+        "CREATE UNIQUE INDEX escalations_external_id ON {s}.escalations (external_id) "
+        "WHERE external_id IS NOT NULL",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -92,11 +99,17 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS {s}.handrail_schema (
 
 _STATEMENTS = {
     "get": "SELECT body::text FROM {s}.escalations WHERE id = %s",
+    "find": "SELECT id, body::text FROM {s}.escalations WHERE external_id = %s",
     "lock": "SELECT body::text FROM {s}.escalations WHERE id = %s FOR UPDATE",
-    "insert": "INSERT INTO {s}.escalations (id, state, route, opened_at, next_due, version, body) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (id) DO NOTHING",
+    # No conflict target: a taken id and a taken external id both insert nothing.  A
+    # concurrent insert of either makes this one wait for it to commit or roll back.
+    "insert": "INSERT INTO {s}.escalations "
+    "(id, state, route, opened_at, next_due, version, body, external_id) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING",
+    "taken": "SELECT id, body::text FROM {s}.escalations WHERE id = %s OR external_id = %s",
     "update": "UPDATE {s}.escalations SET id = %s, state = %s, route = %s, opened_at = %s, "
-    "next_due = %s, version = %s, body = %s::jsonb WHERE id = %s AND version = %s",
+    "next_due = %s, version = %s, body = %s::jsonb, external_id = %s "
+    "WHERE id = %s AND version = %s",
     "due": "SELECT id, body::text FROM {s}.escalations "
     "WHERE next_due IS NOT NULL AND next_due <= %s ORDER BY next_due LIMIT %s "
     "FOR UPDATE SKIP LOCKED",
@@ -195,10 +208,13 @@ class PostgresStore:
 
     # -- escalations ----------------------------------------------------------------
 
-    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> None:
-        """Insert a new escalation and its deliveries in one transaction.
+    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> Escalation:
+        """Insert a new escalation and its deliveries in one transaction; return what is stored.
 
-        Raises ``ConfigurationError`` if the id is already taken (nothing written).
+        Under an external id another escalation has, nothing is written and
+        that one is returned: the insert yields to the unique index (waiting
+        for a concurrent insert to commit), then the winner is read.  Raises
+        ``ConfigurationError`` if the id is already taken (nothing written).
         """
         row = _row(escalation)
         with (
@@ -208,14 +224,28 @@ class PostgresStore:
         ):
             inserted = connection.execute(self._sql["insert"], row).rowcount
             if inserted != 1:
-                raise ConfigurationError(f"escalation {escalation.id} already exists")
+                # Read committed: this statement sees the row the insert yielded to.
+                found = connection.execute(
+                    self._sql["taken"], (escalation.id, escalation.external_id)
+                ).fetchall()
+                if not found or any(other == escalation.id for other, _ in found):
+                    raise ConfigurationError(f"escalation {escalation.id} already exists")
+                (other, body), *_ = found
+                return self._decode(other, body)
             self._put_deliveries(connection, deliveries)
+        return escalation
 
     def get(self, escalation_id: str) -> Escalation | None:
         """The escalation with this id, or ``None``."""
         with self._locked() as connection, _translated(self._url, f"read {escalation_id}"):
             found = connection.execute(self._sql["get"], (escalation_id,)).fetchone()
         return None if found is None else self._decode(escalation_id, found[0])
+
+    def find(self, external_id: str) -> Escalation | None:
+        """The escalation opened under this external id, or ``None``."""
+        with self._locked() as connection, _translated(self._url, "find by external id"):
+            found = connection.execute(self._sql["find"], (external_id,)).fetchone()
+        return None if found is None else self._decode(found[0], found[1])
 
     def list(
         self,
@@ -620,6 +650,7 @@ def _row(escalation: Escalation) -> tuple[Any, ...]:
         None if due is None else _aware(due, "next_due"),
         escalation.version,
         escalation.model_dump_json(),
+        escalation.external_id,
     )
 
 

@@ -12,6 +12,11 @@ worker.
 Timers fire in ``tick()`` (sync), ``atick()`` or the ``run()`` worker loop:
 ``tick`` asks the store for what is due at the clock's now, so its cost
 grows with the number due, not the number open.
+
+Every method that does I/O has an async twin named ``a`` + its name
+(``open``/``aopen``, ``wait_decision``/``await_decision``, ``tick``/``atick``):
+the twin runs the store work in a thread, so it never blocks the event loop.
+Every wait reads and pauses through the router's ``Clock``.
 """
 
 from __future__ import annotations
@@ -19,43 +24,48 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import dataclasses
-import enum
 import os
 import socket
 import threading
-import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
-from datetime import date, datetime, timedelta
-from datetime import time as time_of_day
-from decimal import Decimal
-from fractions import Fraction
-from pathlib import PurePath
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from pydantic import BaseModel, SecretBytes, SecretStr
-
-from .._errors import ConfigurationError, NotADecider, UnknownEscalation
+from .._errors import (
+    ConfigurationError,
+    ExternalIdConflict,
+    NotADecider,
+    UnknownEscalation,
+)
 from .._names import canonical_name, canonical_names
 from .._text import printable
-from .._values import OpaqueValue
-from ..audit._encoding import args_digest, plain
+from ..audit._encoding import plain
 from ..clock import Clock, SystemClock
 from ..identity import Principal, User
 from ..policy import ActionRequest, Decision, Effect
 from ..redaction import Redactor
 from ..telemetry import Telemetry, default_telemetry
 from . import _machine
-from ._model import Delivery, Escalation, EscalationState, Event, Notification, Route
+from ._fingerprint import request_fingerprint
+from ._model import (
+    Delivery,
+    Escalation,
+    EscalationPreview,
+    EscalationState,
+    Event,
+    Notification,
+    OnTimeout,
+    Route,
+    check_external_id,
+)
 from ._store import Change, EscalationStore
 
 if TYPE_CHECKING:
     from ..audit import AuditLog
     from ._channels import Channel
 
-__all__ = ["EscalationRouter", "TickReport", "request_fingerprint"]
+__all__ = ["EscalationRouter", "TickReport"]
 
 AUDIT_TARGET = "audit"
 NOTIFY_TARGET = "notify"
@@ -102,84 +112,6 @@ class TickReport(NamedTuple):
     failed: int
 
 
-def request_fingerprint(request: ActionRequest) -> str:
-    """A digest of what an approval covers: action, agent, user, resource and the full arguments.
-
-    Secrets count (a changed password is a different request); only the
-    digest is stored.  Resuming an escalation with a request whose
-    fingerprint differs is refused.
-
-    Raises ``ConfigurationError`` naming the argument if it holds a value the
-    digest could not tell from another (a value handrail could not read, such
-    as an n-d array or a container past the size or depth limits, or an
-    object only shown by its ``repr()``): no case is opened for it, and no
-    approval runs it.
-    """
-    for name, value in request.args.items():
-        why = _unstable(value, 0)
-        if why is not None:
-            raise ConfigurationError(
-                f"argument {printable(str(name))[:80]} cannot be fingerprinted: it holds {why}, "
-                "and an approval could not tell it from another value of its kind, so the call "
-                "cannot be escalated (pass plain data: numbers, strings, lists, mappings, "
-                "dataclasses or pydantic models of them)"
-            )
-    principal = request.principal
-    resource = request.resource
-    return args_digest(
-        {
-            "action": request.action,
-            "agent": principal.agent,
-            "on_behalf_of": None if principal.on_behalf_of is None else principal.on_behalf_of.id,
-            "resource": None if resource is None else {"type": resource.type, "id": resource.id},
-            "args": request.args,
-        }
-    )
-
-
-# Values whose digest (``plain``) spells out everything they hold.
-_LEAVES = (
-    str, int, float, type(None), bytes, bytearray, Decimal, Fraction, complex,
-    date, time_of_day, timedelta, uuid.UUID, PurePath, SecretStr, SecretBytes,
-)  # fmt: skip
-_MAX_FINGERPRINT_DEPTH = 64
-
-
-def _unstable(value: Any, depth: int) -> str | None:
-    """What in ``value`` a digest would not tell apart from another value, or None.
-
-    A value handrail could not read (``OpaqueValue``: an n-d array, a container
-    too large or too deep) and an object of a type ``plain`` only shows by its
-    ``repr()`` (which may leave out what it holds) are both refused.
-    """
-    if depth > _MAX_FINGERPRINT_DEPTH:
-        return f"values nested more than {_MAX_FINGERPRINT_DEPTH} deep"
-    if isinstance(value, _LEAVES):
-        return None
-    if isinstance(value, OpaqueValue):
-        return printable(f"a {value.type_name} handrail could not read ({value.why})")
-    if isinstance(value, enum.Enum):
-        return _unstable(value.value, depth + 1)
-    items: Iterable[Any]
-    if isinstance(value, BaseModel):
-        items = dict(value).values()
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        items = (getattr(value, f.name) for f in dataclasses.fields(value))
-    elif isinstance(value, Mapping):
-        items = (part for pair in value.items() for part in pair)
-    elif isinstance(value, list | tuple | set | frozenset):
-        items = value
-    else:
-        return printable(
-            f"a {type(value).__qualname__}, which handrail can only show by its repr()"
-        )
-    for item in items:
-        why = _unstable(item, depth + 1)
-        if why is not None:
-            return why
-    return None
-
-
 class EscalationRouter:
     """Routes escalated decisions to the humans who may decide them, under SLA timers.
 
@@ -192,6 +124,9 @@ class EscalationRouter:
     ``group:NAME`` deciders; ``on_resolved`` is called (in this process)
     with every escalation this router moves to a final state.  ``store_hint``
     is the ``--store`` value printed in the CLI commands notifications carry.
+    Durations (``delivery_backoff``, ``poll_interval``: how often a wait
+    looks at a case another process may change) are ``timedelta`` values; a
+    number is refused with ``ConfigurationError``.
 
     Thread-safe; the async methods may be used from any event loop.  Several
     routers (processes) may share one store: each due timer fires once.
@@ -214,7 +149,7 @@ class EscalationRouter:
         batch_size: int = 500,
         delivery_backoff: timedelta = timedelta(seconds=5),
         max_delivery_attempts: int = 10,
-        poll_interval: float = 0.2,
+        poll_interval: timedelta = timedelta(milliseconds=200),
     ) -> None:
         self.routes = _routes(routes)
         self._owns_store = not isinstance(store, EscalationStore)
@@ -241,39 +176,44 @@ class EscalationRouter:
         )
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self.store_hint = None if store_hint is None else _without_password(store_hint)
-        if batch_size < 1 or max_delivery_attempts < 1 or poll_interval <= 0:
+        if batch_size < 1 or max_delivery_attempts < 1:
             raise ConfigurationError(
-                "EscalationRouter: batch_size and max_delivery_attempts must be >= 1 and "
-                "poll_interval > 0"
+                "EscalationRouter: batch_size and max_delivery_attempts must be >= 1"
             )
         self.batch_size = batch_size
-        self.delivery_backoff = delivery_backoff
+        self.delivery_backoff = _duration("delivery_backoff", delivery_backoff)
         self.max_delivery_attempts = max_delivery_attempts
-        self.poll_interval = poll_interval
+        self.poll_interval = _duration("poll_interval", poll_interval)
+        self._poll = self.poll_interval.total_seconds()
         self._changed = threading.Condition()
         self._generation = 0  # bumped under _changed by every change this router makes
 
     # -- opening ------------------------------------------------------------------
 
-    def open(self, decision: Decision) -> Escalation:
+    def open(self, decision: Decision, *, external_id: str | None = None) -> Escalation:
         """Open an escalation for an ESCALATE decision and notify the route's first level.
 
-        Raises ``ConfigurationError`` if the decision does not escalate,
-        names no known route, or has arguments that cannot be fingerprinted
-        (see ``request_fingerprint``): the caller must then refuse the action.
+        ``external_id`` is the caller's own name for the case, such as a
+        framework's tool-call id (a non-empty printable str of at most 256
+        characters).  Opening is idempotent on it: a second ``open`` under
+        the same external id for the same request (see
+        ``request_fingerprint``) returns the case opened first, and notifies
+        and audits nothing again, however many routers and processes race to
+        open it.  The case may be final by then: check ``.is_terminal``.
+
+        Raises ``ExternalIdConflict`` if the external id already names a case
+        for a different request (nothing is opened), and
+        ``ConfigurationError`` if the external id is malformed, the decision
+        does not escalate, names no known route, or has arguments that cannot
+        be fingerprinted: the caller must then refuse the action.
         """
-        if decision.effect is not Effect.ESCALATE:
-            raise ConfigurationError(
-                f"EscalationRouter.open: the decision is {decision.effect.value}, not escalate"
-            )
-        name = decision.escalate_to or ""
-        route = self.routes.get(name)
-        if route is None:
-            known = ", ".join(sorted(self.routes)) or "none"
-            raise ConfigurationError(
-                f"EscalationRouter.open: no route named {name!r} (rule "
-                f"{decision.rule_id!r} escalates to it); routes: {known}"
-            )
+        route = self._route("open", decision)
+        key = None if external_id is None else check_external_id(external_id)
+        request = self._snapshot(decision.request)  # first: it refuses what it cannot tell apart
+        if key is not None:
+            found = self.store.find(key)
+            if found is not None:
+                return _same_request(found, request, key)
         from ..audit._ids import new_id
 
         now = self.clock.now()
@@ -281,17 +221,59 @@ class EscalationRouter:
         escalation = _machine.new_escalation(
             escalation_id=new_id(int(now.timestamp() * 1000)),
             route=route,
-            request=self._snapshot(decision.request),
+            request=request,
             decision=decision.to_dict(),
             allow_on_timeout=rule is not None and rule.on_timeout == "allow",
             now=now,
             groups=self.groups,
         )
+        if key is not None:
+            escalation = escalation.model_copy(update={"external_id": key})
         deliveries = self._deliveries(None, escalation, now)
         with self._span("open", escalation_id=escalation.id):
-            self.store.create(escalation, deliveries)
+            stored = self.store.create(escalation, deliveries)
+            if not isinstance(stored, Escalation):
+                raise ConfigurationError(
+                    f"{self.store!r}: create() returned {type(stored).__name__}, not the stored "
+                    "Escalation (see EscalationStore.create)"
+                )
+            if stored.id != escalation.id:  # another router opened this external id first
+                assert key is not None
+                return _same_request(stored, request, key)
             self._after([(None, escalation, deliveries)])
         return escalation
+
+    async def aopen(self, decision: Decision, *, external_id: str | None = None) -> Escalation:
+        """``open`` for async code: the store work runs in a thread."""
+        return await asyncio.to_thread(self.open, decision, external_id=external_id)
+
+    def preview(self, decision: Decision) -> EscalationPreview:
+        """What ``open`` would do for ``decision``, without storing or notifying anything.
+
+        The route, the level the case would start at, who could decide and
+        who would be told there, its deadlines and what its timeout would
+        bring: what a shadow run records instead of opening a case.  Pure (no
+        I/O), so there is no async twin.  Raises ``ConfigurationError`` as
+        ``open`` does: a decision that does not escalate, an unknown route,
+        arguments that cannot be fingerprinted.
+        """
+        route = self._route("preview", decision)
+        request_fingerprint(decision.request)
+        level = route.level(0)
+        rule = decision.rule
+        on_timeout = route.on_timeout
+        if on_timeout is OnTimeout.ALLOW and (rule is None or rule.on_timeout != "allow"):
+            on_timeout = OnTimeout.DENY  # silence is consent only when the rule says so too
+        return EscalationPreview(
+            route=route.name,
+            level=0,
+            level_name=level.name,
+            deciders=_machine.expand_deciders(level, self.groups),
+            notify=level.notify,
+            ack_within=level.ack_within,
+            resolve_within=level.resolve_within,
+            on_timeout=on_timeout,
+        )
 
     # -- humans act ----------------------------------------------------------------
 
@@ -305,6 +287,10 @@ class EscalationRouter:
             groups,
             lambda e, now: _machine.acknowledge(e, by=who, now=now),
         )
+
+    async def aacknowledge(self, escalation_id: str, *, by: Decider) -> Escalation:
+        """``acknowledge`` for async code: the store work runs in a thread."""
+        return await asyncio.to_thread(self.acknowledge, escalation_id, by=by)
 
     def decide(
         self, escalation_id: str, *, approve: bool, by: Decider, reason: str = ""
@@ -320,13 +306,29 @@ class EscalationRouter:
             lambda e, now: _machine.decide(e, approve=approve, by=who, reason=reason, now=now),
         )
 
+    async def adecide(
+        self, escalation_id: str, *, approve: bool, by: Decider, reason: str = ""
+    ) -> Escalation:
+        """``decide`` for async code: the store work runs in a thread."""
+        return await asyncio.to_thread(
+            self.decide, escalation_id, approve=approve, by=by, reason=reason
+        )
+
     def approve(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
         """``decide(approve=True)``."""
         return self.decide(escalation_id, approve=True, by=by, reason=reason)
 
+    async def aapprove(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+        """``approve`` for async code: the store work runs in a thread."""
+        return await self.adecide(escalation_id, approve=True, by=by, reason=reason)
+
     def reject(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
         """``decide(approve=False)``."""
         return self.decide(escalation_id, approve=False, by=by, reason=reason)
+
+    async def areject(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+        """``reject`` for async code: the store work runs in a thread."""
+        return await self.adecide(escalation_id, approve=False, by=by, reason=reason)
 
     def cancel(self, escalation_id: str, *, reason: str = "", by: str | None = None) -> Escalation:
         """``→ cancelled``: the agent withdrew the request; it will not run."""
@@ -337,6 +339,12 @@ class EscalationRouter:
             frozenset(),
             lambda e, now: _machine.cancel(e, by=by, reason=reason, now=now),
         )
+
+    async def acancel(
+        self, escalation_id: str, *, reason: str = "", by: str | None = None
+    ) -> Escalation:
+        """``cancel`` for async code: the store work runs in a thread."""
+        return await asyncio.to_thread(self.cancel, escalation_id, reason=reason, by=by)
 
     def claim_execution(self, escalation_id: str) -> Escalation:
         """Mark the approved action as executing, once across every worker.
@@ -352,6 +360,10 @@ class EscalationRouter:
             lambda e, now: _machine.claim_execution(e, by=self.worker, now=now),
         )
 
+    async def aclaim_execution(self, escalation_id: str) -> Escalation:
+        """``claim_execution`` for async code: the store work runs in a thread."""
+        return await asyncio.to_thread(self.claim_execution, escalation_id)
+
     # -- reading and waiting -------------------------------------------------------
 
     def get(self, escalation_id: str) -> Escalation:
@@ -360,6 +372,22 @@ class EscalationRouter:
         if found is None:
             raise UnknownEscalation(escalation_id, repr(self.store))
         return found
+
+    async def aget(self, escalation_id: str) -> Escalation:
+        """``get`` for async code: the store work runs in a thread."""
+        return await asyncio.to_thread(self.get, escalation_id)
+
+    def find(self, external_id: str) -> Escalation | None:
+        """The escalation opened under ``external_id`` (see ``open``), or ``None``.
+
+        Raises ``ConfigurationError`` for a malformed external id, which no
+        case can carry.
+        """
+        return self.store.find(check_external_id(external_id))
+
+    async def afind(self, external_id: str) -> Escalation | None:
+        """``find`` for async code: the store work runs in a thread."""
+        return await asyncio.to_thread(self.find, external_id)
 
     def list(
         self,
@@ -372,49 +400,70 @@ class EscalationRouter:
         wanted = None if state is None else EscalationState(state)
         return self.store.list(state=wanted, route=route, limit=limit)
 
-    def wait(self, escalation_id: str, timeout: float | timedelta | None = None) -> Escalation:
-        """Block until the escalation is final or ``timeout`` (seconds) passes; return it.
+    async def alist(
+        self,
+        *,
+        state: EscalationState | str | None = None,
+        route: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Escalation]:
+        """``list`` for async code: the store work runs in a thread."""
+        return await asyncio.to_thread(self.list, state=state, route=route, limit=limit)
+
+    def wait_decision(self, escalation_id: str, timeout: timedelta | None = None) -> Escalation:
+        """Block until the escalation is final or ``timeout`` passes on the router's clock.
 
         Returns the escalation either way: check ``.is_terminal`` and
-        ``.allowed``.  Changes made by this router wake it at once; changes
-        made elsewhere (the CLI, another process) are seen within
-        ``poll_interval``.
+        ``.allowed``.  The deadline is read from ``clock.monotonic()`` and
+        every pause goes through the clock: a ``FakeClock`` moves its own
+        time forward (a 30-minute wait returns at once, the case still
+        pending), a ``SystemClock`` really waits and changes made by this
+        router wake it at once.  A clock without ``sleep`` (your own
+        ``Clock``) is waited on in real time until its ``monotonic()``
+        passes the deadline.  Changes made elsewhere (the CLI, another
+        process) are seen within ``poll_interval``.  ``timeout`` is a
+        ``timedelta`` (``None``: wait until final).
         """
-        limit = _seconds(timeout)
-        end = None if limit is None else time.monotonic() + limit
+        end = None
+        if timeout is not None:
+            limit = _duration("timeout", timeout, allow_zero=True)
+            end = self.clock.monotonic() + limit.total_seconds()
         while True:
             seen = self._generation  # read before get(): a change after it is not slept through
             escalation = self.get(escalation_id)
             if escalation.is_terminal:
                 return escalation
-            pause = self.poll_interval
+            pause = self._poll
             if end is not None:
-                remaining = end - time.monotonic()
+                remaining = end - self.clock.monotonic()
                 if remaining <= 0:
                     return escalation
                 pause = min(pause, remaining)
-            with self._changed:
-                if self._generation == seen:
-                    self._changed.wait(pause)
+            self._pause(pause, seen)
 
     async def await_decision(
-        self, escalation_id: str, timeout: float | timedelta | None = None
+        self, escalation_id: str, timeout: timedelta | None = None
     ) -> Escalation:
-        """``wait`` for async code: awaits until the escalation is final or ``timeout`` passes."""
-        limit = _seconds(timeout)
-        loop = asyncio.get_running_loop()
-        end = None if limit is None else loop.time() + limit
+        """``wait_decision`` for async code: never blocks the event loop.
+
+        Reads the case in a thread and pauses with the clock's ``asleep``
+        (``asyncio.sleep`` for a ``SystemClock`` or a clock without one).
+        """
+        end = None
+        if timeout is not None:
+            limit = _duration("timeout", timeout, allow_zero=True)
+            end = self.clock.monotonic() + limit.total_seconds()
         while True:
-            escalation = await asyncio.to_thread(self.get, escalation_id)
+            escalation = await self.aget(escalation_id)
             if escalation.is_terminal:
                 return escalation
-            pause = self.poll_interval
+            pause = self._poll
             if end is not None:
-                remaining = end - loop.time()
+                remaining = end - self.clock.monotonic()
                 if remaining <= 0:
                     return escalation
                 pause = min(pause, remaining)
-            await asyncio.sleep(pause)
+            await self._apause(pause)
 
     def on_resolved(self, callback: Resolved) -> Resolved:
         """Register ``callback(escalation)`` for final states reached through this router.
@@ -466,21 +515,27 @@ class EscalationRouter:
             delivered, failed = await asyncio.to_thread(self._settle, claimed, outcomes, now)
             return TickReport(fired, delivered, failed)
 
-    async def run(self, *, interval: float = 1.0, stop: asyncio.Event | None = None) -> None:
-        """The worker loop: ``atick()`` every ``interval`` seconds until ``stop`` is set.
+    async def run(
+        self, *, interval: timedelta = timedelta(seconds=1), stop: asyncio.Event | None = None
+    ) -> None:
+        """The worker loop: ``atick()`` every ``interval`` until ``stop`` is set.
 
         A failing tick (the database is down) is logged and retried on the
         next round; nothing is lost, because every timer and delivery stays in
-        the store until done.  Run one per process, as many processes as you like.
+        the store until done.  Run one per process, as many processes as you
+        like.  The pause between ticks goes through the clock's ``asleep``
+        (a ``FakeClock`` runs the loop through fake time) and ends early when
+        ``stop`` is set.  Async only: a worker loop belongs on an event loop
+        (sync code calls ``tick()`` on its own schedule).
         """
+        pause = _duration("interval", interval).total_seconds()
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:
                 await self.atick()
             except Exception as exc:  # keep the worker alive; the store keeps the work
                 self._log_error("tick_failed", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+            await self._apause(pause, stop)
 
     def close(self) -> None:
         """Close the store if this router opened it (from a path or URL)."""
@@ -497,6 +552,57 @@ class EscalationRouter:
         return f"EscalationRouter(routes={sorted(self.routes)}, store={self.store!r})"
 
     # -- internals --------------------------------------------------------------------
+
+    def _route(self, doing: str, decision: Decision) -> Route:
+        """The route an ESCALATE decision names; ``ConfigurationError`` otherwise."""
+        if decision.effect is not Effect.ESCALATE:
+            raise ConfigurationError(
+                f"EscalationRouter.{doing}: the decision is {decision.effect.value}, not escalate"
+            )
+        name = decision.escalate_to or ""
+        route = self.routes.get(name)
+        if route is None:
+            known = ", ".join(sorted(self.routes)) or "none"
+            raise ConfigurationError(
+                f"EscalationRouter.{doing}: no route named {name!r} (rule "
+                f"{decision.rule_id!r} escalates to it); routes: {known}"
+            )
+        return route
+
+    def _pause(self, seconds: float, seen: int) -> None:
+        """Pause a sync wait through the clock (see ``wait_decision``).
+
+        The real clock's pause is this router's condition, so a change it
+        makes meanwhile (``seen`` is the generation read before the case)
+        ends the pause at once.
+        """
+        sleep = getattr(self.clock, "sleep", None)
+        if sleep is not None and getattr(sleep, "__func__", None) is not SystemClock.sleep:
+            sleep(seconds)
+            return
+        with self._changed:
+            if self._generation == seen:
+                self._changed.wait(seconds)
+
+    async def _apause(self, seconds: float, stop: asyncio.Event | None = None) -> None:
+        """Pause an async wait through the clock's ``asleep``; end early once ``stop`` is set."""
+        asleep = getattr(self.clock, "asleep", None) or asyncio.sleep
+        if stop is None:
+            await asleep(seconds)
+            return
+        if stop.is_set():
+            return  # a fake clock's pause would move its time for nothing
+        pause = asyncio.ensure_future(asleep(seconds))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((pause, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pause, stopped):
+                task.cancel()
+            await asyncio.gather(pause, stopped, return_exceptions=True)
+        error = None if pause.cancelled() else pause.exception()
+        if error is not None:  # the clock's own failure is not swallowed
+            raise error
 
     def _change(
         self,
@@ -953,10 +1059,29 @@ def _summary(escalation: Escalation) -> str:
     return f"{who} wants to {escalation.action}{target}{why}"
 
 
-def _seconds(timeout: float | timedelta | None) -> float | None:
-    if timeout is None:
-        return None
-    return timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+def _same_request(found: Escalation, request: Mapping[str, Any], external_id: str) -> Escalation:
+    """``found``, the case opened under ``external_id``, if it is for this request."""
+    if found.request.get("fingerprint") != request["fingerprint"]:
+        raise ExternalIdConflict(found.id, external_id)
+    return found
+
+
+def _duration(name: str, value: object, *, allow_zero: bool = False) -> timedelta:
+    """``value`` if it is a ``timedelta`` the parameter ``name`` accepts; else ConfigurationError.
+
+    Numbers are refused, not read as seconds: durations are ``timedelta`` everywhere.
+    """
+    if not isinstance(value, timedelta):
+        shown = printable(repr(value))[:40]
+        hint = f" (e.g. timedelta(seconds={shown}))" if isinstance(value, int | float) else ""
+        raise ConfigurationError(
+            f"EscalationRouter: {name} must be a datetime.timedelta, got "
+            f"{type(value).__name__} {shown}{hint}"
+        )
+    if value < timedelta(0) or (value == timedelta(0) and not allow_zero):
+        bound = "must not be negative" if allow_zero else "must be positive"
+        raise ConfigurationError(f"EscalationRouter: {name} {bound}, got {value}")
+    return value
 
 
 def _without_password(target: str) -> str:

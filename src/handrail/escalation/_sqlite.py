@@ -1,8 +1,9 @@
 """``SQLiteStore``: escalations and their outbox in one SQLite file, the embedded default.
 
 Each escalation is a row whose ``body`` is its JSON document; ``state``,
-``route``, ``opened_at``, ``next_due`` and ``version`` are copies kept as
-columns so lookups go through indexes.  Times are integer microseconds since
+``route``, ``opened_at``, ``next_due``, ``version`` and ``external_id`` are
+copies kept as columns so lookups go through indexes (a unique one for
+``external_id``).  Times are integer microseconds since
 the epoch (UTC): they sort as numbers and compare exactly.  ``next_due`` is
 NULL for final escalations, so the partial index on it holds only the ones a
 timer can still fire for, and a tick costs what is due, not what is open.
@@ -73,6 +74,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX deliveries_pending ON deliveries (seq) WHERE status = 'pending'",
         "CREATE INDEX deliveries_escalation ON deliveries (escalation_id, seq)",
     ),
+    # 2: external ids (a framework's tool-call id), one case each.  Cases stored
+    # before keep NULL: they were opened without one.
+    (
+        "ALTER TABLE escalations ADD COLUMN external_id TEXT",
+        "CREATE UNIQUE INDEX escalations_external_id ON escalations (external_id) "
+        "WHERE external_id IS NOT NULL",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -83,12 +91,13 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS handrail_schema (
     version INTEGER NOT NULL
 )"""
 
-_COLUMNS = "id, state, route, opened_at, next_due, version, body"
-_INSERT = f"INSERT INTO escalations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = "id, state, route, opened_at, next_due, version, body, external_id"
+_INSERT = f"INSERT INTO escalations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _UPDATE = (
     "UPDATE escalations SET id = ?, state = ?, route = ?, opened_at = ?, next_due = ?, "
-    "version = ?, body = ? WHERE id = ? AND version = ?"
+    "version = ?, body = ?, external_id = ? WHERE id = ? AND version = ?"
 )
+_TAKEN = "SELECT id, body FROM escalations WHERE id = ? OR external_id = ?"
 # Written again with the same id (a router that re-sends), a delivery is replaced
 # and pending again, as in MemoryStore; it keeps its place in the order.
 _UPSERT_DELIVERY = """
@@ -147,21 +156,29 @@ class SQLiteStore:
 
     # -- escalations ----------------------------------------------------------------
 
-    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> None:
-        """Insert a new escalation and its deliveries in one transaction.
+    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> Escalation:
+        """Insert a new escalation and its deliveries in one transaction; return what is stored.
 
-        Raises ``ConfigurationError`` if the id is already taken (nothing written).
+        Under an external id another escalation has, nothing is written and
+        that one is returned: the write lock makes the look and the insert
+        one step, and the unique index stands behind it.  Raises
+        ``ConfigurationError`` if the id is already taken (nothing written).
         """
         row = _row(escalation)
         try:
             with self._write() as connection:
-                try:
-                    connection.execute(_INSERT, row)
-                except sqlite3.IntegrityError:
-                    raise ConfigurationError(f"escalation {escalation.id} already exists") from None
+                taken = connection.execute(_TAKEN, (escalation.id, escalation.external_id))
+                found = taken.fetchall()
+                if any(escalation_id == escalation.id for escalation_id, _ in found):
+                    raise ConfigurationError(f"escalation {escalation.id} already exists")
+                if found:
+                    (escalation_id, body), *_ = found
+                    return self._decode(escalation_id, body)
+                connection.execute(_INSERT, row)
                 _put_deliveries(connection, deliveries)
         except sqlite3.Error as exc:
             raise self._failed(f"create escalation {escalation.id}", exc) from exc
+        return escalation
 
     def get(self, escalation_id: str) -> Escalation | None:
         """The escalation with this id, or ``None``."""
@@ -173,6 +190,17 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise self._failed(f"read escalation {escalation_id}", exc) from exc
         return None if found is None else self._decode(escalation_id, found[0])
+
+    def find(self, external_id: str) -> Escalation | None:
+        """The escalation opened under this external id, or ``None``."""
+        try:
+            with self._read() as connection:
+                found = connection.execute(
+                    "SELECT id, body FROM escalations WHERE external_id = ?", (external_id,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed("find an escalation by external id", exc) from exc
+        return None if found is None else self._decode(found[0], found[1])
 
     def list(
         self,
@@ -549,6 +577,7 @@ def _row(escalation: Escalation) -> tuple[Any, ...]:
         None if due is None else _micros(due, "next_due"),
         escalation.version,
         escalation.model_dump_json(),
+        escalation.external_id,
     )
 
 

@@ -1,7 +1,7 @@
 """``EscalationStore``: where escalations and their outbox live, behind one small protocol.
 
 The router owns every rule about states and deadlines; a store only keeps
-documents and guarantees three things, in every implementation:
+documents and guarantees four things, in every implementation:
 
 1. **Atomic changes.**  ``update`` and ``process_due`` read an escalation,
    hand it to the router's function, and write what it returns — the new
@@ -17,6 +17,11 @@ documents and guarantees three things, in every implementation:
    stay pending until ``complete_delivery``; ``claim_deliveries`` leases due
    ones to one caller at a time, and a lease that runs out (the worker died)
    makes them claimable again.
+4. **One case per external id.**  An escalation's ``external_id`` (a
+   framework's tool-call id) is unique in the store, under a UNIQUE
+   constraint: ``create`` under an external id another escalation already
+   has writes nothing and returns that escalation, so routers opening the
+   same external id at once (threads or processes) end with one case.
 
 ``MemoryStore`` (tests), ``SQLiteStore`` (the embedded default) and
 ``PostgresStore`` (many workers) pass one shared contract suite.
@@ -41,15 +46,24 @@ Change = tuple[Escalation, Sequence[Delivery]]
 class EscalationStore(Protocol):
     """Durable storage for escalations and their outbox.  See the module docstring."""
 
-    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> None:
-        """Insert a new escalation and its deliveries in one transaction.
+    def create(self, escalation: Escalation, deliveries: Sequence[Delivery] = ()) -> Escalation:
+        """Insert a new escalation and its deliveries in one transaction; return what is stored.
 
-        Raises ``ConfigurationError`` if the id is already taken (nothing written).
+        That is ``escalation`` itself, unless its ``external_id`` is already
+        another escalation's: then nothing is written and that escalation is
+        returned (the winner of a race to open it).  Raises
+        ``ConfigurationError`` if the id is already taken (nothing written):
+        ids are generated, so a clash is a bug, while external ids come from
+        outside and clash by design when a call is retried.
         """
         ...
 
     def get(self, escalation_id: str) -> Escalation | None:
         """The escalation with this id, or ``None``."""
+        ...
+
+    def find(self, external_id: str) -> Escalation | None:
+        """The escalation opened under this external id, or ``None``."""
         ...
 
     def list(
@@ -67,7 +81,8 @@ class EscalationStore(Protocol):
 
         Returns the new escalation.  Raises ``UnknownEscalation`` if there is
         none with this id; whatever ``change`` raises propagates and nothing
-        is written.  The new escalation's ``version`` must be the old one + 1.
+        is written.  The new escalation's ``version`` must be the old one + 1,
+        its id and external id the same.
         """
         ...
 
