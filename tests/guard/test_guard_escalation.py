@@ -107,9 +107,14 @@ def test_an_escalated_call_opens_a_case_and_raises_with_its_id(
     assert escalation.state is EscalationState.OPEN
     assert escalation.decision["rule_id"] == "big-discount"
     assert escalation.request["args"] == {"deal": "d-1", "pct": 30}
-    assert deals.calls == [("d-1", 10, None)]
-    call_record = [r for r in audit.records() if r.outcome == "escalated" and r.trace_id is None]
-    assert {r.escalation_id for r in call_record} == {case}
+    ((deal, pct, key),) = deals.calls
+    assert (deal, pct) == ("d-1", 10)
+    assert isinstance(key, str) and key  # every write runs under a key of its own
+    # One final record for the call; the router's case event has an outcome of its own.
+    escalated = [r for r in audit.records() if r.outcome == "escalated"]
+    assert [r.escalation_id for r in escalated] == [case]
+    opened = [r for r in audit.records() if r.outcome == "opened"]
+    assert [r.escalation_id for r in opened] == [case]
 
 
 def test_resuming_runs_the_approved_call_once_under_the_escalation_id(
@@ -291,7 +296,7 @@ def test_wait_for_decision_runs_the_call_when_a_human_approves_meanwhile(
     approving: tuple[EscalationRouter, ApprovingClock],
 ) -> None:
     router, clock = approving
-    deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=10))
+    deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=timedelta(seconds=10)))
     with acting_as(BOT):
         assert deals.discount("d-1", 30) == "d-1: -30%"
     assert len(deals.calls) == 1
@@ -334,7 +339,7 @@ def test_async_calls_await_the_decision(
     approving: tuple[EscalationRouter, ApprovingClock],
 ) -> None:
     router, clock = approving
-    deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=10))
+    deals = Deals(Guard(POLICY, escalations=router, wait_for_decision=timedelta(seconds=10)))
 
     async def main() -> str:
         with acting_as(BOT):

@@ -77,8 +77,8 @@ _AUDIT_GRACE = timedelta(seconds=60)
 _LEASE = timedelta(seconds=60)
 
 _EVENT_OUTCOMES = {
-    "opened": "escalated",
-    "escalated": "escalated",
+    "opened": "opened",
+    "escalated": "reassigned",
     "warned": "warned",
     "breached": "breached",
     "timed_out": "breached",
