@@ -23,8 +23,8 @@ Targets, as ratios of the same run: batched JSONL at least 1.5x the
 structlog logger's records/s and at least 0.5x the batched plain file's;
 every other handrail row at least 0.30x its baseline.  The per-append cost
 of batched JSONL is broken down into its stages, each timed on its own
-(redaction, encoding, hashing, write; the rest is ids, the timestamp, checks,
-the lock and the record object).  Afterwards every handrail log must verify,
+(redaction, encoding, hashing, ids and the record object, write; the rest is
+the call, the lock and the batch buffer).  Afterwards every handrail log must verify,
 holding every record appended: that is the correctness check.
 
 Run ``python benchmarks/bench_audit.py`` for a table, ``--json`` for one JSON
@@ -58,6 +58,7 @@ from pydantic import SecretStr
 
 from handrail import ActionRequest, Decision, Effect, Policy, Principal, Rule
 from handrail.audit import AuditLog, FsyncMode, JSONLSink
+from handrail.clock import SystemClock
 
 MODES: tuple[FsyncMode, ...] = ("always", "batch", "never")
 SINKS = ("jsonl", "sqlite")
@@ -66,7 +67,7 @@ RATIO_TARGET = 0.30  # every other row: "within 70 % of the baseline's throughpu
 OVER_STRUCTLOG = 1.5  # batched JSONL >= 1.5x structlog's records/s
 OVER_PLAIN_FILE = 0.5  # batched JSONL >= 0.5x the batched plain file's
 STRUCTLOG = "structlog JSONRenderer"
-STAGES = ("redaction", "encoding", "hashing", "write")
+STAGES = ("redaction", "encoding", "hashing", "ids", "write")
 
 # (principal, action, outcome, the other fields): one record to append.
 Item = tuple[Principal, str, str, dict[str, Any]]
@@ -342,16 +343,21 @@ def breakdown(
 ) -> dict[str, Any]:
     """Nanoseconds per batched JSONL append, and per stage of it, each stage timed on its own.
 
+    The stages are the functions ``AuditLog.append`` runs, called directly on
+    the same records:
+
     * ``redaction``: the record's args, context and resource through the
-      log's redactor (the fast path for plain data, as ``append`` runs it);
-    * ``encoding``: the record's body (every field but ``hash``) as canonical
-      JSON, then UTF-8;
+      log's redactor (``PartRedactor``, its fast path for plain data);
+    * ``encoding``: the record's checks and JSON, all but the chain's gaps
+      (``entry`` with redaction passed through), less its args digest's hash;
     * ``hashing``: the SHA-256 of the arguments' text (``args_digest``) and of
       the body (the chain's ``hash``);
+    * ``ids``: sealing the record into the chain (``chain``: the ULID, the
+      timestamp, the body's text and UTF-8, the record object), less its hash;
     * ``write``: the stored lines through ``JSONLSink``, 1,000 at a time, one
       fsync per 1,000, as the batch mode's flush writes them;
     * ``total``: ``AuditLog.append`` itself; ``rest`` is total minus the
-      stages: the id, the timestamp, the checks, the lock, the record object.
+      stages: the call, the lock, the batch buffer, the chain's head.
 
     Stages are interleaved with the full append in shuffled rounds; each
     figure is a median.
@@ -359,10 +365,20 @@ def breakdown(
     # Audit internals, on purpose: these are the stages append runs.  They
     # live in this one function; update it with the audit package.
     from handrail.audit._encoding import canonical
+    from handrail.audit._record import chain, entry
     from handrail.audit._redact import PartRedactor
     from handrail.redaction import Redactor
 
+    class PassedThrough(PartRedactor):
+        """Redacts nothing: ``entry`` then costs its checks and encoding alone."""
+
+        __slots__ = ()
+
+        def redact(self, value: Any, path: str) -> tuple[Any, Any, list[str], bool]:
+            return value, value, [], True
+
     parts = PartRedactor(Redactor())
+    passed = PassedThrough(Redactor())
     memory = AuditLog.memory()
     for item in items:
         append_record(memory, *item)
@@ -380,6 +396,19 @@ def breakdown(
         [(name, fields[name]) for name in ("args", "context", "resource") if fields.get(name)]
         for _principal, _action, _outcome, fields in items
     ]
+
+    def entry_of(item: Item) -> Any:
+        principal, action, outcome, fields = item
+        user = principal.on_behalf_of
+        return entry(
+            passed,
+            action=action,
+            agent=principal.agent,
+            on_behalf_of=None if user is None else user.id,
+            outcome=outcome,
+            **fields,
+        )
+
     size = 60 if quick else 2 * BATCH_RECORDS
 
     def cycle(values: Sequence[Any]) -> list[Any]:
@@ -391,15 +420,35 @@ def breakdown(
             for name, value in record:
                 redact(value, name)
 
+    to_encode = cycle(items)
+
     def encoding() -> None:
-        for body in cycle(bodies):
-            canonical(body).encode("utf-8")
+        for item in to_encode:
+            entry_of(item)
 
     def hashing() -> None:
         sha256 = hashlib.sha256
         for args_text, body_text in cycle(encoded):
             sha256(args_text).hexdigest()
             sha256(body_text).hexdigest()
+
+    def args_hashing() -> None:
+        sha256 = hashlib.sha256
+        for args_text, _body_text in cycle(encoded):
+            sha256(args_text).hexdigest()
+
+    def body_hashing() -> None:
+        sha256 = hashlib.sha256
+        for _args_text, body_text in cycle(encoded):
+            sha256(body_text).hexdigest()
+
+    prepared = cycle([entry_of(item) for item in items])
+    clock = SystemClock()
+
+    def ids() -> None:
+        head = "0" * 64
+        for seq, one in enumerate(prepared):
+            chain(one, seq=seq, prev_hash=head, now=clock.now())
 
     sink = JSONLSink(root / "breakdown-sink.jsonl")
     stored = cycle(lines)
@@ -417,26 +466,29 @@ def breakdown(
         for item in to_append:
             append_record(log, *item)
 
-    stages: dict[str, Callable[[], None]] = {
+    timed: dict[str, Callable[[], None]] = {
         "redaction": redaction,
-        "encoding": encoding,
+        "entry": encoding,
         "hashing": hashing,
+        "args hashing": args_hashing,
+        "body hashing": body_hashing,
+        "chain": ids,
         "write": write,
         "total": total,
     }
-    samples: dict[str, list[float]] = {name: [] for name in stages}
-    order = list(stages)
+    samples: dict[str, list[float]] = {name: [] for name in timed}
+    order = list(timed)
     shuffle = random.Random(1).shuffle
     try:
         for name in order:  # warm up
-            stages[name]()
+            timed[name]()
         for _ in range(repetitions):
             shuffle(order)
             for name in order:
                 gc.collect()
                 gc.disable()
                 start = time.perf_counter_ns()
-                stages[name]()
+                timed[name]()
                 elapsed = time.perf_counter_ns() - start
                 gc.enable()
                 samples[name].append(elapsed / size)
@@ -445,8 +497,16 @@ def breakdown(
         sink.close()
         log.close()
     ns = {name: statistics.median(values) for name, values in samples.items()}
-    ns["rest"] = ns["total"] - sum(ns[stage] for stage in STAGES)
-    return {name: round(value) for name, value in ns.items()}
+    stages = {
+        "redaction": ns["redaction"],
+        "encoding": ns["entry"] - ns["args hashing"],
+        "hashing": ns["hashing"],
+        "ids": ns["chain"] - ns["body hashing"],
+        "write": ns["write"],
+    }
+    stages["rest"] = ns["total"] - sum(stages.values())
+    stages["total"] = ns["total"]
+    return {name: round(value) for name, value in stages.items()}
 
 
 # -- the run -----------------------------------------------------------------------
