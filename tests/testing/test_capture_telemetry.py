@@ -106,15 +106,18 @@ def test_a_callers_span_can_surround_the_code_under_test() -> None:
 
 
 def test_the_redactor_given_scrubs_what_is_captured() -> None:
-    """A secret in the request never reaches a captured span or event."""
+    """A secret in the request never reaches a captured span or event, masked as told."""
     request = REQUEST.model_copy(update={"args": {"api_key": SecretStr("sk-live-abcdef")}})
-    with capture_telemetry(redactor=Redactor()) as captured:
-        with pytest.raises(RuntimeError), captured.telemetry.action(request):
-            raise RuntimeError("CRM rejected key sk-live-abcdef")
+    with (
+        capture_telemetry(redactor=Redactor(mask="[hidden]")) as captured,
+        pytest.raises(RuntimeError),
+        captured.telemetry.action(request),
+    ):
+        raise RuntimeError("CRM rejected key sk-live-abcdef")
     (span,) = captured.spans
     assert "sk-live-abcdef" not in span.to_json()
     assert "sk-live-abcdef" not in repr(captured.events)
-    assert captured.events[0]["error"] == "CRM rejected key ***"
+    assert captured.events[0]["error"] == "CRM rejected key [hidden]"
 
 
 def test_nothing_global_changes(capsys: pytest.CaptureFixture[str]) -> None:

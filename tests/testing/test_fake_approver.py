@@ -33,7 +33,7 @@ POLICY = Policy.from_dict(
                 "effect": "escalate",
                 "actions": "billing.refund.create",
                 "escalate_to": "finance",
-            }
+            },
         ]
     }
 )
