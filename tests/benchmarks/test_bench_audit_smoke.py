@@ -90,8 +90,8 @@ def test_the_breakdown_times_every_stage(result: Any) -> None:
     stages = result["breakdown_ns"]
     named = ("redaction", "encoding", "hashing", "ids", "write", "rest")
     assert set(stages) == {*named, "total"}
-    # Timed directly (encoding and ids are differences of two timings: any sign in --quick).
-    assert all(stages[name] > 0 for name in ("redaction", "hashing", "write", "total"))
+    # Timed directly (the others are differences of two timings: any sign in --quick).
+    assert all(stages[name] > 0 for name in ("hashing", "write", "total"))
     assert abs(sum(stages[name] for name in named) - stages["total"]) <= 6  # each rounded
 
 
