@@ -1,8 +1,19 @@
 """What a connector adds to an HTTP request, and paging 100,000 records in constant memory.
 
-Two measurements against the example CRM server (``examples/crm/server.py``),
-which serves on 127.0.0.1 from a thread of this process:
+Three measurements.  The first is in memory, the other two against the
+example CRM server (``examples/crm/server.py``), which serves on 127.0.0.1
+from a thread of this process:
 
+* **A guarded read against the same read written by hand, in memory.**
+  ``BenchCRM.get_contact`` over an ``httpx.MockTransport`` (policy, JSONL
+  audit log with ``fsync="batch"``, the default ``RetryPolicy``, rate
+  limiter, span hooks, output validation), against ``HandWritten.get_contact``:
+  the same httpx call through the same kind of transport, retried by
+  tenacity (three attempts, exponential backoff with jitter, on transport
+  errors, 429 and 5xx), its output validated by the same pydantic model and
+  one structlog JSON line written to a file.  Both contenders alternate in
+  rounds; the figure is the median time per call.  Target: the guarded read
+  costs at most 1.5x the hand-written one.
 * **A guarded read against a bare request.**  ``BenchCRM.get_contact``, an
   ``HTTPConnector`` operation whose body is ``self.get_json(f"/contacts/{id}")``,
   runs with a real ``Policy`` that allows it, an ``AuditLog`` (JSONL with
@@ -12,11 +23,12 @@ which serves on 127.0.0.1 from a thread of this process:
   connections kept alive in the same way, the same bearer token (fetched once
   before the run), ``raise_for_status`` and ``.json()``.  Each round times one
   batch of calls per contender, in a freshly shuffled order.  The figure is
-  the median time per call.  Targets: the connector adds at most 15 % of the
-  bare request's latency, and at most 50 µs per call.  The server's own cost
-  per request is in both figures alike.  Two more rows, for information only,
-  also leave out the audit log, then the retries, to show where the added
-  time goes.  ``--profile`` runs the guarded read under cProfile.
+  the median time per call.  For information: the overhead, in µs and as a
+  share of the bare request (its old absolute targets, 15 % and 50 µs, are
+  retired: they measured the machine as much as the connector).  The server's
+  own cost per request is in both figures alike.  Two more rows also leave out
+  the audit log, then the retries, to show where the added time goes.
+  ``--profile`` runs the guarded read under cProfile.
 * **Paging 100,000 records with quarantine on.**  A list operation that
   pages through ``/contacts`` by cursor, 1,000 records a page, with a JSONL
   quarantine sink.  The server has one malformed record in every 20, and
@@ -44,6 +56,7 @@ import gc
 import importlib.util
 import io
 import json
+import logging
 import os
 import platform
 import pstats
@@ -62,6 +75,9 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+import structlog
+import tenacity
+from _targets import all_met, ratio_target, render_targets
 from pydantic import BaseModel, ConfigDict
 
 from handrail import Policy, Principal, acting_as
@@ -75,8 +91,7 @@ from handrail.connectors import (
 )
 
 SERVER_PY = Path(__file__).resolve().parents[1] / "examples" / "crm" / "server.py"
-OVERHEAD_PCT_TARGET = 15.0  # of the bare request's latency
-OVERHEAD_US_TARGET = 50.0  # per call
+IN_MEMORY_OVER_HAND_WRITTEN = 1.5  # the guarded read's time over the hand-written one's
 PEAK_GROWTH_TARGET_MB = 20.0  # peak RSS paging the big count over the small one's
 PAGE_SIZE = 1_000
 TOKEN_TTL = 3_600.0  # seconds: no token refresh lands inside a timed batch
@@ -175,6 +190,8 @@ class Sizes:
 
     rounds: int  # timed rounds of the read, after one warm-up round
     batch: int  # calls per contender per round
+    memory_rounds: int  # timed rounds of the in-memory read
+    memory_batch: int  # in-memory calls per contender per round
     paging: tuple[int, int]  # (small, big) record counts paged
     page_size: int
     paging_repetitions: int
@@ -183,11 +200,146 @@ class Sizes:
     def for_run(cls, *, quick: bool) -> Sizes:
         """The full benchmark, or a smoke run whose figures mean nothing."""
         if quick:
-            return cls(rounds=3, batch=5, paging=(200, 2_000), page_size=100, paging_repetitions=1)
+            return cls(
+                rounds=3,
+                batch=5,
+                memory_rounds=3,
+                memory_batch=5,
+                paging=(200, 2_000),
+                page_size=100,
+                paging_repetitions=1,
+            )
         return cls(
-            rounds=25, batch=100, paging=(10_000, 100_000), page_size=PAGE_SIZE,
-            paging_repetitions=3,
+            rounds=25, batch=100, memory_rounds=15, memory_batch=1_000,
+            paging=(10_000, 100_000), page_size=PAGE_SIZE, paging_repetitions=3,
         )  # fmt: skip
+
+
+# -- part 0: in memory, a guarded read against the same read written by hand -----------
+
+MEMORY_BASE_URL = "https://crm.internal.example"
+MEMORY_CONTACT = {
+    "id": "c-1042",
+    "email": "ada@example.com",
+    "name": "Ada Lovelace",
+    "company": "Analytical Engines Ltd",
+    "phone": "+44 20 7946 0000",
+    "title": "Head of Engineering",
+    "tags": ["vip", "beta"],
+    "owner": "u-7",
+    "created_at": "2025-11-02T09:30:00Z",
+    "updated_at": "2026-01-05T08:12:44Z",
+}
+
+
+def contact_api() -> httpx.MockTransport:
+    """An in-memory CRM: every GET /contacts/{id} answers the same well-formed contact."""
+    body = json.dumps(MEMORY_CONTACT).encode()
+    headers = {"content-type": "application/json"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers=headers)
+
+    return httpx.MockTransport(answer)
+
+
+def is_transient_http(error: BaseException) -> bool:
+    """What a hand-written client retries: transport errors, 429 and 5xx."""
+    if isinstance(error, httpx.TransportError):
+        return True
+    if isinstance(error, httpx.HTTPStatusError):
+        status = error.response.status_code
+        return status == 429 or status >= 500
+    return False
+
+
+class HandWritten:
+    """The read a team writes without handrail: httpx, tenacity, pydantic, a structlog line.
+
+    The structlog logger is built here (structlog's global configuration is
+    never touched) and writes one JSON line per call to ``log_path``.
+    """
+
+    def __init__(self, transport: httpx.BaseTransport, log_path: Path) -> None:
+        self.client = httpx.Client(base_url=MEMORY_BASE_URL, transport=transport)
+        self.file = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.logger = structlog.wrap_logger(
+            structlog.WriteLogger(self.file),
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(),
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            context_class=dict,
+            cache_logger_on_first_use=True,
+        )
+        self.retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(3),
+            wait=tenacity.wait_random_exponential(multiplier=0.1, max=10),
+            retry=tenacity.retry_if_exception(is_transient_http),
+            reraise=True,
+        )
+
+    def _fetch(self, contact_id: str) -> Any:
+        response = self.client.get(f"/contacts/{contact_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def get_contact(self, contact_id: str, principal: Principal) -> Contact:
+        """Read, retry, validate, log one line."""
+        contact = Contact.model_validate(self.retrying(self._fetch, contact_id))
+        user = principal.on_behalf_of
+        self.logger.info(
+            "crm.contact.get",
+            agent=principal.agent,
+            on_behalf_of=None if user is None else user.id,
+            contact_id=contact_id,
+            outcome="executed",
+        )
+        return contact
+
+    def close(self) -> None:
+        self.client.close()
+        self.file.close()
+
+
+def measure_in_memory(sizes: Sizes, root: Path, seed: int = 0) -> dict[str, Any]:
+    """Part 0: median seconds per call of the guarded read and the hand-written one, in memory."""
+    ref = ContactRef(id=str(MEMORY_CONTACT["id"]))
+    contact_id = ref.id
+    audit = AuditLog.open(root / "memory-audit.jsonl", fsync="batch")
+    by_hand = HandWritten(contact_api(), root / "hand-written.log")
+    with BenchCRM(MEMORY_BASE_URL, transport=contact_api(), policy=POLICY, audit=audit) as crm:
+        contenders = [
+            Contender("hand-written", lambda: by_hand.get_contact(contact_id, PRINCIPAL)),
+            Contender("connector", lambda: crm.get_contact(ref)),
+        ]
+        with acting_as(PRINCIPAL):
+            results = {c.name: c.call() for c in contenders}
+            for contender in contenders:
+                contender.calls += 1
+            _interleave(contenders, sizes.memory_rounds, sizes.memory_batch, seed)
+    audit.close()
+    by_hand.close()
+    with AuditLog.open(root / "memory-audit.jsonl", read_only=True) as reopened:
+        report = reopened.verify()
+    with open(root / "hand-written.log", "rb") as logged:
+        lines = sum(1 for _ in logged)
+    calls = {c.name: c.calls for c in contenders}
+    medians = {c.name: statistics.median(c.samples) for c in contenders}
+    return {
+        "rounds": sizes.memory_rounds,
+        "batch": sizes.memory_batch,
+        "median_us": {name: round(s * 1e6, 1) for name, s in medians.items()},
+        "ratio": round(medians["connector"] / medians["hand-written"], 3),
+        "samples_us": {c.name: [round(s * 1e6, 1) for s in c.samples] for c in contenders},
+        "same_record": results["connector"].model_dump()
+        == results["hand-written"].model_dump()
+        == MEMORY_CONTACT,
+        "audit_verified": report.ok and report.count == calls["connector"],
+        "logged_every_call": lines == calls["hand-written"],
+    }
 
 
 # -- part 1: a guarded read against a bare request -------------------------------------
@@ -240,7 +392,7 @@ def measure_read(crm: Any, sizes: Sizes, root: Path, seed: int = 0) -> dict[str,
             results = {c.name: c.call() for c in contenders}
             for contender in contenders:
                 contender.calls += 1
-            _interleave(contenders, sizes, seed)
+            _interleave(contenders, sizes.rounds, sizes.batch, seed)
         full_calls = contenders[1].calls
     with AuditLog.open(root / "read-audit.jsonl", read_only=True) as reopened:
         report = reopened.verify()
@@ -262,22 +414,22 @@ def measure_read(crm: Any, sizes: Sizes, root: Path, seed: int = 0) -> dict[str,
     }
 
 
-def _interleave(contenders: Sequence[Contender], sizes: Sizes, seed: int) -> None:
+def _interleave(contenders: Sequence[Contender], rounds: int, batch: int, seed: int) -> None:
     """One warm-up round, then ``rounds`` timed ones; each a batch per contender, shuffled."""
     order = list(contenders)
     shuffle = random.Random(seed).shuffle
-    for number in range(sizes.rounds + 1):
+    for number in range(rounds + 1):
         shuffle(order)
         for contender in order:
             call = contender.call
             with gc_paused():
                 start = time.perf_counter()
-                for _ in range(sizes.batch):
+                for _ in range(batch):
                     call()
                 elapsed = time.perf_counter() - start
-            contender.calls += sizes.batch
+            contender.calls += batch
             if number > 0:
-                contender.samples.append(elapsed / sizes.batch)
+                contender.samples.append(elapsed / batch)
 
 
 # -- part 2: paging in constant memory ---------------------------------------------------
@@ -503,15 +655,21 @@ def run(*, quick: bool = False, directory: str | None = None) -> dict[str, Any]:
         tempfile.TemporaryDirectory(dir=directory, prefix="handrail-bench-") as tmp,
         crm_servers(sizes.paging) as servers,
     ):
+        memory = measure_in_memory(sizes, Path(tmp))
         read = measure_read(servers[small], sizes, Path(tmp))
         paging = measure_paging(servers, sizes, Path(tmp))
-    return report(read, paging, sizes, quick=quick)
+    return report(memory, read, paging, sizes, quick=quick)
 
 
 def report(
-    read: Mapping[str, Any], paging: Mapping[str, Any], sizes: Sizes, *, quick: bool
+    memory: Mapping[str, Any],
+    read: Mapping[str, Any],
+    paging: Mapping[str, Any],
+    sizes: Sizes,
+    *,
+    quick: bool,
 ) -> dict[str, Any]:
-    """Rows with targets and verdicts (none when ``quick``) from the two parts' figures."""
+    """Rows with targets and verdicts (none when ``quick``) from the three parts' figures."""
 
     def row(
         measurement: str, value: float, unit: str, target: str | None = None, met: bool = True
@@ -526,21 +684,29 @@ def report(
         }
 
     us = read["median_us"]
+    in_memory = memory["median_us"]
     small, big = paging["small"], paging["big"]
     pages = paging["contenders"]
+    targets = [
+        ratio_target(
+            "in memory: guarded read over the hand-written one",
+            memory["ratio"],
+            at_most=IN_MEMORY_OVER_HAND_WRITTEN,
+            quick=quick,
+            detail=f"{in_memory['connector']:,} vs {in_memory['hand-written']:,} µs/call",
+        )
+    ]
     rows = [
+        row("in memory: hand-written (httpx, tenacity, pydantic, structlog)",
+            in_memory["hand-written"], "µs/call"),
+        row("in memory: HTTPConnector read, guarded, audited, retried", in_memory["connector"],
+            "µs/call"),
         row("bare httpx.Client GET", us["bare"], "µs/call"),
         row("HTTPConnector read: guarded, audited, retried", us["connector"], "µs/call"),
         row("  the same without the audit log", us["no audit"], "µs/call"),
         row("  the same without audit log and retries", us["no audit, no retries"], "µs/call"),
-        row(
-            "connector overhead", read["overhead_pct"], "% of bare",
-            f"<= {OVERHEAD_PCT_TARGET:g} %", read["overhead_pct"] <= OVERHEAD_PCT_TARGET,
-        ),
-        row(
-            "connector overhead", read["overhead_us"], "µs/call",
-            f"<= {OVERHEAD_US_TARGET:g} µs", read["overhead_us"] <= OVERHEAD_US_TARGET,
-        ),
+        row("connector overhead", read["overhead_pct"], "% of bare"),
+        row("connector overhead", read["overhead_us"], "µs/call"),
         row(f"page {small:,} contacts, quarantine on: peak RSS",
             pages[f"connector {small}"]["peak_rss_mb"], "MB"),
         row(f"page {big:,} contacts, quarantine on: peak RSS",
@@ -554,8 +720,15 @@ def report(
         row(f"page {big:,} contacts, bare httpx (JSON only)",
             pages[f"bare {big}"]["records_per_s"], "records/s"),
     ]  # fmt: skip
-    agreed = bool(read["same_record"] and read["audit_verified"] and paging["counts_ok"])
-    met_all = all(r["passed"] is not False for r in rows)
+    agreed = bool(
+        memory["same_record"]
+        and memory["audit_verified"]
+        and memory["logged_every_call"]
+        and read["same_record"]
+        and read["audit_verified"]
+        and paging["counts_ok"]
+    )
+    met_all = all(r["passed"] is not False for r in rows) and all_met(targets)
     return {
         "benchmark": "connector",
         "quick": quick,
@@ -563,12 +736,15 @@ def report(
         "sizes": {
             "rounds": sizes.rounds,
             "batch": sizes.batch,
+            "memory_rounds": sizes.memory_rounds,
+            "memory_batch": sizes.memory_batch,
             "paging": list(sizes.paging),
             "page_size": sizes.page_size,
             "paging_repetitions": sizes.paging_repetitions,
         },
         "rows": rows,
-        "figures": {"read": dict(read), "paging": dict(paging)},
+        "targets": targets,
+        "figures": {"in_memory": dict(memory), "read": dict(read), "paging": dict(paging)},
         "agreed": agreed,
         "passed": None if quick else agreed and met_all,
     }
@@ -606,7 +782,13 @@ def render(result: Mapping[str, Any]) -> str:
             f"{n:,}: {mb}" for n, mb in contender["runs"][0]["rss_mb_at"] if mb is not None
         )
 
+    memory = result["figures"]["in_memory"]
     notes = [
+        f"in memory: median of {memory['rounds']} rounds of {memory['batch']} calls per "
+        f"contender, alternating; same record from both: "
+        f"{'yes' if memory['same_record'] else 'NO'}; audit log verified with every guarded "
+        f"call: {'yes' if memory['audit_verified'] else 'NO'}; one structlog line per "
+        f"hand-written call: {'yes' if memory['logged_every_call'] else 'NO'}",
         f"read: median of {read['rounds']} rounds of {read['batch']} calls per contender, "
         f"shuffled; same record from every contender: {'yes' if read['same_record'] else 'NO'}; "
         f"audit log verified with all {read['audited_calls']:,} connector calls: "
@@ -634,6 +816,8 @@ def render(result: Mapping[str, Any]) -> str:
             fmt(headers),
             fmt(["-" * width for width in widths]),
             *(fmt(line) for line in lines),
+            "",
+            *render_targets(result["targets"]),
             "",
             *notes,
             f"overall: {verdict}",

@@ -18,6 +18,7 @@ import handrail.shadow
 import handrail.telemetry
 import handrail.testing
 import handrail.testing.conformance
+import handrail.testing.contracts
 
 
 def test_all_names_are_exported() -> None:
@@ -37,6 +38,7 @@ def test_all_names_are_exported() -> None:
         handrail.telemetry,
         handrail.testing,
         handrail.testing.conformance,
+        handrail.testing.contracts,
     ):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

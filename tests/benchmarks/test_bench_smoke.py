@@ -103,6 +103,11 @@ def test_run_collects_every_benchmark() -> None:
     assert "policy" in result["benchmarks"]
     policy = result["benchmarks"]["policy"]
     assert {row["contender"] for row in policy["rows"]} == CONTENDERS
+    # The same-run ratio targets are in the one document too, none judged in --quick.
+    for name in ("audit", "connector", "guard", "import"):
+        targets = result["benchmarks"][name]["targets"]
+        assert targets, name
+        assert all(t["unit"] == "x" and t["passed"] is None for t in targets), name
 
 
 def test_telemetry_benchmark_reports_overhead() -> None:

@@ -16,9 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel, ConfigDict
 
 from handrail import Policy, Principal, acting_as
@@ -37,8 +34,7 @@ from handrail.connectors._ratelimit import RateLimits, TokenBucket
 from handrail.guard import Guard
 from handrail.resilience import CircuitBreakers, RetryPolicy
 from handrail.shadow import ShadowIntercepted, ShadowResult, shadowing
-from handrail.telemetry import Telemetry
-from handrail.testing import FakeClock, no_waits
+from handrail.testing import FakeClock, capture_telemetry, no_waits
 
 # -- a real, scripted HTTP server ----------------------------------------------------------
 
@@ -673,14 +669,12 @@ def test_any_httpx_auth_can_be_the_credentials(server: Server) -> None:
 
 def test_requests_and_responses_are_span_events_without_bodies_or_secrets(server: Server) -> None:
     """The action span gets request and response events: method, scrubbed URL, status, duration."""
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
     server.fail(Reply(503))
-    connector = notes(server, telemetry=Telemetry(tracer_provider=provider))
-    with acting_as(BOT):
-        connector.get(id="5")
-    [span] = spans.get_finished_spans()
+    with capture_telemetry() as captured:
+        connector = notes(server, telemetry=captured.telemetry)
+        with acting_as(BOT):
+            connector.get(id="5")
+    [span] = captured.spans
     events = [(e.name, dict(e.attributes or {})) for e in span.events]
     http = [(name, attrs) for name, attrs in events if name.startswith("handrail.http")]
     assert [name for name, _ in http] == [
@@ -700,27 +694,24 @@ def test_requests_and_responses_are_span_events_without_bodies_or_secrets(server
 
 def test_a_secret_in_the_query_never_reaches_a_span(server: Server) -> None:
     """A query parameter named like a secret is masked in span events."""
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    tracer = provider.get_tracer("test")
     connector = notes(server)
-    with tracer.start_as_current_span("caller"):
-        connector.get_json("/notes/1", params={"access_token": "t0ps3cret", "v": "2"})
-    [span] = spans.get_finished_spans()
+    with capture_telemetry() as captured:
+        caller = captured.tracer_provider.get_tracer("test").start_as_current_span("caller")
+        with caller:
+            connector.get_json("/notes/1", params={"access_token": "t0ps3cret", "v": "2"})
+    [span] = captured.spans
     urls = {str(e.attributes["url.full"]) for e in span.events if e.attributes}
     assert urls == {f"{server.url}/notes/1?access_token=***&v=2"}
 
 
 def test_a_key_or_signature_in_the_query_never_reaches_a_span(server: Server) -> None:
     """``?key=`` and ``X-Amz-Signature=`` carry credentials under plain names: masked too."""
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
     connector = notes(server)
-    with provider.get_tracer("test").start_as_current_span("caller"):
-        connector.get_json("/notes/1", params={"key": "AIza-s3cret", "X-Amz-Signature": "f00d"})
-    [span] = spans.get_finished_spans()
+    with capture_telemetry() as captured:
+        caller = captured.tracer_provider.get_tracer("test").start_as_current_span("caller")
+        with caller:
+            connector.get_json("/notes/1", params={"key": "AIza-s3cret", "X-Amz-Signature": "f00d"})
+    [span] = captured.spans
     urls = {str(e.attributes["url.full"]) for e in span.events if e.attributes}
     assert urls == {f"{server.url}/notes/1?key=***&X-Amz-Signature=***"}
 

@@ -20,8 +20,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError, field_validator
 
 from handrail._errors import ConfigurationError, HandrailError
@@ -40,8 +38,7 @@ from handrail.connectors._quarantine import (
     validate_one,
     validate_records,
 )
-from handrail.telemetry import Telemetry
-from handrail.testing import FakeClock
+from handrail.testing import FakeClock, capture_telemetry
 
 START = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 LIST = "crm.contacts.list"
@@ -589,24 +586,12 @@ def test_a_corrupt_line_is_an_error_naming_it(tmp_path: Path) -> None:
 
 def test_quarantined_records_are_counted_by_connector_and_operation() -> None:
     """handrail.connector.quarantined counts each stored record, with its connector/operation."""
-    reader_ = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader_])
-    telemetry = Telemetry(meter_provider=provider)
     rows = [{"id": "x"}, {"id": 1, "email": "a"}, {"id": "y"}]
-    list(read(rows, MemoryQuarantine(), telemetry=telemetry))
-    list(read([{"id": "z"}], MemoryQuarantine(), telemetry=telemetry))
-    data = reader_.get_metrics_data()
-    assert data is not None
-    points = [
-        (dict(point.attributes or {}), point.value)  # type: ignore[union-attr]
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == "handrail.connector.quarantined"
-        for point in metric.data.data_points
-    ]
+    with capture_telemetry() as captured:
+        list(read(rows, MemoryQuarantine(), telemetry=captured.telemetry))
+        list(read([{"id": "z"}], MemoryQuarantine(), telemetry=captured.telemetry))
+    points = [(p.attributes, p.value) for p in captured.points("handrail.connector.quarantined")]
     assert points == [({"handrail.connector": "crm", "handrail.operation": LIST}, 3)]
-    provider.shutdown()
 
 
 def test_without_an_sdk_the_metric_costs_nothing() -> None:

@@ -16,12 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import structlog
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
-from structlog.testing import capture_logs
 
 from handrail import (
     ActionRequest,
@@ -52,8 +47,7 @@ from handrail.escalation import (
     request_fingerprint,
 )
 from handrail.escalation import _machine as machine
-from handrail.telemetry import Telemetry
-from handrail.testing import FakeClock
+from handrail.testing import FakeClock, capture_telemetry
 
 MakeStore = Callable[[], EscalationStore]
 
@@ -804,18 +798,18 @@ def test_a_raising_callback_is_logged_and_undoes_nothing(
     def broken(escalation: Escalation) -> None:
         raise RuntimeError(f"cannot reach the CRM for {escalation.id}")
 
-    store = make_store()
-    router = EscalationRouter(
-        [SALES],
-        store,
-        clock=clock,
-        audit=audit,
-        on_resolved=[broken, lambda e: later.append(e.id)],
-        telemetry=Telemetry(logger=structlog.get_logger()),
-    )
-    e = router.open(decision())
-    with capture_logs() as logs:
+    with capture_telemetry() as captured:
+        router = EscalationRouter(
+            [SALES],
+            make_store(),
+            clock=clock,
+            audit=audit,
+            on_resolved=[broken, lambda e: later.append(e.id)],
+            telemetry=captured.telemetry,
+        )
+        e = router.open(decision())
         approved = router.approve(e.id, by="maria")
+    logs = captured.events
     assert approved.state is EscalationState.APPROVED
     assert router.get(e.id).state is EscalationState.APPROVED
     assert later == [e.id]
@@ -1072,16 +1066,13 @@ def test_transitions_are_span_events_in_the_agents_trace(
 ) -> None:
     """Opening inside the agent's span records a ``handrail.escalation.opened`` span event in
     the agent's trace (on its span or a child), with ids and states and no secrets."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    router = EscalationRouter(
-        [SALES], make_store(), clock=clock, telemetry=Telemetry(tracer_provider=provider)
-    )
-    with provider.get_tracer("agent").start_as_current_span("agent-step") as step:
-        e = router.open(decision(api_key=API_KEY))
-        router.acknowledge(e.id, by="maria")
-    spans = exporter.get_finished_spans()
+    with capture_telemetry() as captured:
+        router = EscalationRouter([SALES], make_store(), clock=clock, telemetry=captured.telemetry)
+        agent = captured.tracer_provider.get_tracer("agent")
+        with agent.start_as_current_span("agent-step") as step:
+            e = router.open(decision(api_key=API_KEY))
+            router.acknowledge(e.id, by="maria")
+    spans = captured.spans
     trace_id = step.get_span_context().trace_id
     assert {span.context.trace_id for span in spans} == {trace_id}
     events = sorted((event for span in spans for event in span.events), key=lambda e: e.timestamp)
@@ -1096,20 +1087,17 @@ def test_transitions_are_span_events_in_the_agents_trace(
     assert opened["handrail.escalation.state"] == "open"
     assert dict(events[1].attributes or {})["handrail.escalation.by"] == "maria"
     assert all(API_KEY not in span.to_json() for span in spans)
-    provider.shutdown()
 
 
 def test_transitions_and_refusals_are_logged(make_store: MakeStore, clock: FakeClock) -> None:
     """Each transition, and each refusal, is a structlog event naming the case."""
-    store = make_store()
-    router = EscalationRouter(
-        [SALES], store, clock=clock, telemetry=Telemetry(logger=structlog.get_logger())
-    )
-    with capture_logs() as logs:
+    with capture_telemetry() as captured:
+        router = EscalationRouter([SALES], make_store(), clock=clock, telemetry=captured.telemetry)
         e = router.open(decision(api_key=API_KEY))
         with pytest.raises(NotADecider):
             router.approve(e.id, by="mallory")
         router.approve(e.id, by="maria")
+    logs = captured.events
     assert [log["event"] for log in logs] == [
         "handrail.escalation.opened",
         "handrail.escalation.refused",

@@ -9,9 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 
 from handrail import (
@@ -27,8 +24,7 @@ from handrail import (
 from handrail.audit import AuditLog
 from handrail.guard import Guard
 from handrail.resilience import CircuitBreakers, RetryPolicy, current_idempotency_key
-from handrail.telemetry import Telemetry
-from handrail.testing import FakeClock
+from handrail.testing import CapturedTelemetry, FakeClock, capture_telemetry
 from handrail.testing._resilience import no_waits
 
 POLICY = Policy.from_yaml(
@@ -56,22 +52,19 @@ def transient() -> httpx.HTTPStatusError:
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    yield exporter
-    exporter.clear()
+def captured() -> Iterator[CapturedTelemetry]:
+    with capture_telemetry() as recording:
+        yield recording
 
 
 @pytest.fixture
-def guard(spans: InMemorySpanExporter) -> Iterator[Guard]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
+def guard(captured: CapturedTelemetry) -> Iterator[Guard]:
     with no_waits():
         yield Guard(
             POLICY,
             audit=AuditLog.memory(),
             retry=RetryPolicy(attempts=3),
-            telemetry=Telemetry(tracer_provider=provider),
+            telemetry=captured.telemetry,
         )
 
 
@@ -80,7 +73,7 @@ def records(guard: Guard) -> list[dict[str, object]]:
     return [r.model_dump() for r in guard.audit.records()]
 
 
-def test_allowed_call_runs_and_is_audited(guard: Guard, spans: InMemorySpanExporter) -> None:
+def test_allowed_call_runs_and_is_audited(guard: Guard, captured: CapturedTelemetry) -> None:
     """An allowed call runs; its record names who, what, the rule and the span."""
 
     @guard.protect(
@@ -92,7 +85,7 @@ def test_allowed_call_runs_and_is_audited(guard: Guard, spans: InMemorySpanExpor
     with acting_as(BOT):
         assert read("c-1") == "contact c-1"
     (record,) = records(guard)
-    (span,) = spans.get_finished_spans()
+    (span,) = captured.spans
     assert record["outcome"] == "executed"
     assert record["agent"] == "sales-bot"
     assert record["on_behalf_of"] == "alice"
@@ -278,7 +271,7 @@ def test_writes_need_an_idempotency_key_to_be_retried(guard: Guard) -> None:
     assert last["attempts"] == 2
 
 
-def test_breaker_opens_and_fails_fast(spans: InMemorySpanExporter) -> None:
+def test_breaker_opens_and_fails_fast() -> None:
     """After repeated transient failures the breaker opens; the next call is not made."""
     breakers = CircuitBreakers(
         failure_threshold=2, cooldown=timedelta(seconds=30), clock=FakeClock()

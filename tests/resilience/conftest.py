@@ -8,12 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from structlog.testing import CapturingLogger
 
 from _scripted_http import Reply, ScriptedServer, serving
 from handrail.telemetry import Telemetry
+from handrail.testing import CapturedTelemetry, capture_telemetry
 from handrail.testing._resilience import no_waits
 
 
@@ -45,36 +43,27 @@ def client() -> Iterator[httpx.Client]:
 
 @dataclass
 class Recorded:
-    telemetry: Telemetry
-    logger: CapturingLogger
-    reader: InMemoryMetricReader
+    captured: CapturedTelemetry
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.captured.telemetry
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        """The keyword arguments of every log event called ``name``."""
-        return [call.kwargs for call in self.logger.calls if call.args == (name,)]
+        """The fields of every log event called ``name`` (without ``event`` and ``log_level``)."""
+        return [
+            {key: value for key, value in event.items() if key not in ("event", "log_level")}
+            for event in self.captured.events
+            if event["event"] == name
+        ]
 
-    def counter(self, name: str) -> list[tuple[dict[str, Any], int]]:
+    def counter(self, name: str) -> list[tuple[dict[str, Any], int | float]]:
         """(attributes, value) for every data point of the counter ``name``."""
-        data = self.reader.get_metrics_data()
-        points: list[tuple[dict[str, Any], int]] = []
-        if data is None:
-            return points
-        for resource in data.resource_metrics:
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    if metric.name == name:
-                        for point in metric.data.data_points:
-                            points.append(
-                                (dict(point.attributes or {}), getattr(point, "value", 0))
-                            )
-        return points
+        return [(dict(point.attributes), point.value) for point in self.captured.points(name)]
 
 
 @pytest.fixture
 def recorded() -> Iterator[Recorded]:
-    """A Telemetry whose log events and metrics the test can read."""
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    logger = CapturingLogger()
-    yield Recorded(Telemetry(meter_provider=meter_provider, logger=logger), logger, reader)
-    meter_provider.shutdown()
+    """A Telemetry whose log events and metrics the test can read (capture_telemetry)."""
+    with capture_telemetry() as captured:
+        yield Recorded(captured)

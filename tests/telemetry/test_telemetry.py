@@ -14,8 +14,7 @@ from pydantic import SecretStr
 
 from handrail import ActionRequest, Policy, Principal, Rule
 from handrail.telemetry import Telemetry, default_telemetry
-
-from .conftest import Sdk
+from handrail.testing import CapturedTelemetry, capture_telemetry
 
 REQUEST = ActionRequest(
     principal=Principal(agent="sales-bot", on_behalf_of="alice"),
@@ -25,12 +24,12 @@ REQUEST = ActionRequest(
 POLICY = Policy([Rule(id="update", effect="allow", actions=("crm.contact.update",))])
 
 
-def test_one_span_per_action(sdk: Sdk) -> None:
+def test_one_span_per_action(captured: CapturedTelemetry) -> None:
     """An action is one `handrail.action` span carrying who, what, the decision and outcome."""
-    with sdk.telemetry.action(REQUEST, tool_name="update_contact") as scope:
+    with captured.telemetry.action(REQUEST, tool_name="update_contact") as scope:
         scope.decided(POLICY.evaluate(REQUEST))
         scope.finished("executed", record_id="01J0000000", attempts=2)
-    (span,) = sdk.finished_spans()
+    (span,) = captured.spans
     assert span.name == "handrail.action"
     assert dict(span.attributes or {}) == {
         "handrail.action": "crm.contact.update",
@@ -48,26 +47,27 @@ def test_one_span_per_action(sdk: Sdk) -> None:
     assert scope.span_id == f"{span.context.span_id:016x}"
 
 
-def test_metrics_count_decisions_and_durations(sdk: Sdk) -> None:
+def test_metrics_count_decisions_and_durations(captured: CapturedTelemetry) -> None:
     """Decisions are counted by effect and outcome, and durations recorded."""
     for outcome in ("executed", "executed", "denied"):
-        with sdk.telemetry.action(REQUEST) as scope:
+        with captured.telemetry.action(REQUEST) as scope:
             scope.decided(POLICY.evaluate(REQUEST))
             scope.finished(outcome)
     counts = {
-        attrs["handrail.outcome"]: value for attrs, value in sdk.metric_points("handrail.decisions")
+        point.attributes["handrail.outcome"]: point.value
+        for point in captured.points("handrail.decisions")
     }
     assert counts == {"executed": 2, "denied": 1}
-    durations = sdk.metric_points("handrail.action.duration")
-    assert sum(count for _, count in durations) == 3
+    durations = captured.points("handrail.action.duration")
+    assert sum(point.value for point in durations) == 3  # a histogram's value: its count
 
 
-def test_exception_marks_span_failed_without_secrets(sdk: Sdk) -> None:
+def test_exception_marks_span_failed_without_secrets(captured: CapturedTelemetry) -> None:
     """An escaping exception fails the span; its message is scrubbed of the request's secrets."""
     request = REQUEST.model_copy(update={"args": {"api_key": SecretStr("sk-live-abcdef")}})
-    with pytest.raises(RuntimeError), sdk.telemetry.action(request):
+    with pytest.raises(RuntimeError), captured.telemetry.action(request):
         raise RuntimeError("CRM rejected key sk-live-abcdef")
-    (span,) = sdk.finished_spans()
+    (span,) = captured.spans
     assert span.status.status_code is StatusCode.ERROR
     assert "sk-live-abcdef" not in str(span.status.description)
     (event,) = span.events
@@ -75,16 +75,17 @@ def test_exception_marks_span_failed_without_secrets(sdk: Sdk) -> None:
     assert dict(span.attributes or {})["handrail.outcome"] == "failed"
 
 
-def test_retries_and_breaker_transitions_are_counted(sdk: Sdk) -> None:
+def test_retries_and_breaker_transitions_are_counted(captured: CapturedTelemetry) -> None:
     """Retries and circuit-breaker transitions have their own counters."""
-    sdk.telemetry.retry_attempted(
+    captured.telemetry.retry_attempted(
         action="crm.contact.read", attempt=2, error=TimeoutError("slow"), wait=timedelta(seconds=1)
     )
-    sdk.telemetry.breaker_transitioned(name="crm", old="closed", new="open")
-    assert sdk.metric_points("handrail.retries") == [
+    captured.telemetry.breaker_transitioned(name="crm", old="closed", new="open")
+    assert [(p.attributes, p.value) for p in captured.points("handrail.retries")] == [
         ({"handrail.action": "crm.contact.read", "error.type": "TimeoutError"}, 1)
     ]
-    assert sdk.metric_points("handrail.circuit_breaker.transitions") == [
+    transitions = captured.points("handrail.circuit_breaker.transitions")
+    assert [(p.attributes, p.value) for p in transitions] == [
         (
             {
                 "handrail.circuit_breaker.name": "crm",
@@ -96,23 +97,23 @@ def test_retries_and_breaker_transitions_are_counted(sdk: Sdk) -> None:
     ]
 
 
-def test_retry_inside_an_action_is_a_span_event(sdk: Sdk) -> None:
+def test_retry_inside_an_action_is_a_span_event(captured: CapturedTelemetry) -> None:
     """A retry during an action shows up as an event on its span."""
-    with sdk.telemetry.action(REQUEST) as scope:
-        sdk.telemetry.retry_attempted(
+    with captured.telemetry.action(REQUEST) as scope:
+        captured.telemetry.retry_attempted(
             action=REQUEST.action, attempt=2, error=OSError("reset"), wait=timedelta(0)
         )
         scope.finished("executed")
-    (span,) = sdk.finished_spans()
+    (span,) = captured.spans
     assert [e.name for e in span.events] == ["handrail.retry"]
 
 
-def test_log_events_carry_the_span_ids(sdk: Sdk) -> None:
+def test_log_events_carry_the_span_ids(captured: CapturedTelemetry) -> None:
     """The structlog event names the same trace, span and record ids as the span."""
-    with structlog.testing.capture_logs() as logs, sdk.telemetry.action(REQUEST) as scope:
+    with captured.telemetry.action(REQUEST) as scope:
         scope.decided(POLICY.evaluate(REQUEST))
         scope.finished("executed", record_id="rec-1")
-    (event,) = logs
+    (event,) = captured.events
     assert event["event"] == "handrail.action"
     assert event["trace_id"] == scope.trace_id
     assert event["span_id"] == scope.span_id
@@ -158,23 +159,17 @@ _SECRET_CHARS = "".join(c for c in string.printable if c not in "\"'\\*" and not
 @given(secret=st.text(_SECRET_CHARS, min_size=8, max_size=30).map(lambda s: f"s3cr3t-{s}"))
 def test_no_secret_reaches_spans_or_logs(secret: str) -> None:
     """A secret in the request's args never appears in span attributes, events or log events."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry = Telemetry(tracer_provider=provider)
     request = REQUEST.model_copy(
         update={"args": {"password": secret, "nested": {"token": SecretStr(secret)}}}
     )
     with (
-        structlog.testing.capture_logs() as logs,
+        capture_telemetry() as captured,
         pytest.raises(ValueError, match="bad credentials"),
-        telemetry.action(request),
+        captured.telemetry.action(request),
     ):
         raise ValueError(f"bad credentials: {secret}")
-    (span,) = exporter.get_finished_spans()
-    dumped = span.to_json() + repr(logs)
+    (span,) = captured.spans
+    (event,) = captured.events
+    dumped = span.to_json() + repr(captured.events)
+    assert event["event"] == "handrail.action"
     assert secret not in dumped

@@ -1,16 +1,24 @@
 """Helpers for testing code that uses handrail: a fake clock, policy case checks,
-Hypothesis strategies for handrail's types, and a throwaway PostgreSQL server.
+telemetry captured in memory, a scripted approver, Hypothesis strategies for
+handrail's types, and a throwaway PostgreSQL server.
+
+The contract suites users run on their own implementations are modules of
+their own: ``handrail.testing.contracts`` (escalation stores) and
+``handrail.testing.conformance`` (connectors).  See ``docs/testing.md``.
 
 The strategies import Hypothesis when first used (install it with
-``handrail[testing]``); the rest of this package, and ``import handrail``,
-never do.  ``PostgresServer`` is loaded on first use too.
+``handrail[testing]``), and ``capture_telemetry()`` the OpenTelemetry SDK;
+the rest of this package, and ``import handrail``, never do.
+``PostgresServer`` is loaded on first use too.
 """
 
 from typing import TYPE_CHECKING, Any
 
+from ._approver import FakeApprover
 from ._cases import check_policy_cases
 from ._clock import FakeClock
 from ._resilience import is_no_waits, no_waits, set_no_waits
+from ._telemetry import CapturedTelemetry, MetricPoint, capture_telemetry
 
 if TYPE_CHECKING:
     from ._hostile import hostile_json, hostile_toml, hostile_yaml
@@ -30,10 +38,14 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "CapturedTelemetry",
+    "FakeApprover",
     "FakeClock",
+    "MetricPoint",
     "PostgresServer",
     "action_requests",
     "attribute_values",
+    "capture_telemetry",
     "check_policy_cases",
     "conditions",
     "hostile_json",
