@@ -35,13 +35,15 @@ from typing import Any, ClassVar
 import httpx
 import structlog
 
+from .._names import ACTION_RE
 from ..audit import AuditLog
-from ..connectors import AsyncRecords, BaseConnector, Operation, ShadowResult
+from ..connectors import BaseConnector, Operation
+from ..guard import AsyncRecorded
 from ..identity import Principal
 from ..permissions import acting_as
 from ..policy import Policy
-from ..policy._model import ACTION_RE
 from ..resilience import is_transient
+from ..shadow import ShadowResult
 from ._resilience import no_waits
 
 __all__ = ["ConnectorConformance", "RecordingTransport", "check_json_schema"]
@@ -198,7 +200,7 @@ class ConnectorConformance:
 
             async def call() -> Any:
                 result = await getattr(connector, op.method)(**fields)
-                if isinstance(result, AsyncRecords):
+                if isinstance(result, AsyncRecorded):
                     return await result.collect()
                 return result
 
