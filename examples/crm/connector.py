@@ -3,9 +3,9 @@
 Everything around the HTTP calls — the policy, the audit trail, retries of
 429s and 503s, the circuit breaker, OAuth2 tokens refreshed before expiry and
 once on a 401, lazy pagination, quarantine of malformed records, shadow mode —
-comes from ``HTTPConnector`` and the guard it runs every operation under.  What is left here is what only this CRM's
-authors know: its models, its URLs, its three pagination styles, and its
-``PATCH`` with ``If-Match`` ETags.
+comes from ``HTTPConnector`` and the guard it runs every operation under.
+What is left here is what only this CRM's authors know: its models, its URLs,
+its three pagination styles, and its ``PATCH`` with ``If-Match`` ETags.
 
 Usage (against ``python examples/crm/server.py``)::
 

@@ -301,7 +301,7 @@ def test_the_policy_decides_and_every_call_is_audited(server: Server) -> None:
 
 
 def test_requests_are_retried_by_the_guards_retry_policy(server: Server) -> None:
-    """The guard's RetryPolicy retries each request; the connector has no retry policy of its own."""
+    """The guard's RetryPolicy retries each request; the connector has none of its own."""
     log = AuditLog.memory()
     guard = Guard(POLICY, audit=log, retry=RetryPolicy(attempts=2))
     connector = Notes(server.url, guard=guard, rate_limit=RateLimits(clock=FakeClock()))

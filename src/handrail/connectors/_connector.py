@@ -87,9 +87,10 @@ class BaseConnector:
     requests, audit records and quarantine entries.  Every operation runs
     under ``guard`` (a ``Guard``, shared with the rest of the agent's tools
     if you like), or under one built from ``policy``, ``audit``, ``retry``,
-    ``breakers``, ``telemetry``, ``escalations`` and ``shadow``.  ``quarantine`` (a ``QuarantineSink`` or a path) receives the
-    invalid records of quarantining reads; without one, such reads fail on
-    the first invalid record, as strict ones do.  Sync and async operations
+    ``breakers``, ``telemetry``, ``escalations`` and ``shadow``.
+    ``quarantine`` (a ``QuarantineSink`` or a path) receives the invalid
+    records of quarantining reads; without one, such reads fail on the first
+    invalid record, as strict ones do.  Sync and async operations
     may be mixed.  Thread-safe if the methods are.
     """
 
@@ -276,7 +277,9 @@ class BaseConnector:
                 return guard.call(
                     request, lambda: self._many(spec, run(self, *argv)), key=key, **options
                 )
-            return guard.call(request, lambda: self._one(spec, run(self, *argv)), key=key, **options)
+            return guard.call(
+                request, lambda: self._one(spec, run(self, *argv)), key=key, **options
+            )
 
         call.__name__ = spec.method
         call.__doc__ = run.__doc__

@@ -872,9 +872,7 @@ def _answered(
         return
     if response.status_code >= 400:
         # Classified as the error the caller will see: only transient statuses count against it.
-        error = httpx.HTTPStatusError(
-            f"{response.status_code}", request=request, response=response
-        )
+        error = httpx.HTTPStatusError(f"{response.status_code}", request=request, response=response)
         breaker.record_failure(error)
     else:
         breaker.record_success()
