@@ -82,13 +82,8 @@ from pydantic import BaseModel, ConfigDict
 
 from handrail import Policy, Principal, acting_as
 from handrail.audit import AuditLog
-from handrail.connectors import (
-    HTTPConnector,
-    JSONLQuarantine,
-    OAuth2ClientCredentials,
-    ValidatedRecords,
-    operation,
-)
+from handrail.connectors import HTTPConnector, JSONLQuarantine, OAuth2ClientCredentials, operation
+from handrail.guard import Recorded
 
 SERVER_PY = Path(__file__).resolve().parents[1] / "examples" / "crm" / "server.py"
 IN_MEMORY_OVER_HAND_WRITTEN = 1.5  # the guarded read's time over the hand-written one's
@@ -506,7 +501,7 @@ def page_child(config: Mapping[str, Any]) -> dict[str, Any]:
             before = _peak_rss_bytes()
             start = time.perf_counter()
             records = crm.list_contacts(ContactQuery(limit=config["page_size"]))
-            if not isinstance(records, ValidatedRecords):
+            if not isinstance(records, Recorded):
                 raise TypeError(f"a list read returned {type(records).__name__}")
             for _record in records:
                 seen += 1

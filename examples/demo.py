@@ -44,7 +44,7 @@ from handrail import (
     acting_as,
 )
 from handrail.audit import AuditLog
-from handrail.connectors import JSONLQuarantine, ShadowResult
+from handrail.connectors import JSONLQuarantine
 from handrail.escalation import (
     CallableChannel,
     EscalationRouter,
@@ -55,6 +55,7 @@ from handrail.escalation import (
 )
 from handrail.policy import PolicyCases
 from handrail.resilience import RetryPolicy, current_idempotency_key
+from handrail.shadow import ShadowResult
 from handrail.testing import FakeClock
 
 EXAMPLES = Path(__file__).resolve().parent

@@ -68,3 +68,53 @@ def test_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_connectors_public_names() -> None:
+    """handrail.connectors offers what connector authors and users need: 31 names, no internals."""
+    assert set(handrail.connectors.__all__) == {
+        # writing a connector
+        "BaseConnector",
+        "Connector",
+        "ConnectorDescription",
+        "HTTPConnector",
+        "Operation",
+        "operation",
+        # its errors
+        "ConnectorError",
+        "InvalidInput",
+        "InvalidRecord",
+        # credentials
+        "CallableCredentials",
+        "Credential",
+        "CredentialProvider",
+        "EnvCredentials",
+        "FileCredentials",
+        "OAuth2ClientCredentials",
+        "credential_auth",
+        # rate limits shared between connectors
+        "RateLimits",
+        "TokenBucket",
+        "default_rate_limits",
+        # the quarantine
+        "JSONLQuarantine",
+        "MemoryQuarantine",
+        "QuarantineError",
+        "QuarantineSink",
+        "QuarantineWarning",
+        "QuarantinedRecord",
+        "SQLiteQuarantine",
+        "open_quarantine",
+        "validate_one",
+        "validate_records",
+        # testing agent code
+        "FakeConnector",
+        "fake_connector",
+    }
+    assert len(handrail.connectors.__all__) == 31
+    public = {
+        name
+        for name, value in vars(handrail.connectors).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == set(handrail.connectors.__all__)

@@ -3,9 +3,9 @@
 Everything around the HTTP calls — the policy, the audit trail, retries of
 429s and 503s, the circuit breaker, OAuth2 tokens refreshed before expiry and
 once on a 401, lazy pagination, quarantine of malformed records, shadow mode —
-comes from ``HTTPConnector``.  What is left here is what only this CRM's
-authors know: its models, its URLs, its three pagination styles, and its
-``PATCH`` with ``If-Match`` ETags.
+comes from ``HTTPConnector`` and the guard it runs every operation under.
+What is left here is what only this CRM's authors know: its models, its URLs,
+its three pagination styles, and its ``PATCH`` with ``If-Match`` ETags.
 
 Usage (against ``python examples/crm/server.py``)::
 
@@ -38,9 +38,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
-# ConnectorError is not re-exported yet (handrail.connectors lists it in no __all__).
-from handrail._errors import ConnectorError
-from handrail.connectors import HTTPConnector, OAuth2ClientCredentials, operation
+from handrail.connectors import ConnectorError, HTTPConnector, OAuth2ClientCredentials, operation
 
 __all__ = [
     "CRMConnector",
@@ -170,6 +168,12 @@ class ContactUpdate(BaseModel):
         description="The etag of the version the change was decided on (from "
         "crm.contact.get); by default the current one, whatever it is now",
     )
+    request_id: str | None = Field(
+        None,
+        min_length=1,
+        description="Your id for this change: a repeated call with the same id is applied "
+        "once; without one, each call is a change of its own",
+    )
 
     @model_validator(mode="after")
     def _changes_something(self) -> ContactUpdate:
@@ -179,7 +183,7 @@ class ContactUpdate(BaseModel):
 
     def changes(self) -> dict[str, Any]:
         """The JSON merge patch (RFC 7386) to send: the fields given, nothing else."""
-        return self.model_dump(exclude={"id", "if_match"}, exclude_none=True)
+        return self.model_dump(exclude={"id", "if_match", "request_id"}, exclude_none=True)
 
 
 class RecordChanged(ConnectorError):
@@ -263,14 +267,15 @@ class CRMConnector(HTTPConnector):
         """Every contact, fetched a page at a time as the caller iterates (cursor pagination)."""
         return self.paginate_cursor("/contacts", params={"limit": params.page_size}, records="data")
 
-    @operation("crm.contact.update", kind="write", resource=_contact)
+    @operation("crm.contact.update", kind="write", resource=_contact, idempotency_key="request_id")
     def update_contact(self, params: ContactUpdate) -> Contact:
         """Change some fields of a contact, only if it has not changed since it was read."""
         path = _path("contacts", params.id)
         # The CRM refuses a PATCH without If-Match: fetch the current ETag if none was given.
         etag = params.if_match or self.send("GET", path).headers["ETag"]
         try:
-            # The guard's idempotency key goes out as Idempotency-Key: a retry applies it once.
+            # The call's key (request_id, else a fresh one) goes out as Idempotency-Key:
+            # the CRM applies a retried PATCH, or a repeated request_id, once.
             response = self.send(
                 "PATCH",
                 path,

@@ -24,10 +24,10 @@ from handrail.connectors import (
     Connector,
     InvalidRecord,
     MemoryQuarantine,
-    ShadowResult,
     fake_connector,
     operation,
 )
+from handrail.shadow import ShadowResult
 
 
 class ContactRef(BaseModel):
@@ -240,7 +240,7 @@ def test_async_operations_are_first_class(audit: AuditLog) -> None:
 
 
 def test_declaration_mistakes_are_configuration_errors() -> None:
-    with pytest.raises(ConfigurationError, match="dotted action name"):
+    with pytest.raises(ConfigurationError, match="dotted name"):
         operation("Not A Name")
     with pytest.raises(ConfigurationError, match="kind must be"):
         operation("a.b", kind="delete")  # type: ignore[call-overload]

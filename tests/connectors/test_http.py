@@ -296,11 +296,19 @@ def test_the_policy_decides_and_every_call_is_audited(server: Server) -> None:
     ]
 
 
-def test_the_guard_does_not_retry_the_connector_does() -> None:
-    """A guard with its own retry= is refused: requests are retried one by one instead."""
-    with pytest.raises(ConfigurationError, match="retries each request"):
-        Notes("http://127.0.0.1:9", guard=Guard(POLICY, retry=RetryPolicy()))
-    assert Notes("http://127.0.0.1:9", policy=POLICY).guard.retry is None
+def test_requests_are_retried_by_the_guards_retry_policy(server: Server) -> None:
+    """The guard's RetryPolicy retries each request; the connector has none of its own."""
+    log = AuditLog.memory()
+    guard = Guard(POLICY, audit=log, retry=RetryPolicy(attempts=2))
+    connector = Notes(server.url, guard=guard, rate_limit=RateLimits(clock=FakeClock()))
+    server.fail(Reply(503), Reply(503), Reply(503))
+    with acting_as(BOT), pytest.raises(httpx.HTTPStatusError):
+        connector.get(id="1")
+    assert len(server.requests("GET")) == 2  # two tries of the one request, never 2 x 2
+    [record] = records_of(log)
+    assert (record.outcome, record.attempts) == ("failed", 2)
+    assert Notes("http://127.0.0.1:9", policy=POLICY).guard.retry == RetryPolicy()
+    assert Notes("http://127.0.0.1:9", policy=POLICY, retry=None).guard.retry is None
 
 
 # -- retries, rate limits, breakers ----------------------------------------------------------

@@ -1,8 +1,9 @@
 """The example CRM connector (examples/crm/connector.py) against the real CRM server on 127.0.0.1.
 
 Reads, a denied write, an escalated write, messy data into the quarantine,
-429s and 503s, tokens that expire mid-read, ETag updates applied once, a stale
-ETag, shadow mode, the audit trail and secrets — then the conformance kit.
+429s and 503s, tokens that expire mid-read, ETag updates applied once, two
+intended updates applied twice, a stale ETag, shadow mode, the audit trail and
+secrets — then the conformance kit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import yaml
 
 from handrail import EscalationRequired, PermissionDenied, Policy, Principal, acting_as
 from handrail.audit import AuditLog
-from handrail.connectors import MemoryQuarantine, RateLimits, ShadowResult
+from handrail.connectors import MemoryQuarantine, RateLimits
+from handrail.shadow import ShadowResult
 from handrail.testing import no_waits
 from handrail.testing.conformance import ConnectorConformance
 
@@ -319,7 +321,8 @@ def test_a_token_that_expires_mid_listing_is_refreshed_once(
 
 
 def test_an_etag_update_is_applied_exactly_once(crm: Any, connect: Any) -> None:
-    """A PATCH that meets a 503 is retried under the same key; a repeat call is replayed."""
+    """A PATCH that meets a 503 is retried under the same key and applied once; its record
+    counts the three requests that reached the CRM."""
     log = AuditLog.memory()
     crm_connector = connect(audit=log)
     contact_id = first_valid(crm, "contacts")
@@ -327,24 +330,43 @@ def test_an_etag_update_is_applied_exactly_once(crm: Any, connect: Any) -> None:
     crm.fail_next(503, method="PATCH")
     with acting_as(ASSISTANT):
         updated = crm_connector.update_contact(id=contact_id, title="CTO")
-        again = crm_connector.update_contact(id=contact_id, title="CTO")
     assert updated.title == "CTO"
     assert updated.version == 2
     assert updated.etag == crm.etag("contacts", contact_id) != etag
-    assert again == updated  # the stored response, replayed
-    first, second = log.records()
-    assert first.outcome == second.outcome == "executed"
-    key = first.idempotency_key
+    [record] = log.records()
+    assert record.outcome == "executed"
+    assert record.attempts == 3  # the ETag GET, the PATCH that met the 503, its retry
+    key = record.idempotency_key
     assert key
-    assert second.idempotency_key == key
     assert crm.applied_by_key == {key: 1}
     assert crm.writes_applied == 1
     patches = requests_of(crm, "PATCH")
-    assert [p.status for p in patches] == [503, 200, 200]
+    assert [p.status for p in patches] == [503, 200]
     assert {p.headers["idempotency-key"] for p in patches} == {key}
     assert patches[0].headers["if-match"] == etag
     assert patches[0].headers["content-type"] == "application/merge-patch+json"
     assert json.loads(patches[0].body) == {"title": "CTO"}
+
+
+def test_two_intended_updates_are_two_writes_and_a_repeated_request_id_is_one(
+    crm: Any, connect: Any
+) -> None:
+    """The same change twice is two writes under two keys; a repeated request_id is replayed."""
+    log = AuditLog.memory()
+    crm_connector = connect(audit=log)
+    contact_id = first_valid(crm, "contacts")
+    with acting_as(ASSISTANT):
+        first = crm_connector.update_contact(id=contact_id, title="CTO")
+        second = crm_connector.update_contact(id=contact_id, title="CTO")
+        once = crm_connector.update_contact(id=contact_id, title="CEO", request_id="change-42")
+        again = crm_connector.update_contact(id=contact_id, title="CEO", request_id="change-42")
+    assert (first.version, second.version, once.version) == (2, 3, 4)
+    assert again == once  # the stored response, replayed
+    keys = [r.idempotency_key for r in log.records()]
+    assert keys[2:] == ["change-42", "change-42"]
+    assert len(set(keys[:2]) | {"change-42"}) == 3
+    assert crm.applied_by_key == {keys[0]: 1, keys[1]: 1, "change-42": 1}
+    assert crm.writes_applied == 3
 
 
 def test_a_stale_etag_is_a_clear_error_and_writes_nothing(crm: Any, connect: Any) -> None:

@@ -1,19 +1,19 @@
-"""Connectors: typed, permissioned access to real systems.
+"""Connectors: typed, permissioned access to real systems, under the guard.
 
 A connector declares its operations (``@operation`` methods with pydantic
-input and output models); ``BaseConnector`` guards every call — policy,
-audit, retries, circuit breaker, shadow mode, output validation with
-quarantine — so the author writes only the part that talks to the system.
-See ``docs/connectors.md``.
+input and output models); each call is validated against the input model,
+turned into an ``ActionRequest`` and run by the ``Guard`` the connector
+holds — policy, escalation, shadow mode, retries, one audit record — with
+its output validated and invalid records quarantined.  ``HTTPConnector``
+adds what is left of an HTTP API: auth, rate limits and breakers per host,
+lazy pagination and the shadow-mode stop.  See ``docs/connectors.md``.
 """
 
-from .._errors import ConnectorError, CredentialError, InvalidInput
-from ..shadow import ShadowResult
-from ._connector import AsyncRecords, BaseConnector, Connector, ConnectorDescription
+from .._errors import ConnectorError, InvalidInput
+from ._connector import BaseConnector, Connector, ConnectorDescription
 from ._credentials import (
     CallableCredentials,
     Credential,
-    CredentialKind,
     CredentialProvider,
     EnvCredentials,
     FileCredentials,
@@ -22,20 +22,7 @@ from ._credentials import (
 )
 from ._fake import FakeConnector, fake_connector
 from ._http import HTTPConnector
-from ._operation import Operation, OperationKind, OperationMethod, Validation, operation
-from ._pagination import (
-    AsyncPages,
-    Page,
-    Pages,
-    acursor_pages,
-    alink_pages,
-    aoffset_pages,
-    current_page_source,
-    cursor_pages,
-    link_pages,
-    offset_pages,
-    shown_url,
-)
+from ._operation import Operation, operation
 from ._quarantine import (
     InvalidRecord,
     JSONLQuarantine,
@@ -44,10 +31,7 @@ from ._quarantine import (
     QuarantineError,
     QuarantineSink,
     QuarantineWarning,
-    RecordError,
     SQLiteQuarantine,
-    ValidatedRecords,
-    keep_extra,
     open_quarantine,
     validate_one,
     validate_records,
@@ -55,16 +39,12 @@ from ._quarantine import (
 from ._ratelimit import RateLimits, TokenBucket, default_rate_limits
 
 __all__ = [
-    "AsyncPages",
-    "AsyncRecords",
     "BaseConnector",
     "CallableCredentials",
     "Connector",
     "ConnectorDescription",
     "ConnectorError",
     "Credential",
-    "CredentialError",
-    "CredentialKind",
     "CredentialProvider",
     "EnvCredentials",
     "FakeConnector",
@@ -76,35 +56,18 @@ __all__ = [
     "MemoryQuarantine",
     "OAuth2ClientCredentials",
     "Operation",
-    "OperationKind",
-    "OperationMethod",
-    "Page",
-    "Pages",
     "QuarantineError",
     "QuarantineSink",
     "QuarantineWarning",
     "QuarantinedRecord",
     "RateLimits",
-    "RecordError",
     "SQLiteQuarantine",
-    "ShadowResult",
     "TokenBucket",
-    "ValidatedRecords",
-    "Validation",
-    "acursor_pages",
-    "alink_pages",
-    "aoffset_pages",
     "credential_auth",
-    "current_page_source",
-    "cursor_pages",
     "default_rate_limits",
     "fake_connector",
-    "keep_extra",
-    "link_pages",
-    "offset_pages",
     "open_quarantine",
     "operation",
-    "shown_url",
     "validate_one",
     "validate_records",
 ]

@@ -1,23 +1,25 @@
-"""``Connector`` and ``BaseConnector``: typed operations on a real system, guarded on every call.
+"""``Connector`` and ``BaseConnector``: typed operations on a real system, under the guard.
 
 A connector author writes the operations (``@operation`` methods that talk
-to the system) and none of the rest: every call is validated against the
-input model, decided by the policy, run through the breaker and retries,
-audited, traced, shadowed when asked, and its output validated — strict, or
-with invalid records quarantined — by the ``Guard`` the connector holds.
+to the system) and none of the rest.  Each call of an operation is a front
+end of the one guarded call: the input is validated against the input model
+(``InvalidInput`` before anything runs), the ``ActionRequest`` is built from
+it (``build_request``: the permission, the input's fields as ``args``, the
+resource, the connector and operation as context, the acting principal), and
+the guard runs the method — decide, escalate, shadow, retry, breaker, one
+audit record — with the output validated (strict, or quarantined) inside::
 
-Pipeline of one call::
+    input model ─▶ ActionRequest ─▶ guard.call(request, method ∘ validate output,
+                                               write=, lazy= (list reads), key=, ...)
 
-    input model ─▶ Guard: decide ─▶ escalate/deny │ shadow (writes) │ retry ∘ breaker ∘ method
-                                                       ─▶ validate output ─▶ audit ─▶ result
+A list read returns its records lazily; its one audit record is written
+when the iteration ends, fails or is abandoned (see ``handrail.guard.Recorded``).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from contextvars import ContextVar
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -25,25 +27,17 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .._errors import ConfigurationError, InvalidInput
 from ..audit import AuditLog
 from ..escalation import EscalationRouter
-from ..guard import Guard
+from ..guard import Guard, build_request
 from ..policy import Policy
 from ..resilience import CircuitBreakers, RetryPolicy
 from ..telemetry import Telemetry
 from ._operation import NoInput, Operation, OperationMethod
 from ._pagination import current_page_source
-from ._quarantine import QuarantineSink, open_quarantine, validate_one, validate_records
+from ._quarantine import QuarantineSink, Validation, open_quarantine, validate_one, validate_records
 
-__all__ = [
-    "AsyncRecords",
-    "BaseConnector",
-    "Connector",
-    "ConnectorDescription",
-]
+__all__ = ["BaseConnector", "Connector", "ConnectorDescription"]
 
 M = TypeVar("M", bound=BaseModel)
-
-# The validated input of the operation call in progress, for its runner (see _build_call).
-_current_params: ContextVar[BaseModel | None] = ContextVar("handrail_params", default=None)
 
 
 class ConnectorDescription(BaseModel):
@@ -90,12 +84,13 @@ class BaseConnector:
     """The base class connector authors derive from: declare ``@operation`` methods, done.
 
     ``name`` (a class attribute, or the keyword) names the connector in
-    requests, audit records and quarantine entries.  The guard is built from
-    ``policy``, ``audit``, ``retry``, ``breakers``, ``telemetry``,
-    ``escalations`` and ``shadow`` (see ``Guard``), or passed whole as
-    ``guard``.  ``quarantine`` (a ``QuarantineSink`` or a path) receives the
-    invalid records of quarantining reads; without one, such reads fail on
-    the first invalid record, as strict ones do.  Sync and async operations
+    requests, audit records and quarantine entries.  Every operation runs
+    under ``guard`` (a ``Guard``, shared with the rest of the agent's tools
+    if you like), or under one built from ``policy``, ``audit``, ``retry``,
+    ``breakers``, ``telemetry``, ``escalations`` and ``shadow``.
+    ``quarantine`` (a ``QuarantineSink`` or a path) receives the invalid
+    records of quarantining reads; without one, such reads fail on the first
+    invalid record, as strict ones do.  Sync and async operations
     may be mixed.  Thread-safe if the methods are.
     """
 
@@ -145,6 +140,15 @@ class BaseConnector:
             raise ConfigurationError(
                 f"{type(self).__name__}: pass either guard= or its parts (policy=, audit=, ...)"
             )
+        if guard is not None and not isinstance(guard, Guard):
+            raise ConfigurationError(
+                f"{type(self).__name__}: guard must be a Guard, got {type(guard).__name__}"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(
+                f"{type(self).__name__}: retry must be a RetryPolicy or None, got "
+                f"{type(retry).__name__}"
+            )
         self.guard = guard or Guard(
             policy,
             audit=audit,
@@ -187,6 +191,24 @@ class BaseConnector:
         """
         return False
 
+    def retries_each_request(self) -> bool:
+        """True when the operations retry each request themselves (``HTTPConnector`` does).
+
+        Then the guard does not retry an operation as a whole, and its record
+        counts the attempts the requests reported.  The base class: False, the
+        guard's ``retry`` retries the whole operation.
+        """
+        return False
+
+    def sends_idempotency_key(self) -> bool:
+        """True when the write methods send ``current_idempotency_key()`` to the system.
+
+        Only then may the guard retry a write (a retry the system can
+        recognise); an operation with ``idempotency_key=`` sends the caller's
+        key in its input and is retried either way.  The base class: False.
+        """
+        return False
+
     def close(self) -> None:
         """Release what the connector opened itself (a quarantine file given as a path)."""
         if self._owns_quarantine and self.quarantine is not None:
@@ -204,72 +226,63 @@ class BaseConnector:
         return call
 
     def _build_call(self, method: OperationMethod[Any, Any]) -> Callable[..., Any]:
+        """The guarded call of one operation: parse, build the request, hand it to the guard."""
         spec = method.spec
-        fn = method.fn
+        run = method.fn
+        guard = self.guard
         fields = tuple(spec.input.model_fields)
-        make = spec.input.model_construct
-
-        if spec.is_async:
-
-            async def arunner(**values: Any) -> Any:
-                params = _current_params.get() or make(**values)
-                if spec.many:
-                    return AsyncRecords(self, spec, fn(self, *_arg(spec, params)))
-                return self._one(spec, await fn(self, *_arg(spec, params)))
-
-            runner: Callable[..., Any] = arunner
-        else:
-
-            def srunner(**values: Any) -> Any:
-                params = _current_params.get() or make(**values)
-                if spec.many:
-                    return self._many(spec, fn(self, *_arg(spec, params)))
-                return self._one(spec, fn(self, *_arg(spec, params)))
-
-            runner = srunner
-        # The request's arguments are the input's fields, by name: what policies test.
-        runner.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [inspect.Parameter(f, inspect.Parameter.KEYWORD_ONLY) for f in fields]
-        )
-        runner.__name__ = spec.method
+        takes_input = spec.input is not NoInput
+        key_field = spec.idempotency_key
         is_write = spec.kind == "write"
-        guarded = self.guard.protect(
-            spec.permission,
-            resource=spec.resource,
-            context={"connector": self.name, "operation": spec.name},
-            is_write=is_write,
-            idempotency_key=is_write or None,
-            breaker=self.breaker_key(),
-            tool_name=spec.name,
-            shadow_aware=self.shadow_aware(),
-        )(runner)
+        context = {"connector": self.name, "operation": spec.name}
+        options: dict[str, Any] = {
+            "write": is_write,
+            "lazy": spec.many,
+            "idempotent": is_write and (key_field is not None or self.sends_idempotency_key()),
+            "shadow_aware": self.shadow_aware(),
+            "breaker": self.breaker_key(),
+            "tool_name": spec.name,
+            "retry": not self.retries_each_request(),
+        }
+
+        def prepare(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+            params = _parse(spec, args, kwargs)
+            # The request's arguments are the input's fields, by name: what policies test.
+            values = {f: getattr(params, f) for f in fields}
+            key = None if key_field is None else _key_of(spec, key_field, values[key_field])
+            request = build_request(
+                spec.permission, values, resource=spec.resource, context=context
+            )
+            return request, (params,) if takes_input else (), key
 
         if spec.is_async:
 
             async def acall(*args: Any, **kwargs: Any) -> Any:
-                params = _parse(spec, args, kwargs)
-                token = _current_params.set(params)
-                try:
-                    return await guarded(**{f: getattr(params, f) for f in fields})
-                finally:
-                    _current_params.reset(token)
+                request, argv, key = prepare(args, kwargs)
+
+                async def guarded() -> Any:
+                    if spec.many:
+                        return _AsyncRecords(self, spec, run(self, *argv))
+                    return self._one(spec, await run(self, *argv))
+
+                return await guard.acall(request, guarded, key=key, **options)
 
             acall.__name__ = spec.method
-            acall.__doc__ = method.fn.__doc__
+            acall.__doc__ = run.__doc__
             return acall
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            params = _parse(spec, args, kwargs)
-            # The runner gets the validated model itself: rebuilding it from the
-            # fields the request was made of would cost a model per call.
-            token = _current_params.set(params)
-            try:
-                return guarded(**{f: getattr(params, f) for f in fields})
-            finally:
-                _current_params.reset(token)
+            request, argv, key = prepare(args, kwargs)
+            if spec.many:
+                return guard.call(
+                    request, lambda: self._many(spec, run(self, *argv)), key=key, **options
+                )
+            return guard.call(
+                request, lambda: self._one(spec, run(self, *argv)), key=key, **options
+            )
 
         call.__name__ = spec.method
-        call.__doc__ = method.fn.__doc__
+        call.__doc__ = run.__doc__
         return call
 
     def _one(self, spec: Operation, raw: Any) -> Any:
@@ -296,43 +309,45 @@ class BaseConnector:
             source=getattr(raw, "source_of", None),
         )
 
-    def _validation(self, spec: Operation) -> Any:
+    def _validation(self, spec: Operation) -> Validation:
         # Quarantine needs somewhere to put records; without a sink, fail closed (strict).
-        return (
-            "strict"
-            if spec.validation == "quarantine" and self.quarantine is None
-            else (spec.validation)
-        )
+        if spec.validation == "quarantine" and self.quarantine is None:
+            return "strict"
+        return spec.validation
 
 
-class AsyncRecords(Generic[M]):
-    """The validated records of an async list read, yielded lazily as they arrive.
+class _AsyncRecords(Generic[M]):
+    """The validated records of an async list read, pulled one at a time as they arrive.
 
-    ``valid`` and ``quarantined`` count what has been yielded and set aside so far.
+    What the guard wraps (``AsyncRecorded``); ``valid`` and ``quarantined``
+    count what has been yielded and set aside so far, and are read through it.
     """
+
+    __slots__ = ("_connector", "_raw", "_spec", "_validation", "quarantined", "valid")
 
     def __init__(self, connector: BaseConnector, spec: Operation, raw: AsyncIterator[Any]) -> None:
         self._connector = connector
         self._spec = spec
-        self._raw = raw
+        self._raw = raw.__aiter__()
+        self._validation = connector._validation(spec)
         self.valid = 0
         self.quarantined = 0
 
-    def __aiter__(self) -> AsyncIterator[M]:
-        return self._iterate()
+    def __aiter__(self) -> _AsyncRecords[M]:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[M]:
+    async def __anext__(self) -> M:
         spec = self._spec
         connector = self._connector
-        validation = connector._validation(spec)
-        async for item in self._raw:
+        while True:
+            item = await self._raw.__anext__()
             record = (
                 item
                 if isinstance(item, spec.output)
                 else validate_one(
                     item,
                     spec.output,
-                    validation=validation,
+                    validation=self._validation,
                     sink=connector.quarantine,
                     connector=connector.name,
                     operation=spec.name,
@@ -343,16 +358,29 @@ class AsyncRecords(Generic[M]):
                 self.quarantined += 1
                 continue
             self.valid += 1
-            yield record  # type: ignore[misc]
+            return record  # type: ignore[return-value]
 
-    async def collect(self) -> list[M]:
-        """Every valid record, in order (materialises the whole read)."""
-        return [record async for record in self]
+    async def aclose(self) -> None:
+        """Stop the read: close the operation's generator (no further page is fetched)."""
+        closer = getattr(self._raw, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
-def _arg(spec: Operation, params: BaseModel) -> tuple[BaseModel, ...]:
-    """The method's arguments: its input model, or nothing for an operation without input."""
-    return () if spec.input is NoInput else (params,)
+def _key_of(spec: Operation, field: str, value: object) -> str | None:
+    """The caller's idempotency key from the input (None: the call gets a fresh one)."""
+    if value is None or (type(value) is str and value):
+        return value
+    raise InvalidInput(
+        spec.name,
+        [
+            {
+                "loc": (field,),
+                "msg": "an idempotency key must be a non-empty string or null",
+                "type": "idempotency_key",
+            }
+        ],
+    )
 
 
 def _parse(spec: Operation, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> BaseModel:

@@ -2,20 +2,20 @@
 
 The author writes operations that call ``self.get_json``, ``self.send`` or
 ``self.paginate_*`` (``aget_json``, ``asend``, ``apaginate_*`` in async
-operations).  Each HTTP request then goes through::
+operations).  The operation runs under the guard (``BaseConnector``); what
+is left here are transport concerns, each in httpx's own mechanism::
 
-    rate limiter (token bucket of the host) ─▶ circuit breaker (of the host)
-        ─▶ httpx: auth ─▶ event hooks (span events; shadow mode stops writes here) ─▶ transport
-        ─▶ raise_for_status (a 429/503 Retry-After penalizes the host's bucket)
+    send_request ── retried by the guard's RetryPolicy, per request (a write only
+    │               with the call's idempotency key, sent as ``Idempotency-Key``)
+    └▶ httpx: auth ─▶ request hook (span event; shadow mode stops a write here)
+          ─▶ _HostTransport: the host's token bucket ─▶ the host's breaker
+             ─▶ current_call().attempted() ─▶ the transport (the network, or a test's)
+          ─▶ response hook (span event); a 429/503 Retry-After penalizes the host's bucket
 
-retried as one unit by a ``RetryPolicy`` (a write only with the idempotency
-key the guard sets, sent as ``Idempotency-Key``).  Retries are per request,
-not per operation, so a lazy list read retries the page that failed, not
-the pages before it; the guard of an ``HTTPConnector`` therefore has no
-``retry`` of its own.
-
-httpx's own mechanisms do the work: ``httpx.Auth`` for credentials, event
-hooks for the spans and for shadow mode, transports for tests.
+Retries are per request, not per operation, so a lazy list read retries the
+page that failed, not the pages before it; the guard then does not retry the
+operation as a whole (``retries_each_request``), and the audit record counts
+every request that reached the transport.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from opentelemetry import trace
 from .._errors import ConfigurationError, ConnectorError
 from ..audit import AuditLog
 from ..escalation import EscalationRouter
-from ..guard import Guard
+from ..guard import Guard, current_call
 from ..permissions import current_principal
 from ..policy import Policy
 from ..redaction import MASK, Redactor
 from ..resilience import CircuitBreaker, CircuitBreakers, RetryPolicy, current_idempotency_key
-from ..resilience._classify import parse_retry_after
+from ..resilience._classify import parse_retry_after  # TODO(core): public after the merge
 from ..shadow import ShadowIntercepted, ShadowRequest, in_shadow
 from ..telemetry import Telemetry
 from ._connector import BaseConnector
@@ -90,11 +90,14 @@ class HTTPConnector(BaseConnector):
     ``RateLimits`` (one bucket per host, shared with every connector given
     it), a ``TokenBucket`` (for every host this connector calls), a number of
     requests per second (a bucket of this connector's own), or ``None`` for
-    ``default_rate_limits()``.  ``retry`` retries each request (``None``: no
-    retries).  The circuit breaker of each host comes from the guard's
-    ``breakers``.  ``transport`` / ``async_transport`` replace httpx's
-    (tests pass ``httpx.MockTransport`` or a recording one).  The other
-    keywords are ``BaseConnector``'s.
+    ``default_rate_limits()``.  Each request is retried by the guard's
+    ``retry`` (for the guard this connector builds: ``retry=``, a default
+    ``RetryPolicy()``; ``None`` for no retries).  The circuit breaker of each
+    host comes from the guard's ``breakers``.  ``transport`` /
+    ``async_transport`` replace httpx's (tests pass ``httpx.MockTransport`` or
+    a recording one; pass ``httpx.HTTPTransport(proxy=...)`` to go through a
+    proxy: the connector does not read ``HTTPS_PROXY``).  The other keywords
+    are ``BaseConnector``'s.
 
     In shadow mode a write request (any method but GET, HEAD and OPTIONS)
     is not sent: it stops after the auth flow, and the operation returns a
@@ -126,30 +129,23 @@ class HTTPConnector(BaseConnector):
         shadow: bool | None = None,
         quarantine: QuarantineSink | str | os.PathLike[str] | None = None,
     ) -> None:
-        if guard is not None and guard.retry is not None:
+        if guard is not None and retry is not _DEFAULT_RETRY and retry is not None:
             raise ConfigurationError(
-                f"{type(self).__name__}: its guard has retry=, but an HTTPConnector retries "
-                "each request itself (retry= on the connector); give the guard no retry"
+                f"{type(self).__name__}: pass either guard= (with its retry=) or retry=, not both"
             )
-        # retry= is the connector's, per request: the guard gets none (see the module docstring).
         super().__init__(
             name=name,
             guard=guard,
             policy=policy,
             audit=audit,
+            retry=None if guard is not None else retry,
             breakers=breakers,
             telemetry=telemetry,
             escalations=escalations,
             shadow=shadow,
             quarantine=quarantine,
         )
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ConfigurationError(
-                f"{type(self).__name__}: retry must be a RetryPolicy or None, got "
-                f"{type(retry).__name__}"
-            )
         self.base_url = httpx.URL(str(base_url))
-        self.retry = retry
         self.timeout = _timeout(timeout)
         self.headers = dict(headers or {})
         self._auth = _auth(credentials, type(self).__name__)
@@ -170,6 +166,14 @@ class HTTPConnector(BaseConnector):
         """True: in shadow mode writes stop in httpx, just before the transport."""
         return True
 
+    def retries_each_request(self) -> bool:
+        """True: each request is retried on its own (``send_request``), not the operation."""
+        return True
+
+    def sends_idempotency_key(self) -> bool:
+        """True: a write request carries the call's key as ``Idempotency-Key``."""
+        return True
+
     # -- the clients -------------------------------------------------------------------
 
     @property
@@ -185,7 +189,7 @@ class HTTPConnector(BaseConnector):
                         auth=self._auth,
                         timeout=self.timeout,
                         headers=self.headers,
-                        transport=self._transport,
+                        transport=_HostTransport(self._transport or httpx.HTTPTransport(), self),
                         event_hooks={"request": [_on_request], "response": [_on_response]},
                     )
         return client
@@ -203,7 +207,9 @@ class HTTPConnector(BaseConnector):
                         auth=self._auth,
                         timeout=self.timeout,
                         headers=self.headers,
-                        transport=self._async_transport,
+                        transport=_AsyncHostTransport(
+                            self._async_transport or httpx.AsyncHTTPTransport(), self
+                        ),
                         event_hooks={"request": [_aon_request], "response": [_aon_response]},
                     )
         return client
@@ -280,22 +286,15 @@ class HTTPConnector(BaseConnector):
         client = self.client
         is_write = request.method not in SAFE_METHODS
         if is_write and in_shadow():
-            # No limiter, breaker or retry: the request stops in the event hook.
-            return client.send(request)
-        bucket = self.bucket_for(request.url)
-        breaker = self.breaker_for(request.url)
-
-        def exchange() -> httpx.Response:
-            response = client.send(request)
-            return _checked(response, bucket)
+            return client.send(request)  # stops in the request hook: nothing to retry
 
         def attempt() -> httpx.Response:
-            bucket.acquire()
-            return exchange() if breaker is None else breaker.call(exchange)
+            return _checked(client.send(request))
 
-        if self.retry is None:
+        retry = self.guard.retry
+        if retry is None:
             return attempt()
-        return self.retry.call(
+        return retry.call(
             attempt,
             action=self._retry_action(request),
             is_write=is_write,
@@ -310,20 +309,14 @@ class HTTPConnector(BaseConnector):
         is_write = request.method not in SAFE_METHODS
         if is_write and in_shadow():
             return await client.send(request)
-        bucket = self.bucket_for(request.url)
-        breaker = self.breaker_for(request.url)
-
-        async def exchange() -> httpx.Response:
-            response = await client.send(request)
-            return _checked(response, bucket)
 
         async def attempt() -> httpx.Response:
-            await bucket.aacquire()
-            return await (exchange() if breaker is None else breaker.acall(exchange))
+            return _checked(await client.send(request))
 
-        if self.retry is None:
+        retry = self.guard.retry
+        if retry is None:
             return await attempt()
-        return await self.retry.acall(
+        return await retry.acall(
             attempt,
             action=self._retry_action(request),
             is_write=is_write,
@@ -345,8 +338,10 @@ class HTTPConnector(BaseConnector):
     ) -> httpx.Response:
         """Send one request (``path`` relative to the base URL) and return its response.
 
-        Rate limited, through the host's breaker, retried (a write only with
-        the current idempotency key, sent as ``Idempotency-Key``); raises
+        Rate limited, through the host's breaker, retried by the guard's
+        ``RetryPolicy`` (a write only with the current idempotency key, sent as
+        ``Idempotency-Key``); each attempt is counted in the guarded call's
+        record.  Raises
         ``httpx.HTTPStatusError`` for a non-2xx answer and httpx's transport
         errors, or ``WriteNotRetried`` / ``CircuitOpen`` from the resilience
         layer.  In shadow mode a write raises ``ShadowIntercepted`` instead of
@@ -793,16 +788,101 @@ def _body(request: httpx.Request) -> Any:
     return text
 
 
-# -- responses ------------------------------------------------------------------------------
+# -- the transports: the host's rate limit and breaker, and the attempt count ------------------
 
 
-def _checked(response: httpx.Response, bucket: TokenBucket) -> httpx.Response:
-    """Raise ``HTTPStatusError`` for a non-2xx response; first hand a Retry-After to the bucket."""
+class _HostTransport(httpx.BaseTransport):
+    """Every request on its way to the network: the host's token bucket, then its breaker.
+
+    Each request that gets through is one attempt of the guarded call in
+    progress (``current_call().attempted()``).  A 429 or 503 with
+    ``Retry-After`` holds the host's bucket for everyone sharing it.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport, connector: HTTPConnector) -> None:
+        self._inner = inner
+        self._connector = connector
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        bucket = self._connector.bucket_for(request.url)
+        breaker = self._connector.breaker_for(request.url)
+        bucket.acquire()
+        if breaker is not None:
+            breaker.before_call()
+        _attempted()
+        try:
+            response = self._inner.handle_request(request)
+        except BaseException as exc:
+            if breaker is not None:
+                breaker.record_failure(exc)
+            raise
+        _answered(request, response, bucket, breaker)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _AsyncHostTransport(httpx.AsyncBaseTransport):
+    """``_HostTransport`` for the async client."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, connector: HTTPConnector) -> None:
+        self._inner = inner
+        self._connector = connector
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        bucket = self._connector.bucket_for(request.url)
+        breaker = self._connector.breaker_for(request.url)
+        await bucket.aacquire()
+        if breaker is not None:
+            breaker.before_call()
+        _attempted()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            if breaker is not None:
+                breaker.record_failure(exc)
+            raise
+        _answered(request, response, bucket, breaker)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _attempted() -> None:
+    progress = current_call()
+    if progress is not None:
+        progress.attempted()
+
+
+def _answered(
+    request: httpx.Request,
+    response: httpx.Response,
+    bucket: TokenBucket,
+    breaker: CircuitBreaker | None,
+) -> None:
+    """Tell the bucket about a server's Retry-After, and the breaker how the host answered."""
     if response.status_code in (429, 503):
         value = response.headers.get("retry-after")
         wait = parse_retry_after(value, now=bucket.clock.now()) if value else None
         if wait is not None:
             bucket.penalize(wait)
+    if breaker is None:
+        return
+    if response.status_code >= 400:
+        # Classified as the error the caller will see: only transient statuses count against it.
+        error = httpx.HTTPStatusError(f"{response.status_code}", request=request, response=response)
+        breaker.record_failure(error)
+    else:
+        breaker.record_success()
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+def _checked(response: httpx.Response) -> httpx.Response:
+    """Raise ``HTTPStatusError`` for a non-2xx response."""
     response.raise_for_status()
     return response
 

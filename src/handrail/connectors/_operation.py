@@ -17,6 +17,9 @@ Annotations say the models::
     @operation("crm.contact.update", kind="write")
     def update_contact(self, params: ContactPatch) -> Contact: ...
 
+    @operation("billing.refund.create", kind="write", idempotency_key="request_id")
+    def refund(self, params: Refund) -> RefundReceipt: ...  # the caller's key, if it sends one
+
 The body returns raw data (parsed JSON) or model instances; the connector
 validates it against the output model.
 """
@@ -26,21 +29,24 @@ from __future__ import annotations
 import collections.abc
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict
 
 from .._errors import ConfigurationError
-from ..permissions._request import ResourceSpec
-from ..policy._model import ACTION_RE
+from .._names import check_action
+from ..policy import Resource
 from ..shadow import ShadowResult
 from ._quarantine import Validation
 
-__all__ = ["Operation", "OperationKind", "OperationMethod", "Validation", "operation"]
+__all__ = ["Operation", "OperationKind", "OperationMethod", "ResourceSpec", "operation"]
 
 OperationKind = Literal["read", "write"]
+
+ResourceSpec = Resource | Mapping[str, Any] | Callable[..., Resource | Mapping[str, Any] | None]
+"""What ``@operation(resource=...)`` takes: a resource, or a function of the input's fields."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,7 +73,9 @@ class Operation:
     operation's name); ``many`` marks a list read that yields records
     lazily; ``validation`` is how invalid output records are handled:
     ``strict`` fails the call, ``quarantine`` (the default for list reads)
-    sets them aside and lets the valid ones through.
+    sets them aside and lets the valid ones through.  ``idempotency_key``
+    names the input field that carries the caller's idempotency key (a
+    write's), or is None.
     """
 
     name: str
@@ -81,6 +89,7 @@ class Operation:
     is_async: bool
     method: str
     resource: ResourceSpec | None = None
+    idempotency_key: str | None = None
 
     def input_schema(self) -> dict[str, Any]:
         """The input model's JSON Schema: what a tool definition hands the model."""
@@ -123,16 +132,18 @@ class OperationMethod(Generic[P, R]):
         validation: Validation | None,
         description: str | None,
         resource: ResourceSpec | None,
+        idempotency_key: str | None = None,
     ) -> None:
-        _check_name(name, "operation name")
+        check_action(name, "@operation")
         if permission is not None:
-            _check_name(permission, "permission")
+            check_action(permission, f"@operation({name!r}) permission")
         if kind not in ("read", "write"):
             raise ConfigurationError(f"@operation({name!r}): kind must be 'read' or 'write'")
         if validation not in (None, "strict", "quarantine"):
             raise ConfigurationError(
                 f"@operation({name!r}): validation must be 'strict' or 'quarantine'"
             )
+        _check_key_field(name, kind, idempotency_key)
         self.fn = fn
         self.name = name
         self.kind: OperationKind = kind
@@ -140,6 +151,7 @@ class OperationMethod(Generic[P, R]):
         self.validation = validation
         self.description = description if description is not None else _first_line(fn)
         self.resource = resource
+        self.idempotency_key = idempotency_key
         self.attr = fn.__name__
         self._spec: Operation | None = None
 
@@ -204,6 +216,13 @@ class OperationMethod(Generic[P, R]):
         if many and self.kind == "write":
             raise ConfigurationError(f"{where}: a write returns one record, not many")
         validation: Validation = self.validation or ("quarantine" if many else "strict")
+        key = self.idempotency_key
+        if key is not None and key not in input_model.model_fields:
+            fields = ", ".join(input_model.model_fields) or "none"
+            raise ConfigurationError(
+                f"{where}: idempotency_key={key!r} is not a field of its input model "
+                f"{input_model.__name__} (fields: {fields})"
+            )
         return Operation(
             name=self.name,
             kind=self.kind,
@@ -216,6 +235,7 @@ class OperationMethod(Generic[P, R]):
             is_async=is_async,
             method=self.attr,
             resource=self.resource,
+            idempotency_key=key,
         )
 
 
@@ -228,6 +248,7 @@ def operation(
     validation: Validation | None = None,
     description: str | None = None,
     resource: ResourceSpec | None = None,
+    idempotency_key: str | None = None,
 ) -> Callable[[Callable[Concatenate[Any, P], R]], OperationMethod[P, R | ShadowResult]]: ...
 
 
@@ -251,6 +272,7 @@ def operation(
     validation: Validation | None = None,
     description: str | None = None,
     resource: ResourceSpec | None = None,
+    idempotency_key: str | None = None,
 ) -> Callable[[Callable[Concatenate[Any, P], R]], OperationMethod[P, Any]]:
     """Declare a connector method as the operation ``name`` (a dotted action name).
 
@@ -261,10 +283,19 @@ def operation(
     single-record operations) or ``quarantine`` (default for list reads).
     ``resource`` builds the request's resource from the input's fields, as in
     ``requires_permission``.  ``description`` defaults to the docstring's first line.
+
+    ``idempotency_key`` (writes only) names the input field that carries the
+    caller's idempotency key: a call that gives it runs under that key (sent
+    as ``Idempotency-Key`` by an ``HTTPConnector``), so the caller's retry
+    of the same intended write is applied once; a call that leaves it None
+    gets a fresh key.  Without it every call gets a fresh key, reused only by
+    its own retries: two calls with the same arguments are two writes.
+    It must name a field of the input model (checked on first use).
     """
-    _check_name(name, "operation name")
+    check_action(name, "@operation")
     if kind not in ("read", "write"):
         raise ConfigurationError(f"@operation({name!r}): kind must be 'read' or 'write'")
+    _check_key_field(name, kind, idempotency_key)
 
     def decorate(fn: Callable[Concatenate[Any, P], R]) -> OperationMethod[P, Any]:
         return OperationMethod(
@@ -275,15 +306,23 @@ def operation(
             validation=validation,
             description=description,
             resource=resource,
+            idempotency_key=idempotency_key,
         )
 
     return decorate
 
 
-def _check_name(value: object, what: str) -> None:
-    if not isinstance(value, str) or not ACTION_RE.fullmatch(value):
+def _check_key_field(name: str, kind: str, field: object) -> None:
+    if field is None:
+        return
+    if not isinstance(field, str) or not field.isidentifier():
         raise ConfigurationError(
-            f"@operation: {what} {value!r} is not a dotted action name such as 'crm.contact.get'"
+            f"@operation({name!r}): idempotency_key must name a field of the input model, "
+            f"got {field!r}"
+        )
+    if kind != "write":
+        raise ConfigurationError(
+            f"@operation({name!r}): idempotency_key is for writes; a read is never de-duplicated"
         )
 
 

@@ -15,7 +15,8 @@ Each returns a ``Pages`` (``AsyncPages``) iterator of raw records that
 holds one page at a time and knows where each record came from:
 ``pages.source_of(index)`` is what ``validate_records(..., source=)`` takes,
 so a quarantined record says which page it was on.  Nothing is fetched
-before the first record is asked for.
+before the first record is asked for.  Under a guarded list read, each page
+fetched is counted in the read's audit record (``pages``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
 from .._errors import ConnectorError
+from ..guard import current_call
 from ..redaction import MASK, Redactor
 
 if TYPE_CHECKING:
@@ -97,6 +99,9 @@ class _Sources:
         self.current = source
         self.pages += 1
         _page_source.set(source)
+        progress = current_call()
+        if progress is not None:  # a list read under the guard: its record counts the pages
+            progress.count(pages=1)
 
     def source_of(self, index: int) -> str:
         for start, source in reversed(self._pages):

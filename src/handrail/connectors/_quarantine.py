@@ -45,6 +45,7 @@ from .._errors import ConfigurationError, HandrailError
 from .._version import __version__
 from ..audit._ids import new_id
 from ..clock import Clock, SystemClock
+from ..guard import current_call
 from ..redaction import Redactor
 
 if TYPE_CHECKING:
@@ -1009,6 +1010,9 @@ class ValidatedRecords(Iterator[T], Generic[T]):
         assert self._sink is not None  # checked when the reader was made
         self._sink.put(record)
         self.quarantined += 1
+        progress = current_call()
+        if progress is not None:  # a guarded read: its audit record counts what was set aside
+            progress.count(quarantined=1)
         counter = _quarantined_counter(self._telemetry)
         if counter is not None:
             counter.add(

@@ -9,6 +9,7 @@ from ._core import CallProgress, current_call
 from ._front import audited, requires_permission
 from ._guard import Guard
 from ._records import AsyncRecorded, Recorded
+from ._request import build_request
 
 __all__ = [
     "AsyncRecorded",
@@ -16,6 +17,7 @@ __all__ = [
     "Guard",
     "Recorded",
     "audited",
+    "build_request",
     "current_call",
     "requires_permission",
 ]

@@ -147,22 +147,23 @@ class Guard:
             return refusal(request.action, request.principal, NO_POLICY)
         return policy.evaluate(request)
 
-    def check(self, request: ActionRequest) -> Decision:
+    def check(self, request: ActionRequest | Decision) -> Decision:
         """Decide ``request`` without running anything; a refusal is audited (``denied``).
 
         Returns the decision whatever it is: an adapter maps DENY to the
         framework's refusal and ESCALATE to its pause, then calls ``call``
         (which decides again, opens the case and records the outcome).
+        ``request`` may be the refusal ``build_request`` returned.
         """
-        decision = self.decide(request)
+        decision = self._decision(request)
         if decision.effect is Effect.DENY:
             with contextlib.suppress(PermissionDenied):  # the refusal is recorded, not raised
                 run(flow(self._plan(), decision, _never))
         return decision
 
-    async def acheck(self, request: ActionRequest) -> Decision:
+    async def acheck(self, request: ActionRequest | Decision) -> Decision:
         """``check`` for async code: the refusal's record is appended off the event loop."""
-        decision = self.decide(request)
+        decision = self._decision(request)
         if decision.effect is Effect.DENY:
             with contextlib.suppress(PermissionDenied):
                 await arun(flow(self._plan(), decision, _never))
@@ -170,7 +171,7 @@ class Guard:
 
     def call(
         self,
-        request: ActionRequest,
+        request: ActionRequest | Decision,
         fn: Callable[[], R],
         *,
         write: bool = False,
@@ -182,6 +183,7 @@ class Guard:
         shadow_aware: bool = False,
         breaker: str | None = None,
         tool_name: str | None = None,
+        retry: bool = True,
     ) -> R:
         """Run ``fn()`` as the guarded action ``request``; return its result.
 
@@ -199,6 +201,11 @@ class Guard:
         an iterable of records; the call returns them wrapped, and is audited
         when the iteration ends (see ``Recorded``).  ``shadow_aware``: ``fn``
         stops its own write in shadow mode (see ``handrail.shadow``).
+        ``retry=False``: the guard does not retry ``fn`` as a whole, because
+        ``fn`` retries each of its own requests (with ``guard.retry``) and
+        reports every attempt through ``current_call().attempted()``.
+        ``request`` may be the refusal ``build_request`` returned: it is
+        recorded ``denied`` and raised, as every front end's refusal is.
         """
         plan = self._plan(
             write=write,
@@ -207,10 +214,11 @@ class Guard:
             shadow_aware=shadow_aware,
             breaker=breaker,
             tool_name=tool_name,
+            retried=retry,
         )
         steps = flow(
             plan,
-            self.decide(request),
+            self._decision(request),
             fn,
             key=key,
             external_id=external_id,
@@ -221,7 +229,7 @@ class Guard:
 
     async def acall(
         self,
-        request: ActionRequest,
+        request: ActionRequest | Decision,
         fn: Callable[[], Awaitable[R]],
         *,
         write: bool = False,
@@ -233,6 +241,7 @@ class Guard:
         shadow_aware: bool = False,
         breaker: str | None = None,
         tool_name: str | None = None,
+        retry: bool = True,
     ) -> R:
         """``call`` for async code: ``fn()`` returns an awaitable; nothing blocks the loop."""
         plan = self._plan(
@@ -242,10 +251,11 @@ class Guard:
             shadow_aware=shadow_aware,
             breaker=breaker,
             tool_name=tool_name,
+            retried=retry,
         )
         steps = flow(
             plan,
-            self.decide(request),
+            self._decision(request),
             fn,
             key=key,
             external_id=external_id,
@@ -332,13 +342,24 @@ class Guard:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _plan(self, **options: Any) -> Plan:
+    def _decision(self, request: ActionRequest | Decision) -> Decision:
+        # A Decision comes in only as a refusal (build_request's): never as a way round the policy.
+        if type(request) is Decision or isinstance(request, Decision):
+            if request.effect is not Effect.DENY:
+                raise ConfigurationError(
+                    f"Guard: a Decision ({request.effect.value}) was given where a request is "
+                    "decided; only a refusal (DENY, from build_request) may be passed"
+                )
+            return request
+        return self.decide(request)
+
+    def _plan(self, *, retried: bool = True, **options: Any) -> Plan:
         return Plan(
             telemetry=self.telemetry or default_telemetry(),
             clock=self.clock or (self.audit.clock if self.audit is not None else _SYSTEM_CLOCK),
             audit=self.audit,
             router=self.escalations,
-            retry=self.retry,
+            retry=self.retry if retried else None,
             breakers=self.breakers,
             on_audit=self.on_audit,
             wait=self.wait_for_decision,

@@ -10,12 +10,13 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._names import check_action
 from ..identity import Principal
 from ..permissions import current_context, current_principal
 from ..policy import ActionRequest, Decision, Effect, Resource
 from ..policy._model import resource_from, trusted_request
 
-__all__ = ["ContextSpec", "RequestBuilder", "ResourceSpec", "refusal"]
+__all__ = ["ContextSpec", "RequestBuilder", "ResourceSpec", "build_request", "refusal"]
 
 ResourceSpec = Resource | Mapping[str, Any] | Callable[..., Resource | Mapping[str, Any] | None]
 ContextSpec = Mapping[str, Any] | Callable[..., Mapping[str, Any]]
@@ -93,14 +94,7 @@ class RequestBuilder:
             )
         # `type(...) is` first: isinstance on pydantic models goes through ABCMeta.
         if type(principal) is not Principal and not isinstance(principal, Principal):
-            if principal is None:
-                why = (
-                    "no principal in scope: run the call inside `with acting_as(principal):` "
-                    f"or pass {self.principal_arg}="
-                )
-            else:
-                why = f"{self.principal_arg} must be a Principal, got {type(principal).__name__}"
-            return refusal(self.action, None, why)
+            return refusal(self.action, None, _no_principal(principal, self.principal_arg))
         skipped = self._skipped
         call_args = {k: v for k, v in bound.items() if k not in skipped}
         return trusted_request(principal, self.action, resource, call_args, context)
@@ -121,6 +115,56 @@ class RequestBuilder:
             return scope
         extra = spec(**bound) if callable(spec) else spec
         return {**scope, **extra} if scope else extra
+
+
+def build_request(
+    action: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    resource: ResourceSpec | None = None,
+    context: Mapping[str, Any] | None = None,
+    principal: Principal | None = None,
+) -> ActionRequest | Decision:
+    """The request for one guarded call from its parts, or a DENY refusal saying why not.
+
+    For front ends that build requests themselves (connector operations,
+    framework adapters), by the rule every front end follows: the principal
+    is ``principal``, else the innermost ``acting_as``, and a call with
+    neither is refused; ``resource`` is a ``Resource``, a mapping, or a
+    callable receiving ``args`` by name, and one that fails refuses the
+    call; ``context`` is merged over the ``acting_as`` context.  Hand the
+    result to ``guard.call``/``acall`` either way: a refusal is recorded
+    ``denied`` and raised as ``PermissionDenied`` there, as the decorators'
+    are.  Raises ``ConfigurationError`` for a malformed action name.
+    """
+    check_action(action, "build_request")
+    bound = args if args is not None else {}
+    if principal is None:
+        principal = current_principal()
+    try:
+        spec = resource
+        value = spec(**bound) if callable(spec) else spec
+        if value is None or type(value) is Resource or isinstance(value, Resource):
+            found = value
+        else:
+            found = resource_from(value)
+        scope = current_context()
+        merged = {**scope, **context} if context and scope else (context or scope)
+    except Exception as exc:
+        who = principal if isinstance(principal, Principal) else None
+        return refusal(action, who, f"could not build the request: {type(exc).__name__}: {exc}")
+    if type(principal) is not Principal and not isinstance(principal, Principal):
+        return refusal(action, None, _no_principal(principal, "principal"))
+    return trusted_request(principal, action, found, bound, merged)
+
+
+def _no_principal(principal: object, argument: str) -> str:
+    if principal is None:
+        return (
+            "no principal in scope: run the call inside `with acting_as(principal):` "
+            f"or pass {argument}="
+        )
+    return f"{argument} must be a Principal, got {type(principal).__name__}"
 
 
 def refusal(action: str, principal: Principal | None, reason: str) -> Decision:

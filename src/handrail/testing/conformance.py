@@ -18,7 +18,9 @@ Checks: ``describe()`` is consistent with the declared operations; every
 write declares a permission; the schemas are well-formed JSON Schema; no
 secret leaks through a repr, a description, a log event, an audit record or
 an error; HTTP failures are classified (transient vs permanent) as the retry
-layer expects; and in shadow mode no write reaches the transport.
+layer expects; in shadow mode no write reaches the transport; every write
+request carries an ``Idempotency-Key``, a new one for each call; and a list
+read is audited once, when it has been read to the end, never before.
 
 The kit is for connectors that send HTTP through an httpx transport they
 accept (``HTTPConnector`` does).  It needs ``pytest`` and ``structlog``'s
@@ -35,13 +37,15 @@ from typing import Any, ClassVar
 import httpx
 import structlog
 
+from .._names import ACTION_RE
 from ..audit import AuditLog
-from ..connectors import AsyncRecords, BaseConnector, Operation, ShadowResult
+from ..connectors import BaseConnector, Operation
+from ..guard import AsyncRecorded
 from ..identity import Principal
 from ..permissions import acting_as
 from ..policy import Policy
-from ..policy._model import ACTION_RE
 from ..resilience import is_transient
+from ..shadow import ShadowResult
 from ._resilience import no_waits
 
 __all__ = ["ConnectorConformance", "RecordingTransport", "check_json_schema"]
@@ -172,6 +176,38 @@ class ConnectorConformance:
             f"shadow mode sent {recording.writes[0].method} {recording.writes[0].url}"
         )
 
+    def test_each_write_call_sends_a_key_of_its_own(self) -> None:
+        recording = RecordingTransport(self.transport())
+        connector = self._connector(recording)
+        for op, fields in self._callable():
+            if op.kind != "write" or (op.idempotency_key and fields.get(op.idempotency_key)):
+                continue  # a key the inputs give is meant to repeat
+            before = len(recording.writes)
+            for _ in range(2):
+                _raised(lambda: self._call(connector, op, fields))  # noqa: B023
+            keys = [r.headers.get("Idempotency-Key") for r in recording.writes[before:]]
+            assert keys, f"{op.name}: no write request reached the transport"
+            assert all(keys), f"{op.name}: a write request was sent without an Idempotency-Key"
+            assert len(set(keys)) >= 2, (
+                f"{op.name}: two calls were sent under one Idempotency-Key; the service "
+                "would apply the second intended write as a retry of the first"
+            )
+
+    def test_a_list_read_is_audited_once_when_read_to_the_end(self) -> None:
+        for op, fields in self._callable():
+            if not op.many or op.is_async:
+                continue  # the kit calls operations synchronously
+            audit = AuditLog.memory()
+            connector = self._connector(self.transport(), audit=audit)
+            with acting_as(self.principal):
+                records = getattr(connector, op.method)(**fields)
+                assert list(audit.records()) == [], f"{op.name}: audited before it was read"
+                _drain(records)
+            outcomes = [(r.action, r.outcome) for r in audit.records()]
+            assert outcomes == [(op.permission, "executed")], (
+                f"{op.name}: read to the end, audited as {outcomes}"
+            )
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _operations(self) -> list[Operation]:
@@ -198,7 +234,7 @@ class ConnectorConformance:
 
             async def call() -> Any:
                 result = await getattr(connector, op.method)(**fields)
-                if isinstance(result, AsyncRecords):
+                if isinstance(result, AsyncRecorded):
                     return await result.collect()
                 return result
 
