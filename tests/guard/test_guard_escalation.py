@@ -109,7 +109,8 @@ def test_an_escalated_call_opens_a_case_and_raises_with_its_id(
     assert escalation.request["args"] == {"deal": "d-1", "pct": 30}
     ((deal, pct, key),) = deals.calls
     assert (deal, pct) == ("d-1", 10)
-    assert isinstance(key, str) and key  # every write runs under a key of its own
+    assert isinstance(key, str)  # every write runs under a key of its own
+    assert key
     # One final record for the call; the router's case event has an outcome of its own.
     escalated = [r for r in audit.records() if r.outcome == "escalated"]
     assert [r.escalation_id for r in escalated] == [case]

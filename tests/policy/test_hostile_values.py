@@ -19,9 +19,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handrail import ActionRequest, Effect, PermissionDenied, Policy, Principal, Rule
+from handrail import (
+    ActionRequest,
+    Effect,
+    PermissionDenied,
+    Policy,
+    Principal,
+    Rule,
+    requires_permission,
+)
 from handrail._values import MAX_INT_DIGITS, MAX_VALUE_DEPTH, OpaqueValue, normalise
-from handrail import requires_permission
 from handrail.testing import numeric_like_values
 from handrail.testing._strategies import LyingNumber, NotANumber, RaisingNumber
 

@@ -24,10 +24,10 @@ from handrail import (
     Principal,
     Rule,
     User,
+    requires_permission,
 )
 from handrail._names import NAME_MAX_LENGTH, canonical_name
 from handrail.escalation import Level
-from handrail import requires_permission
 from handrail.testing import look_alike_names
 
 CYRILLIC_BOT = "b\u043et"  # bot, with a Cyrillic o

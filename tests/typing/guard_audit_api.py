@@ -3,8 +3,7 @@
 from pathlib import Path
 from typing import assert_type
 
-from handrail import ActionRequest, Guard, Policy, Principal
-from handrail import audited
+from handrail import ActionRequest, Guard, Policy, Principal, audited
 from handrail.audit import AuditLog, AuditRecord, Checkpoint, VerifyReport
 from handrail.resilience import CircuitBreakers, RetryPolicy
 from handrail.telemetry import ActionScope, Telemetry, default_telemetry
