@@ -353,6 +353,19 @@ class EscalationPreview:
     resolve_within: timedelta
     on_timeout: OnTimeout
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: deadlines in seconds (what a shadowed record and its report show)."""
+        return {
+            "route": self.route,
+            "level": self.level,
+            "level_name": self.level_name,
+            "deciders": list(self.deciders),
+            "notify": list(self.notify),
+            "ack_within": None if self.ack_within is None else self.ack_within.total_seconds(),
+            "resolve_within": self.resolve_within.total_seconds(),
+            "on_timeout": self.on_timeout,
+        }
+
 
 def check_external_id(external_id: object) -> str:
     """``external_id`` if it may name a case: a non-empty, printable str of at most 256 characters.

@@ -102,6 +102,7 @@ class Guard:
         clock: Clock | None = None,
         read_without_audit: bool = False,
     ) -> None:
+        self._version: int = 0
         if policy is not None and not isinstance(policy, Policy):
             raise ConfigurationError(f"Guard: policy must be a Policy, got {type(policy).__name__}")
         if audit is not None and not isinstance(audit, AuditLog):
@@ -324,7 +325,7 @@ class Guard:
                 async def async_guarded(*args: Any, **kwargs: Any) -> Any:
                     steps = front.steps(fn, args, kwargs)
                     if steps is None:  # nothing but the decision to do, and it allowed
-                        return await fn(*args, **kwargs)  # type: ignore[misc]
+                        return await fn(*args, **kwargs)
                     return await arun(steps)
 
                 return cast(Callable[P, R], async_guarded)
