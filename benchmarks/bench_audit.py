@@ -3,7 +3,7 @@
 One run measures, interleaved so that machine noise falls on every contender
 alike, records appended per second by:
 
-* ``handrail``: ``AuditLog.append_decision`` for each sink (JSONL, SQLite)
+* ``handrail``: ``AuditLog.append(AuditEntry.for_decision(...))`` for each sink (JSONL, SQLite)
   and fsync mode (``always``, ``batch``, ``never``), with the defaults
   (batches of 1,000 records or 200 ms), plus the in-memory sink as a CPU-only
   reference.  Each record is redacted, gets an id, a timestamp and a
@@ -45,7 +45,7 @@ from typing import Any, BinaryIO
 from pydantic import SecretStr
 
 from handrail import ActionRequest, Decision, Policy, Principal, Rule
-from handrail.audit import AuditLog, FsyncMode
+from handrail.audit import AuditEntry, AuditLog, FsyncMode
 
 MODES: tuple[FsyncMode, ...] = ("always", "batch", "never")
 SINKS = ("jsonl", "sqlite")
@@ -114,7 +114,7 @@ def baseline_records(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
     """The fields of the records handrail writes for ``decisions``, without ``hash``."""
     log = AuditLog.memory()
     for decision in decisions:
-        log.append_decision(decision)
+        log.append(AuditEntry.for_decision(decision))
     records = []
     for line in log.sink.read():
         fields = json.loads(line)
@@ -124,6 +124,16 @@ def baseline_records(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
 
 
 # -- the contenders ----------------------------------------------------------------
+
+
+def _appender(log: AuditLog) -> Callable[[Decision], object]:
+    """What a guard does per call: build the decision's entry and append it."""
+    append, entry_for = log.append, AuditEntry.for_decision
+
+    def append_decision(decision: Decision) -> object:
+        return append(entry_for(decision))
+
+    return append_decision
 
 
 class PlainFile:
@@ -249,13 +259,13 @@ def run(
                 log = AuditLog.open(path, fsync=mode)
                 logs[f"{sink} {mode}"] = log
                 contenders.append(
-                    Contender(f"handrail {sink} {mode}", sink, mode, log.append_decision,
+                    Contender(f"handrail {sink} {mode}", sink, mode, _appender(log),
                               decisions, log.close)
                 )  # fmt: skip
         memory = AuditLog.memory()
         logs["memory"] = memory
         contenders.append(
-            Contender("handrail memory", "memory", None, memory.append_decision, decisions,
+            Contender("handrail memory", "memory", None, _appender(memory), decisions,
                       memory.close)
         )  # fmt: skip
         plain_files: dict[FsyncMode, PlainFile] = {}

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import assert_type
 
 from handrail import ActionRequest, Guard, Policy, Principal
-from handrail.audit import AuditLog, AuditRecord, Checkpoint, VerifyReport, audited
+from handrail.audit import AuditEntry, AuditLog, AuditRecord, Checkpoint, VerifyReport, audited
 from handrail.resilience import CircuitBreakers, RetryPolicy
 from handrail.telemetry import ActionScope, Telemetry, default_telemetry
 
@@ -31,7 +31,7 @@ def build(day: str) -> bytes:
 
 
 request = ActionRequest(principal=Principal(agent="bot"), action="crm.contact.read")
-record = log.append_decision(policy.evaluate(request))
+record = log.append(AuditEntry.for_decision(policy.evaluate(request)))
 assert_type(record, AuditRecord)
 assert_type(default_telemetry(), Telemetry)
 

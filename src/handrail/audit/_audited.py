@@ -16,8 +16,9 @@ from ..permissions import current_context, current_principal
 from ..permissions._request import RequestBuilder, ResourceSpec
 from ..policy import Resource
 from ..policy._model import ACTION_RE, resource_from
+from ._entry import AuditEntry
 from ._log import AuditLog
-from ._record import Outcome
+from ._outcome import Outcome
 
 __all__ = ["UNKNOWN_AGENT", "audited"]
 
@@ -79,9 +80,9 @@ def audited(
                 try:
                     result = await async_fn(*args, **kwargs)
                 except BaseException as exc:
-                    await log.aappend(**recorder.fields(call, start, exc))
+                    await log.aappend(AuditEntry.of(**recorder.fields(call, start, exc)))
                     raise
-                await log.aappend(**recorder.fields(call, start, None))
+                await log.aappend(AuditEntry.of(**recorder.fields(call, start, None)))
                 return result
 
             return cast(Callable[P, R], async_audited)
@@ -93,9 +94,9 @@ def audited(
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                log.append(**recorder.fields(call, start, exc))
+                log.append(AuditEntry.of(**recorder.fields(call, start, exc)))
                 raise
-            log.append(**recorder.fields(call, start, None))
+            log.append(AuditEntry.of(**recorder.fields(call, start, None)))
             return result
 
         return sync_audited

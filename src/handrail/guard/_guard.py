@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from .._errors import ConfigurationError, EscalationError, EscalationRequired, PermissionDenied
-from ..audit import AuditLog, AuditRecord
+from ..audit import AuditEntry, AuditLog, AuditRecord
 from ..audit._encoding import plain
 from ..permissions._context import current_policy
 from ..permissions._decorator import NO_POLICY
@@ -338,16 +338,18 @@ class _GuardedCall:
         if audit is None:
             return None
         duration = None if started is None else dt.timedelta(seconds=time.perf_counter() - started)
-        return audit.append_decision(
-            decision,
-            outcome,
-            error=error,
-            duration=duration,
-            attempts=attempts,
-            trace_id=scope.trace_id,
-            span_id=scope.span_id,
-            idempotency_key=key,
-            escalation_id=escalation_id,
+        return audit.append(
+            AuditEntry.for_decision(
+                decision,
+                outcome,
+                error=error,
+                duration=duration,
+                attempts=attempts,
+                trace_id=scope.trace_id,
+                span_id=scope.span_id,
+                idempotency_key=key,
+                escalation_id=escalation_id,
+            )
         )
 
     def finish(self, run: _Run, error: BaseException | None) -> None:
