@@ -405,7 +405,7 @@ def test_appends_from_many_threads_form_one_chain(tmp_path: Path) -> None:
 
 
 def test_async_appends(tmp_path: Path) -> None:
-    """aappend and aappend_decision append like their sync twins (in a thread when always)."""
+    """aappend appends like append, for entries built either way."""
 
     async def main(log: AuditLog) -> list[int]:
         one = await log.aappend(AuditEntry.of(BOT, "a.b", "executed"))
