@@ -80,8 +80,9 @@ class AuditLog:
 
     Options that make no sense raise ``ConfigurationError``.  Thread-safe;
     one writer per log (a second is refused).  Appends are synchronous and
-    short (``aappend`` moves them off the event loop when
-    ``fsync="always"``).  Close the log, or use it as a context manager:
+    short; ``aappend`` keeps fsyncs off the event loop.  After a write
+    fails the log refuses every append, and ``ensure_writable`` says so
+    before one is tried.  Close the log, or use it as a context manager:
     ``close`` writes what is buffered.
     """
 
@@ -676,7 +677,10 @@ class _Writer:
             self.sink.close()
 
     def check(self) -> None:
-        """Raise ``AuditError`` if the log is closed or a write failed; call under ``lock``."""
+        """Raise ``AuditError`` if the log is closed or a write failed.
+
+        Reads two attributes, each set once and never cleared: safe without ``lock``.
+        """
         if self.closed:
             raise AuditError(f"{_where(self.sink)}the audit log is closed")
         if self.failure is not None:
