@@ -159,3 +159,20 @@ def test_the_record_model_keeps_the_format_rules() -> None:
     fields["format_version"] = 1
     with pytest.raises(ValueError, match="'details' has format_version 2"):
         AuditRecord.model_validate(fields)
+
+
+def test_a_secret_masked_elsewhere_is_scrubbed_from_the_details() -> None:
+    """A secret masked in the arguments is scrubbed where the details repeat it unmarked."""
+    log = AuditLog.memory()
+    token = "tok-0123456789"
+    record = log.append(
+        AuditEntry.of(
+            BOT,
+            "crm.contact.list",
+            "failed",
+            args={"api_key": token},
+            details={"last_request": f"GET /contacts?page=3 with {token}", "pages": [1, 2]},
+        )
+    )
+    assert record.details == {"last_request": "GET /contacts?page=3 with ***", "pages": [1, 2]}
+    assert token.encode() not in log.sink.getvalue()  # type: ignore[attr-defined]
