@@ -57,7 +57,7 @@ from _targets import all_met, ratio_target, render_targets
 from pydantic import SecretStr
 
 from handrail import ActionRequest, Decision, Effect, Policy, Principal, Rule
-from handrail.audit import AuditLog, FsyncMode, JSONLSink
+from handrail.audit import AuditEntry, AuditLog, FsyncMode, JSONLSink
 from handrail.clock import SystemClock
 
 MODES: tuple[FsyncMode, ...] = ("always", "batch", "never")
@@ -77,7 +77,7 @@ def append_record(
     log: AuditLog, principal: Principal, action: str, outcome: str, fields: Mapping[str, Any]
 ) -> object:
     """The one audit-append call of this file: a change of the append API is made here."""
-    return log.append(principal=principal, action=action, outcome=outcome, **fields)
+    return log.append(AuditEntry.of(principal, action, outcome, **fields))
 
 
 # -- the records -------------------------------------------------------------------
@@ -367,7 +367,7 @@ def breakdown(
     # Audit internals, on purpose: these are the stages append runs.  They
     # live in this one function; update it with the audit package.
     from handrail.audit._encoding import canonical
-    from handrail.audit._record import chain, entry
+    from handrail.audit._record import chain, prepare
     from handrail.audit._redact import PartRedactor
     from handrail.redaction import Redactor
 
@@ -397,15 +397,7 @@ def breakdown(
 
     def entry_of(item: Item, redaction: PartRedactor = passed) -> Any:
         principal, action, outcome, fields = item
-        user = principal.on_behalf_of
-        return entry(
-            redaction,
-            action=action,
-            agent=principal.agent,
-            on_behalf_of=None if user is None else user.id,
-            outcome=outcome,
-            **fields,
-        )
+        return prepare(redaction, AuditEntry.of(principal, action, outcome, **fields))
 
     size = 60 if quick else 2 * BATCH_RECORDS
 

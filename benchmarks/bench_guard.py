@@ -46,7 +46,7 @@ from typing import Any
 from _targets import all_met, ratio_target, render_targets
 
 from handrail import ActionRequest, Policy, Principal, acting_as, requires_permission
-from handrail.audit import AuditLog, AuditRecord
+from handrail.audit import AuditEntry, AuditLog, AuditRecord
 from handrail.guard import Guard
 from handrail.telemetry import Telemetry
 
@@ -70,7 +70,7 @@ def append_record(
     log: AuditLog, principal: Principal, action: str, outcome: str, fields: Mapping[str, Any]
 ) -> object:
     """The one audit-append call of this file: a change of the append API is made here."""
-    return log.append(principal=principal, action=action, outcome=outcome, **fields)
+    return log.append(AuditEntry.of(principal, action, outcome, **fields))
 
 
 def guarded(guard: Guard, fn: Callable[[str], str]) -> Callable[[str], str]:

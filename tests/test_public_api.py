@@ -118,3 +118,34 @@ def test_connectors_public_names() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert public == set(handrail.connectors.__all__)
+
+
+def test_audit_public_names() -> None:
+    """handrail.audit exports what users of the audit trail need, and none of its internals."""
+    assert set(handrail.audit.__all__) == {
+        "AuditEntry",
+        "AuditError",
+        "AuditIntegrityError",
+        "AuditLog",
+        "AuditRecord",
+        "Checkpoint",
+        "FsyncMode",
+        "JSONLSink",
+        "MemorySink",
+        "Outcome",
+        "ProblemKind",
+        "SQLiteSink",
+        "Sink",
+        "VerifyReport",
+        "args_digest",
+        "audited",
+    }
+    internals = ("GENESIS_HASH", "LogOptions", "OutcomeFields", "RecordFields", "RECOVERED_ACTION")
+    for internal in internals:
+        assert not hasattr(handrail.audit, internal), internal
+
+
+def test_effect_is_one_class() -> None:
+    """handrail.Effect and handrail.policy.Effect are the same class, whichever module holds it."""
+    assert handrail.Effect is handrail.policy.Effect
+    assert handrail.audit.AuditRecord.model_fields["effect"].annotation == handrail.Effect | None

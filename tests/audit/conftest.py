@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from handrail import ActionRequest, Decision, Policy, Principal, Rule
-from handrail.audit import AuditLog, AuditRecord
+from handrail.audit import AuditEntry, AuditLog, AuditRecord
 from handrail.testing import FakeClock
 
 BOT = Principal(agent="billing-bot", roles=frozenset({"billing"}))
@@ -56,24 +56,29 @@ def fill(log: AuditLog, count: int, *, start: int = 0) -> list[AuditRecord]:
         kind = i % 4
         if kind == 0:
             decision = decide(args={"invoice_id": f"inv-{i}", "amount": i * 10})
-            records.append(log.append_decision(decision, duration=dt.timedelta(milliseconds=i)))
+            records.append(
+                log.append(AuditEntry.for_decision(decision, duration=dt.timedelta(milliseconds=i)))
+            )
         elif kind == 1:
             decision = decide("billing.refund.create", {"amount": 5_000 + i}, principal=ALICE)
-            records.append(log.append_decision(decision, escalation_id=f"esc-{i}"))
+            records.append(log.append(AuditEntry.for_decision(decision, escalation_id=f"esc-{i}")))
         elif kind == 2:
             decision = decide("crm.contact.delete", {"contact_id": f"c-{i}"})
-            records.append(log.append_decision(decision))
+            records.append(log.append(AuditEntry.for_decision(decision)))
         else:
             records.append(
                 log.append(
-                    principal=BOT,
-                    action="billing.invoice.update",
-                    outcome="failed",
-                    resource={"type": "invoice", "id": f"inv-{i}"},
-                    args={"amount": 1.5, "tags": ["a", "é"], "nested": {"k": None}},
-                    error=TimeoutError(f"upstream timed out after {i} s"),
-                    attempts=3,
-                    idempotency_key=f"key-{i}",
+                    AuditEntry.of(
+                        BOT,
+                        "billing.invoice.update",
+                        "failed",
+                        resource={"type": "invoice", "id": f"inv-{i}"},
+                        args={"amount": 1.5, "tags": ["a", "é"], "nested": {"k": None}},
+                        error=TimeoutError(f"upstream timed out after {i} s"),
+                        attempts=3,
+                        idempotency_key=f"key-{i}",
+                        details={"pages": 2, "records": i, "quarantined": 0},
+                    )
                 )
             )
     return records

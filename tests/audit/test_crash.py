@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from handrail.audit import RECOVERED_ACTION, AuditLog, FsyncMode
+from handrail.audit import AuditEntry, AuditLog, FsyncMode
+from handrail.audit._log import RECOVERED_ACTION
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SI
 CHILD = """
 import random, sys
 from handrail import Principal
-from handrail.audit import AuditLog
+from handrail.audit import AuditEntry, AuditLog
 
 path, fsync, largest = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sizes = (10, 2_000, largest // 4, largest)
@@ -38,8 +39,8 @@ bot = Principal(agent="crash-bot", on_behalf_of="alice")
 with AuditLog.open(path, fsync=fsync, batch_records=8) as log:
     i = 0
     while True:
-        log.append(principal=bot, action="crash.test.append", outcome="executed",
-                   args={"i": i, "payload": payload[: rng.choice(sizes)]})
+        log.append(AuditEntry.of(bot, "crash.test.append", "executed",
+                                 args={"i": i, "payload": payload[: rng.choice(sizes)]}))
         i += 1
 """
 DEADLINE = 30.0  # seconds a child may take to write its first records
@@ -112,7 +113,7 @@ def check_and_recover(path: Path, fsync: FsyncMode, expected_before: int) -> tup
     before = size_of(sidecar)
     with AuditLog.open(path, fsync=fsync) as log:
         appended = [
-            log.append(principal=_BOT, action="crash.test.after", outcome="executed", args={"n": n})
+            log.append(AuditEntry.of(_BOT, "crash.test.after", "executed", args={"n": n}))
             for n in range(3)
         ]
     with AuditLog.open(path, read_only=True) as log:
@@ -191,7 +192,7 @@ def test_an_sqlite_writer_killed_at_random_loses_no_committed_record(tmp_path: P
         assert report.ok, report.message
         assert report.count >= records
         with AuditLog.open(path) as log:
-            log.append(principal=_BOT, action="crash.test.after", outcome="executed")
+            log.append(AuditEntry.of(_BOT, "crash.test.after", "executed"))
         records = report.count + 1
     with AuditLog.open(path, read_only=True) as log:
         assert log.verify().count == records

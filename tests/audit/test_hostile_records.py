@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from handrail import Principal
-from handrail.audit import AuditIntegrityError, AuditLog
+from handrail.audit import AuditEntry, AuditIntegrityError, AuditLog
 
 BOT = Principal(agent="billing-bot")
 
@@ -19,7 +19,7 @@ def good_line(tmp_path: Path) -> dict[str, Any]:
     """The fields of one real record, to make hostile variants of."""
     path = tmp_path / "seed.jsonl"
     with AuditLog.jsonl(path) as log:
-        log.append(principal=BOT, action="crm.contact.update", outcome="shadowed")
+        log.append(AuditEntry.of(BOT, "crm.contact.update", "shadowed"))
     fields: dict[str, Any] = json.loads(path.read_bytes())
     return fields
 
@@ -122,7 +122,7 @@ def test_an_sqlite_log_whose_table_was_dropped_is_an_integrity_error(tmp_path: P
     """A database without the audit table: AuditIntegrityError (corrupt), not a plain read error."""
     path = tmp_path / "audit.db"
     with AuditLog.sqlite(path) as log:
-        log.append(principal=BOT, action="crm.contact.read", outcome="executed")
+        log.append(AuditEntry.of(BOT, "crm.contact.read", "executed"))
     with sqlite3.connect(path) as connection:
         connection.execute("DROP TABLE audit_records")
     connection.close()
@@ -135,7 +135,7 @@ def test_a_hostile_sqlite_row_is_named_by_its_position(tmp_path: Path) -> None:
     """An SQLite row that is not a record: the error names the record's position, not a line."""
     path = tmp_path / "audit.db"
     with AuditLog.sqlite(path) as log:
-        log.append(principal=BOT, action="crm.contact.read", outcome="executed")
+        log.append(AuditEntry.of(BOT, "crm.contact.read", "executed"))
     with sqlite3.connect(path) as connection:
         connection.execute(
             "INSERT INTO audit_records (position, record) VALUES (2, ?)", ("[" * 50_000,)

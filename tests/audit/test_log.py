@@ -14,15 +14,15 @@ import structlog
 from structlog.testing import capture_logs
 
 from handrail.audit import (
-    RECOVERED_ACTION,
+    AuditEntry,
     AuditError,
     AuditIntegrityError,
     AuditLog,
     MemorySink,
     Outcome,
 )
-from handrail.audit._log import _Writer
-from handrail.audit._record import entry
+from handrail.audit._log import RECOVERED_ACTION, _Writer
+from handrail.audit._record import prepare
 from handrail.audit._redact import PartRedactor
 from handrail.redaction import Redactor
 from handrail.testing import FakeClock
@@ -84,7 +84,7 @@ def test_batch_mode_writes_within_the_interval_when_idle() -> None:
     """A background flusher writes a part-filled batch once batch_interval has passed."""
     sink = SyncSpy()
     with AuditLog(sink, batch_records=1000, batch_interval=dt.timedelta(milliseconds=20)) as log:
-        log.append_decision(decide())
+        log.append(AuditEntry.for_decision(decide()))
         assert sink.synced.wait(timeout=10)
         assert sink.getvalue().count(b"\n") == 1
 
@@ -115,7 +115,8 @@ def test_a_batch_is_due_an_interval_after_its_first_record_however_long_a_flush_
     redaction = PartRedactor(Redactor())
 
     def append() -> None:
-        writer.append(entry(redaction, action="a.b", agent="bot", outcome="executed"), FakeClock())
+        entry = AuditEntry(action="a.b", agent="bot", outcome="executed")
+        writer.append(prepare(redaction, entry), FakeClock())
 
     try:
         assert writer.next_flush_at() is None
@@ -173,7 +174,7 @@ def test_verify_on_open_false_checks_only_the_last_record(tmp_path: Path) -> Non
         fill(log, 3)
     _tamper(path)  # record #1
     with AuditLog.jsonl(path, verify_on_open=False) as log:
-        assert log.append_decision(decide()).seq == 3
+        assert log.append(AuditEntry.for_decision(decide())).seq == 3
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:-1]) + lines[-1].replace(b'"attempts":1', b'"attempts":2'))
     with pytest.raises(AuditIntegrityError, match="record #3, the last, fails verification"):
@@ -270,9 +271,11 @@ def test_records_filter_by_action_agent_outcome_and_time() -> None:
     log = AuditLog.memory(clock=clock)
     for i in range(6):
         log.append(
-            principal=BOT if i % 2 else BOT.model_copy(update={"agent": "mail-bot"}),
-            action=("crm.contact.read", "crm.contact.delete", "billing.invoice.update")[i % 3],
-            outcome="executed" if i < 4 else "failed",
+            AuditEntry.of(
+                BOT if i % 2 else BOT.model_copy(update={"agent": "mail-bot"}),
+                ("crm.contact.read", "crm.contact.delete", "billing.invoice.update")[i % 3],
+                "executed" if i < 4 else "failed",
+            )
         )
         clock.advance(dt.timedelta(minutes=1))
     start = FakeClock().now()
@@ -310,7 +313,7 @@ def test_read_only_logs_refuse_appends(path: Path) -> None:
         fill(log, 1)
     with AuditLog.open(path, read_only=True) as log:
         with pytest.raises(AuditError, match="read-only"):
-            log.append_decision(decide())
+            log.append(AuditEntry.for_decision(decide()))
         assert log.checkpoint().count == 1
 
 
@@ -330,7 +333,7 @@ def test_closing_writes_the_batch_and_refuses_more(tmp_path: Path) -> None:
     log.close()
     assert path.read_bytes().count(b"\n") == 2
     with pytest.raises(AuditError, match="closed"):
-        log.append_decision(decide())
+        log.append(AuditEntry.for_decision(decide()))
 
 
 def test_a_dropped_log_writes_its_batch(tmp_path: Path) -> None:
@@ -388,7 +391,7 @@ def test_appends_from_many_threads_form_one_chain(tmp_path: Path) -> None:
 
         def work() -> None:
             for _ in range(50):
-                log.append_decision(decide())
+                log.append(AuditEntry.for_decision(decide()))
 
         threads = [threading.Thread(target=work) for _ in range(4)]
         for thread in threads:
@@ -402,11 +405,11 @@ def test_appends_from_many_threads_form_one_chain(tmp_path: Path) -> None:
 
 
 def test_async_appends(tmp_path: Path) -> None:
-    """aappend and aappend_decision append like their sync twins (in a thread when always)."""
+    """aappend appends like append, for entries built either way."""
 
     async def main(log: AuditLog) -> list[int]:
-        one = await log.aappend(principal=BOT, action="a.b", outcome="executed")
-        two = await log.aappend_decision(decide(), attempts=2)
+        one = await log.aappend(AuditEntry.of(BOT, "a.b", "executed"))
+        two = await log.aappend(AuditEntry.for_decision(decide(), attempts=2))
         return [one.seq, two.seq, two.attempts]
 
     for fsync in ("always", "batch"):

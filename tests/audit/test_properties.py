@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from handrail import Principal, Resource
-from handrail.audit import AuditLog, Checkpoint, MemorySink, VerifyReport
+from handrail.audit import AuditEntry, AuditLog, Checkpoint, MemorySink, VerifyReport
 from handrail.audit._encoding import seal
 from handrail.redaction import MASK, Redactor
 
@@ -67,7 +67,7 @@ def test_every_untampered_log_verifies(calls: list[dict[str, Any]]) -> None:
     """Whatever the records hold, the log as written verifies, every record counted."""
     log = AuditLog.memory()
     for args in calls:
-        log.append(principal=Principal(agent="a"), action="x.y", outcome="executed", args=args)
+        log.append(AuditEntry.of(Principal(agent="a"), "x.y", "executed", args=args))
     report = verify(log.sink.getvalue())  # type: ignore[attr-defined]
     assert report.ok, report.message
     assert report.count == len(calls)
@@ -242,12 +242,14 @@ def test_no_secret_ever_reaches_a_sink(
             log = AuditLog.open(path, fsync="always", redactor=redactor)
         with log:
             record = log.append(
-                principal=Principal(agent="bot"),
-                action="email.message.create",
-                outcome="failed",
-                reason=f"rule matched {secret}",
-                error=RuntimeError(f"upstream refused {secret}"),
-                **fields,
+                AuditEntry.of(
+                    Principal(agent="bot"),
+                    "email.message.create",
+                    "failed",
+                    reason=f"rule matched {secret}",
+                    error=RuntimeError(f"upstream refused {secret}"),
+                    **fields,
+                )
             )
             assert secret not in record.to_json()
             assert secret not in (record.error_message or "")

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from handrail import Effect, Principal
-from handrail.audit import GENESIS_HASH, AuditLog, AuditRecord, Outcome, args_digest
-from handrail.audit._encoding import canonical, check_line
-from handrail.audit._record import MAX_ERROR_MESSAGE, chain, entry
+from handrail.audit import AuditEntry, AuditLog, AuditRecord, Outcome, args_digest
+from handrail.audit._encoding import GENESIS_HASH, canonical, check_line
+from handrail.audit._record import MAX_ERROR_MESSAGE, chain, prepare
 from handrail.audit._redact import PartRedactor
 from handrail.redaction import Redactor
 from handrail.testing import FakeClock
@@ -42,13 +42,15 @@ def test_a_decision_becomes_a_record_with_every_field(clock: FakeClock) -> None:
         resource={"type": "invoice", "id": "inv-7", "attributes": {"customer": "c-1"}},
         context={"channel": "slack"},
     )
-    record = log.append_decision(
-        decision,
-        duration=dt.timedelta(milliseconds=12.5),
-        attempts=2,
-        trace_id="a" * 32,
-        span_id="b" * 16,
-        idempotency_key="k-1",
+    record = log.append(
+        AuditEntry.for_decision(
+            decision,
+            duration=dt.timedelta(milliseconds=12.5),
+            attempts=2,
+            trace_id="a" * 32,
+            span_id="b" * 16,
+            idempotency_key="k-1",
+        )
     )
     assert record.seq == 0
     assert record.prev_hash == GENESIS_HASH
@@ -71,12 +73,17 @@ def test_a_decision_becomes_a_record_with_every_field(clock: FakeClock) -> None:
 def test_the_outcome_defaults_from_the_decision() -> None:
     """DENY is recorded as denied, ESCALATE as escalated, a grant as executed or failed."""
     log = AuditLog.memory()
-    assert log.append_decision(decide("crm.contact.delete")).outcome is Outcome.DENIED
+    assert (
+        log.append(AuditEntry.for_decision(decide("crm.contact.delete"))).outcome is Outcome.DENIED
+    )
     big_refund = decide("billing.refund.create", {"amount": 5_000})
-    assert log.append_decision(big_refund).outcome is Outcome.ESCALATED
-    assert log.append_decision(decide()).outcome is Outcome.EXECUTED
-    assert log.append_decision(decide(), error=ValueError("x")).outcome is Outcome.FAILED
-    assert log.append_decision(decide(), "shadowed").outcome is Outcome.SHADOWED
+    assert log.append(AuditEntry.for_decision(big_refund)).outcome is Outcome.ESCALATED
+    assert log.append(AuditEntry.for_decision(decide())).outcome is Outcome.EXECUTED
+    assert (
+        log.append(AuditEntry.for_decision(decide(), error=ValueError("x"))).outcome
+        is Outcome.FAILED
+    )
+    assert log.append(AuditEntry.for_decision(decide(), "shadowed")).outcome is Outcome.SHADOWED
 
 
 def test_the_stored_line_is_the_canonical_json_of_the_record_and_its_hash() -> None:
@@ -117,7 +124,7 @@ def test_ids_sort_by_time_and_are_unique() -> None:
     log = AuditLog.memory(clock=clock)
     ids = []
     for _ in range(50):
-        ids.append(log.append_decision(decide()).id)
+        ids.append(log.append(AuditEntry.for_decision(decide())).id)
         clock.advance(dt.timedelta(microseconds=700))
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
@@ -127,14 +134,18 @@ def test_ids_sort_by_time_and_are_unique() -> None:
 def test_the_args_digest_covers_the_full_arguments_secrets_included() -> None:
     """args_digest is over the unredacted arguments; with a key it is an HMAC."""
     log = AuditLog.memory()
-    one = log.append_decision(decide(args={"amount": 1, "token": SecretStr("sk-first-123")}))
-    two = log.append_decision(decide(args={"amount": 1, "token": SecretStr("sk-other-456")}))
+    one = log.append(
+        AuditEntry.for_decision(decide(args={"amount": 1, "token": SecretStr("sk-first-123")}))
+    )
+    two = log.append(
+        AuditEntry.for_decision(decide(args={"amount": 1, "token": SecretStr("sk-other-456")}))
+    )
     assert one.args == two.args == {"amount": 1, "token": "***"}
     assert one.args_digest != two.args_digest
     assert one.args_digest == args_digest({"amount": 1, "token": SecretStr("sk-first-123")})
     assert one.args_digest.startswith("sha256:")
     keyed = AuditLog.memory(digest_key=b"k" * 32)
-    record = keyed.append_decision(decide(args={"amount": 1}))
+    record = keyed.append(AuditEntry.for_decision(decide(args={"amount": 1})))
     assert record.args_digest.startswith("hmac-sha256:")
     assert record.args_digest == args_digest({"amount": 1}, key=b"k" * 32)
 
@@ -147,13 +158,15 @@ def test_secrets_are_masked_and_scrubbed_from_every_string() -> None:
     log = AuditLog.memory()
     secret = "sk-live-0123456789"
     record = log.append(
-        principal=BOT,
-        action="email.message.create",
-        outcome="failed",
-        args={"api_key": secret, "note": f"sent with {secret}", "to": "jo@example.com"},
-        context={"session": {"cookie": "c-abcdef"}},
-        reason=f"rule said no to {secret}",
-        error=PermissionError(f"401 for https://api.example/send?key={secret}"),
+        AuditEntry.of(
+            BOT,
+            "email.message.create",
+            "failed",
+            args={"api_key": secret, "note": f"sent with {secret}", "to": "jo@example.com"},
+            context={"session": {"cookie": "c-abcdef"}},
+            reason=f"rule said no to {secret}",
+            error=PermissionError(f"401 for https://api.example/send?key={secret}"),
+        )
     )
     assert record.args == {"api_key": "***", "note": "sent with ***", "to": "jo@example.com"}
     assert record.context == {"session": "***"}
@@ -166,7 +179,7 @@ def test_secrets_are_masked_and_scrubbed_from_every_string() -> None:
 def test_long_error_messages_are_cut_saying_how_much() -> None:
     """An error message over the limit is cut, with the number of characters left out."""
     record = AuditLog.memory().append(
-        principal=BOT, action="a.b", outcome="failed", error=RuntimeError("x" * 10_000)
+        AuditEntry.of(BOT, "a.b", "failed", error=RuntimeError("x" * 10_000))
     )
     assert record.error_message is not None
     assert record.error_message.startswith("x" * MAX_ERROR_MESSAGE)
@@ -177,7 +190,7 @@ def test_long_error_messages_are_cut_saying_how_much() -> None:
 def test_error_types_name_their_module() -> None:
     """A builtin error is named bare, any other with its module."""
     record = AuditLog.memory().append(
-        principal=BOT, action="a.b", outcome="failed", error=json.JSONDecodeError("bad", "", 0)
+        AuditEntry.of(BOT, "a.b", "failed", error=json.JSONDecodeError("bad", "", 0))
     )
     assert record.error_type == "json.decoder.JSONDecodeError"
 
@@ -191,6 +204,8 @@ def test_error_types_name_their_module() -> None:
         ({"attempts": -1}, "'attempts' must be an int >= 0"),
         ({"duration": 1.5}, "'duration' must be a timedelta"),
         ({"rule_id": 7}, "'rule_id' must be a str or None, got int"),
+        ({"details": ["pages", 3]}, "'details' must be a mapping, got list"),
+        ({"resource": 42}, "'resource' must be a mapping or have type, id and attributes"),
     ],
 )
 def test_malformed_fields_are_refused_before_anything_is_written(
@@ -198,11 +213,11 @@ def test_malformed_fields_are_refused_before_anything_is_written(
 ) -> None:
     """A malformed field raises TypeError/ValueError naming it, and the log stays empty."""
     log = AuditLog.memory()
-    call: dict[str, Any] = {"principal": BOT, "action": "a.b", "outcome": "executed", **fields}
+    call: dict[str, Any] = {"action": "a.b", "agent": "bot", "outcome": "executed", **fields}
     with pytest.raises((TypeError, ValueError), match=error):
-        log.append(**call)
+        log.append(AuditEntry(**call))
     assert lines(log) == []
-    assert log.append(principal=BOT, action="a.b", outcome="executed").seq == 0
+    assert log.append(AuditEntry.of(BOT, "a.b", "executed")).seq == 0
 
 
 class Colour(enum.Enum):
@@ -231,7 +246,7 @@ def test_values_that_are_not_json_are_stored_in_stable_forms() -> None:
         "path": PurePosixPath("/tmp/x"),
         "secret": SecretStr("sk-hidden-999"),
     }
-    record = log.append(principal=BOT, action="a.b", outcome="executed", args=args)
+    record = log.append(AuditEntry.of(BOT, "a.b", "executed", args=args))
     assert record.args == {
         "when": "2025-01-02T03:04:05+00:00",
         "price": "9.99",
@@ -252,7 +267,7 @@ def test_values_that_are_not_json_are_stored_in_stable_forms() -> None:
 def test_lone_surrogates_are_stored_as_question_marks() -> None:
     """A string UTF-8 cannot hold is stored with '?', and the record returned says so."""
     log = AuditLog.memory()
-    record = log.append(principal=BOT, action="a.b", outcome="executed", args={"s": "a\ud800b"})
+    record = log.append(AuditEntry.of(BOT, "a.b", "executed", args={"s": "a\ud800b"}))
     assert record.args == {"s": "a?b"}
     assert log.verify().ok
     assert list(log.records()) == [record]
@@ -263,7 +278,7 @@ def test_circular_arguments_are_refused() -> None:
     args: dict[str, Any] = {}
     args["self"] = args
     with pytest.raises(ValueError, match="nest too deeply"):
-        AuditLog.memory().append(principal=BOT, action="a.b", outcome="executed", args=args)
+        AuditLog.memory().append(AuditEntry.of(BOT, "a.b", "executed", args=args))
 
 
 # -- the hand-written JSON is canonical --------------------------------------------
@@ -290,6 +305,7 @@ maybe_text = st.none() | st.text()
     args=st.dictionaries(st.text(), json_values, max_size=4),
     context=st.dictionaries(st.text(), json_values, max_size=3),
     resource=st.none() | st.dictionaries(st.text(), json_values, max_size=3),
+    details=st.none() | st.dictionaries(st.text(), json_values, max_size=3),
     texts=st.tuples(maybe_text, maybe_text, maybe_text, maybe_text, maybe_text, maybe_text),
     duration=st.none() | st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=9)),
     seq=st.integers(min_value=0, max_value=10**12),
@@ -301,15 +317,16 @@ def test_the_hand_written_json_is_always_canonical(
     args: dict[str, Any],
     context: dict[str, Any],
     resource: dict[str, Any] | None,
+    details: dict[str, Any] | None,
     texts: tuple[str | None, ...],
     duration: dt.timedelta | None,
     seq: int,
     now: dt.datetime,
 ) -> None:
-    """For any fields, the line written equals canonical JSON of its fields, and verifies."""
+    """For any fields, the line written equals canonical JSON of its fields, and verifies;
+    ``details`` is written only when given, and then the record is format 2."""
     on_behalf_of, rule_id, reason, error_message, trace_id, idempotency_key = texts
-    prepared = entry(
-        PartRedactor(Redactor(sensitive_keys=())),
+    entry = AuditEntry(
         action=action,
         agent=agent,
         outcome="failed",
@@ -325,12 +342,17 @@ def test_the_hand_written_json_is_always_canonical(
         duration=duration,
         trace_id=trace_id,
         idempotency_key=idempotency_key,
+        details=details,
     )
+    prepared = prepare(PartRedactor(Redactor(sensitive_keys=())), entry)
     line, record = chain(prepared, seq=seq, prev_hash="f" * 64, now=now)
     fields, problem = check_line(line[:-1])
     assert problem is None
     assert fields is not None
     assert fields["hash"] == record.hash
+    assert ("details" in fields) is (details is not None)
+    assert fields["format_version"] == record.format_version == (1 if details is None else 2)
+    assert record.to_json().encode() + b"\n" == line
     assert AuditRecord.model_validate_json(line).to_json().encode() + b"\n" == line
 
 
@@ -339,9 +361,7 @@ def test_the_hand_written_json_is_always_canonical(
 def test_plain_values_read_back_the_same(values: list[Any]) -> None:
     """Whatever is stored reads back as data that encodes to the same bytes."""
     log = AuditLog.memory()
-    record = log.append(
-        principal=Principal(agent="a"), action="a.b", outcome="executed", args={"v": values}
-    )
+    record = log.append(AuditEntry.of(Principal(agent="a"), "a.b", "executed", args={"v": values}))
     (again,) = log.records()
     assert canonical(again.args) == canonical(record.args)
     assert log.verify().ok

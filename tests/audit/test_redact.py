@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import SecretBytes, SecretStr
 
 from handrail import Principal
-from handrail.audit import AuditLog
+from handrail.audit import AuditEntry, AuditLog
 from handrail.audit._redact import PartRedactor
 from handrail.redaction import MASK, Redactor
 
@@ -107,11 +107,13 @@ def test_url_credentials_in_arguments_are_masked_in_the_record() -> None:
     log = AuditLog.memory()
     url = "https://user:S3cr3t-pw@api.example.com/x?token=S3cr3t-tok&page=2#access_token=S3cr3t-at"
     record = log.append(
-        principal=Principal(agent="bot"),
-        action="crm.fetch",
-        outcome="failed",
-        args={"url": url, "urls": [f"see {url} now"], "note": "S3cr3t-tok again"},
-        error=RuntimeError("token S3cr3t-tok refused"),
+        AuditEntry.of(
+            Principal(agent="bot"),
+            "crm.fetch",
+            "failed",
+            args={"url": url, "urls": [f"see {url} now"], "note": "S3cr3t-tok again"},
+            error=RuntimeError("token S3cr3t-tok refused"),
+        )
     )
     masked = "https://***@api.example.com/x?token=***&page=2#access_token=***"
     assert record.args == {"url": masked, "urls": [f"see {masked} now"], "note": "*** again"}
@@ -158,11 +160,13 @@ def test_a_secret_quoted_with_escapes_is_scrubbed_from_error_messages(
     args = {"password": password}
     log = AuditLog.memory()
     record = log.append(
-        principal=Principal(agent="bot"),
-        action="crm.fetch",
-        outcome="failed",
-        args=args,
-        error=ValueError(f"refused: {quoted(args)}"),
+        AuditEntry.of(
+            Principal(agent="bot"),
+            "crm.fetch",
+            "failed",
+            args=args,
+            error=ValueError(f"refused: {quoted(args)}"),
+        )
     )
     assert record.error_message is not None
     assert MASK in record.error_message

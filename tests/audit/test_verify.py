@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 
 from handrail.audit import (
-    GENESIS_HASH,
     AuditIntegrityError,
     AuditLog,
     Checkpoint,
     MemorySink,
     VerifyReport,
 )
-from handrail.audit._encoding import seal
+from handrail.audit._encoding import GENESIS_HASH, seal
 
 from .conftest import fill
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from handrail import Principal
-from handrail.audit import AuditLog
+from handrail.audit import AuditEntry, AuditLog
 from handrail.cli import main
 from handrail.testing import FakeClock
 
@@ -28,14 +28,16 @@ def write_log(path: Path, count: int = 6) -> None:
         for i in range(count):
             failed = i == count - 1
             log.append(
-                principal=BOT if i % 2 else Principal(agent="mail-bot"),
-                action=("crm.contact.read", "billing.invoice.update")[i % 2],
-                outcome="failed" if failed else "executed",
-                effect="allow",
-                rule_id="r1",
-                args={"i": i},
-                duration=dt.timedelta(milliseconds=20),
-                error=TimeoutError("upstream timed out") if failed else None,
+                AuditEntry.of(
+                    BOT if i % 2 else Principal(agent="mail-bot"),
+                    ("crm.contact.read", "billing.invoice.update")[i % 2],
+                    "failed" if failed else "executed",
+                    effect="allow",
+                    rule_id="r1",
+                    args={"i": i},
+                    duration=dt.timedelta(milliseconds=20),
+                    error=TimeoutError("upstream timed out") if failed else None,
+                )
             )
             clock.advance(dt.timedelta(minutes=1))
 
@@ -380,10 +382,12 @@ def test_tail_and_query_show_control_characters_escaped(
     clock = FakeClock(START + dt.timedelta(hours=1))
     with AuditLog.open(log_path, clock=clock) as log:
         log.append(
-            principal=Principal.model_construct(agent="evil\x1b[2J\u202ebot", roles=frozenset()),
-            action="crm.contact.read",
-            outcome="failed",
-            error=ValueError(f"bad{FORGED}\x9b31m\u200b"),
+            AuditEntry.of(
+                Principal.model_construct(agent="evil\x1b[2J\u202ebot", roles=frozenset()),
+                "crm.contact.read",
+                "failed",
+                error=ValueError(f"bad{FORGED}\x9b31m\u200b"),
+            )
         )
     for command in (
         ["audit", "tail", "-n", "1"],
@@ -404,12 +408,12 @@ def test_json_output_stays_json_with_bidi_and_c1_escaped(
     """--json: valid JSON reading back to the same record; no raw C1 or bidi character."""
     with AuditLog.open(jsonl) as log:
         stored = log.append(
-            principal=Principal.model_construct(
-                agent="a\x1b\u202e\x85\U000e0041", roles=frozenset()
-            ),
-            action="crm.contact.read",
-            outcome="executed",
-            reason=FORGED,
+            AuditEntry.of(
+                Principal.model_construct(agent="a\x1b\u202e\x85\U000e0041", roles=frozenset()),
+                "crm.contact.read",
+                "executed",
+                reason=FORGED,
+            )
         )
     code, out, _ = run(["audit", "tail", str(jsonl), "-n", "1", "--json"], capsys)
     assert code == 0
@@ -422,7 +426,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     path = tmp_path / "big.jsonl"
     with AuditLog.jsonl(path, fsync="never") as log:
         for i in range(5000):
-            log.append(principal=BOT, action="crm.contact.read", outcome="executed", args={"i": i})
+            log.append(AuditEntry.of(BOT, "crm.contact.read", "executed", args={"i": i}))
     process = subprocess.Popen(
         [sys.executable, "-m", "handrail", "audit", "tail", str(path), "-n", "5000"],
         stdout=subprocess.PIPE,

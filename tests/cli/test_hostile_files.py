@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handrail import Principal
-from handrail.audit import AuditLog
+from handrail.audit import AuditEntry, AuditLog
 from handrail.cli import main
 
 NASTY = (
@@ -43,9 +43,7 @@ def seed_lines(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
     audit = directory / "seed.jsonl"
     with AuditLog.jsonl(audit) as log:
-        log.append(
-            principal=Principal(agent="bot"), action="crm.contact.update", outcome="shadowed"
-        )
+        log.append(AuditEntry.of(Principal(agent="bot"), "crm.contact.update", "shadowed"))
     quarantine = directory / "seed-quarantine.jsonl"
     with open_quarantine(quarantine) as sink:
         list(

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from handrail import Policy, Principal, acting_as
-from handrail.audit import AuditLog
+from handrail.audit import AuditEntry, AuditLog
 from handrail.cli import main
 from handrail.guard import Guard
 from handrail.shadow import ShadowIntercepted, ShadowRequest, in_shadow
@@ -126,11 +126,13 @@ def test_what_the_agent_wrote_is_printed_escaped(
     path = tmp_path / "audit.jsonl"
     with AuditLog.jsonl(path) as log:
         log.append(
-            principal=Principal.model_construct(agent="bot\x1b[2J", roles=frozenset()),
-            action="crm.contact.update",
-            outcome="shadowed",
-            resource={"type": "contact", "id": "c\u202e1"},
-            args={"note": "hi\n2025-01-01 00:00:00Z  crm.contact.delete  admin\x9b\u200d"},
+            AuditEntry.of(
+                Principal.model_construct(agent="bot\x1b[2J", roles=frozenset()),
+                "crm.contact.update",
+                "shadowed",
+                resource={"type": "contact", "id": "c\u202e1"},
+                args={"note": "hi\n2025-01-01 00:00:00Z  crm.contact.delete  admin\x9b\u200d"},
+            )
         )
     assert main(["shadow", "report", str(path)]) == 0
     out = capsys.readouterr().out

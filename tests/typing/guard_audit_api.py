@@ -1,10 +1,18 @@
 """Call shapes of Guard, the audit trail and telemetry, for mypy --strict (never executed)."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import assert_type
 
-from handrail import ActionRequest, Guard, Policy, Principal, audited
-from handrail.audit import AuditLog, AuditRecord, Checkpoint, VerifyReport
+from handrail import ActionRequest, Guard, Policy, Principal, Resource, audited
+from handrail.audit import (
+    AuditEntry,
+    AuditLog,
+    AuditRecord,
+    Checkpoint,
+    Outcome,
+    VerifyReport,
+)
 from handrail.resilience import CircuitBreakers, RetryPolicy
 from handrail.telemetry import ActionScope, Telemetry, default_telemetry
 
@@ -31,12 +39,24 @@ def build(day: str) -> bytes:
 
 
 request = ActionRequest(principal=Principal(agent="bot"), action="crm.contact.read")
-record = log.append_decision(policy.evaluate(request))
+record = log.append(AuditEntry.for_decision(policy.evaluate(request)))
 assert_type(record, AuditRecord)
+entry = AuditEntry.of(
+    Principal(agent="bot"),
+    "crm.contact.list",
+    Outcome.EXECUTED,
+    resource=Resource(type="contact"),
+    duration=timedelta(milliseconds=3),
+    details={"pages": 3, "records": 57},
+)
+assert_type(entry, AuditEntry)
+assert_type(AuditEntry.for_decision(policy.evaluate(request), "shadowed", attempts=0), AuditEntry)
+assert_type(log.ensure_writable(), None)
 assert_type(default_telemetry(), Telemetry)
 
 
 async def use() -> None:
+    assert_type(await log.aappend(entry), AuditRecord)
     assert_type(update("c-1", phone="+1"), dict[str, str])
     assert_type(await read("c-1"), int)
     assert_type(build("2026-11-25"), bytes)

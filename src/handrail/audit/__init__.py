@@ -1,40 +1,38 @@
 """The audit trail: hash-chained, redacted records of what agents did, as whom, and why.
 
-See ``docs/audit.md``.  ``AuditLog`` appends ``AuditRecord``\\ s to a
-``Sink`` (``JSONLSink``, ``SQLiteSink``, ``MemorySink``); ``verify`` names
-the first record that breaks the chain; ``checkpoint`` anchors it;
-``handrail.audited`` (in ``handrail.guard``) records any function's calls.
+See ``docs/audit.md``.  ``AuditLog.append`` takes an ``AuditEntry`` (built
+with ``AuditEntry.of`` or ``AuditEntry.for_decision``) and returns the
+``AuditRecord`` it stored in a ``Sink`` (``JSONLSink``, ``SQLiteSink``,
+``MemorySink``); ``AuditLog.verify`` names the first record that breaks the
+chain; ``AuditLog.checkpoint`` anchors it.
 """
 
 from .._errors import AuditError, AuditIntegrityError
-from ._encoding import GENESIS_HASH, args_digest
-from ._jsonl import JSONLSink, TornTail
-from ._log import RECOVERED_ACTION, AuditLog, LogOptions, OutcomeFields, RecordFields
+from ._encoding import args_digest
+from ._entry import AuditEntry
+from ._jsonl import JSONLSink
+from ._log import AuditLog
 from ._memory import MemorySink
-from ._record import AuditRecord, Outcome
+from ._outcome import Outcome
+from ._record import AuditRecord
 from ._sink import FsyncMode, Sink
 from ._sqlite import SQLiteSink
 from ._verify import Checkpoint, ProblemKind, VerifyReport
 
 __all__ = [
+    "AuditEntry",
     "AuditError",
     "AuditIntegrityError",
     "AuditLog",
     "AuditRecord",
     "Checkpoint",
     "FsyncMode",
-    "GENESIS_HASH",
     "JSONLSink",
-    "LogOptions",
     "MemorySink",
     "Outcome",
-    "OutcomeFields",
     "ProblemKind",
-    "RECOVERED_ACTION",
-    "RecordFields",
     "SQLiteSink",
     "Sink",
-    "TornTail",
     "VerifyReport",
     "args_digest",
 ]

@@ -8,52 +8,35 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 from .._errors import AuditError, AuditIntegrityError, ConfigurationError
 from ..clock import Clock, SystemClock
-from ..identity import Principal
-from ..policy import Decision, Effect, Resource
 from ..redaction import Redactor
 from ._encoding import GENESIS_HASH, check_line, format_timestamp
+from ._entry import AuditEntry
 from ._jsonl import JSONLSink, TornTail
 from ._memory import MemorySink
-from ._record import (
-    AuditRecord,
-    Entry,
-    Outcome,
-    UnreadableRecord,
-    chain,
-    decode,
-    entry,
-    validate,
-)
+from ._outcome import Outcome
+from ._record import AuditRecord, Prepared, UnreadableRecord, chain, decode, prepare, validate
 from ._redact import PartRedactor
 from ._sink import FSYNC_MODES, FsyncMode, Sink
 from ._sqlite import SQLiteSink
 from ._verify import Anchor, Checkpoint, VerifyReport, verify_lines
 
-__all__ = [
-    "RECOVERED_ACTION",
-    "AuditLog",
-    "LogOptions",
-    "OutcomeFields",
-    "RecordFields",
-    "is_sqlite_path",
-]
+__all__ = ["RECOVERED_ACTION", "AuditLog", "is_sqlite_path"]
 
 RECOVERED_ACTION = "handrail.audit.recovered"
 """The action of the record a log appends when it reopens after a torn write."""
 
-_HANDRAIL = Principal(agent="handrail")
 _SQLITE_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-class LogOptions(TypedDict, total=False):
+class _Options(TypedDict, total=False):
     """The options every ``AuditLog`` constructor takes (see ``AuditLog``)."""
 
     redactor: Redactor | None
@@ -62,29 +45,6 @@ class LogOptions(TypedDict, total=False):
     batch_interval: dt.timedelta
     verify_on_open: bool
     digest_key: bytes | None
-
-
-class OutcomeFields(TypedDict, total=False):
-    """How an action ended: the keyword arguments ``append_decision`` takes after ``outcome``."""
-
-    error: BaseException | None
-    duration: dt.timedelta | None
-    attempts: int
-    trace_id: str | None
-    span_id: str | None
-    escalation_id: str | None
-    idempotency_key: str | None
-
-
-class RecordFields(OutcomeFields, total=False):
-    """The optional keyword arguments of ``append``."""
-
-    resource: Resource | Mapping[str, Any] | None
-    args: Mapping[str, Any] | None
-    context: Mapping[str, Any] | None
-    effect: Effect | str | None
-    rule_id: str | None
-    reason: str | None
 
 
 @runtime_checkable
@@ -120,8 +80,9 @@ class AuditLog:
 
     Options that make no sense raise ``ConfigurationError``.  Thread-safe;
     one writer per log (a second is refused).  Appends are synchronous and
-    short (``aappend`` moves them off the event loop when
-    ``fsync="always"``).  Close the log, or use it as a context manager:
+    short; ``aappend`` keeps fsyncs off the event loop.  After a write
+    fails the log refuses every append, and ``ensure_writable`` says so
+    before one is tried.  Close the log, or use it as a context manager:
     ``close`` writes what is buffered.
     """
 
@@ -141,7 +102,7 @@ class AuditLog:
         *,
         fsync: FsyncMode = "batch",
         read_only: bool = False,
-        **options: Unpack[LogOptions],
+        **options: Unpack[_Options],
     ) -> None:
         if fsync not in FSYNC_MODES:
             raise ConfigurationError(
@@ -178,7 +139,7 @@ class AuditLog:
         *,
         fsync: FsyncMode = "batch",
         read_only: bool = False,
-        **options: Unpack[LogOptions],
+        **options: Unpack[_Options],
     ) -> AuditLog:
         """A log in the JSON Lines file at ``path`` (created if missing, unless ``read_only``)."""
         return cls(
@@ -192,14 +153,14 @@ class AuditLog:
         *,
         fsync: FsyncMode = "batch",
         read_only: bool = False,
-        **options: Unpack[LogOptions],
+        **options: Unpack[_Options],
     ) -> AuditLog:
         """A log in the SQLite database at ``path`` (WAL mode; created if missing)."""
         sink = SQLiteSink(path, fsync=fsync, read_only=read_only)
         return cls(sink, fsync=fsync, read_only=read_only, **options)
 
     @classmethod
-    def memory(cls, **options: Unpack[LogOptions]) -> AuditLog:
+    def memory(cls, **options: Unpack[_Options]) -> AuditLog:
         """A log held in memory, for tests: records are written at once and lost at exit."""
         return cls(MemorySink(), fsync="never", **options)
 
@@ -210,7 +171,7 @@ class AuditLog:
         *,
         fsync: FsyncMode = "batch",
         read_only: bool = False,
-        **options: Unpack[LogOptions],
+        **options: Unpack[_Options],
     ) -> AuditLog:
         """A log at ``path``: SQLite if the file is an SQLite database or ends in ``.db``,
         ``.sqlite`` or ``.sqlite3``; JSON Lines otherwise."""
@@ -219,147 +180,58 @@ class AuditLog:
 
     # -- appending -------------------------------------------------------------
 
-    def append(
-        self,
-        *,
-        principal: Principal,
-        action: str,
-        outcome: Outcome | str,
-        resource: Resource | Mapping[str, Any] | None = None,
-        args: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        effect: Effect | str | None = None,
-        rule_id: str | None = None,
-        reason: str | None = None,
-        error: BaseException | None = None,
-        duration: dt.timedelta | None = None,
-        attempts: int = 1,
-        trace_id: str | None = None,
-        span_id: str | None = None,
-        escalation_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> AuditRecord:
-        """Append one record and return it.
+    def append(self, entry: AuditEntry) -> AuditRecord:
+        """Append the record of ``entry`` and return it.
 
-        ``args``, ``resource`` and ``context`` are redacted; ``reason`` and
-        ``error``'s message are scrubbed of the secrets found in them.  Raises
-        ``AuditError`` if the record could not be written (the log then
-        refuses further appends: reopen it), ``TypeError``/``ValueError`` for
-        malformed fields (nothing is written).
+        ``args``, ``resource``, ``context`` and ``details`` are redacted;
+        ``reason`` and the error message are scrubbed of the secrets found in
+        them.  Raises ``AuditError`` if the record could not be written (the
+        log then refuses further appends: reopen it), ``TypeError`` /
+        ``ValueError`` for a malformed entry (nothing is written).
         """
-        user = principal.on_behalf_of
-        prepared = entry(
-            self._redaction,
-            action=action,
-            agent=principal.agent,
-            on_behalf_of=None if user is None else user.id,
-            outcome=outcome,
-            resource=resource,
-            args=args,
-            context=context,
-            effect=effect,
-            rule_id=rule_id,
-            reason=reason,
-            error=error,
-            duration=duration,
-            attempts=attempts,
-            trace_id=trace_id,
-            span_id=span_id,
-            escalation_id=escalation_id,
-            idempotency_key=idempotency_key,
-            digest_key=self._digest_key,
-        )
-        return self._append(prepared)
-
-    def append_decision(
-        self,
-        decision: Decision,
-        outcome: Outcome | str | None = None,
-        *,
-        error: BaseException | None = None,
-        duration: dt.timedelta | None = None,
-        attempts: int = 1,
-        trace_id: str | None = None,
-        span_id: str | None = None,
-        escalation_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> AuditRecord:
-        """Append the record of a decided request (principal, action, resource, args, context).
-
-        ``outcome`` defaults from the decision: ``denied`` for DENY,
-        ``escalated`` for ESCALATE, otherwise ``failed`` if ``error`` is given
-        and ``executed`` if not.  Raises like ``append``.
-        """
-        request = decision.request
-        effect = decision.effect
-        if outcome is None:
-            # Inline, by identity (hashing an enum member runs Python code): every append.
-            if effect is _DENY:
-                outcome = _DENIED
-            elif effect is _ESCALATE:
-                outcome = _ESCALATED
-            else:
-                outcome = _EXECUTED if error is None else _FAILED
-        rule = decision.rule
-        return self.append(
-            principal=request.principal,
-            action=request.action,
-            outcome=outcome,
-            resource=request.resource,
-            args=request.args,
-            context=request.context,
-            effect=effect,
-            rule_id=None if rule is None else rule.id,
-            reason=decision.reason,
-            error=error,
-            duration=duration,
-            attempts=attempts,
-            trace_id=trace_id,
-            span_id=span_id,
-            escalation_id=escalation_id,
-            idempotency_key=idempotency_key,
-        )
-
-    async def aappend(
-        self,
-        *,
-        principal: Principal,
-        action: str,
-        outcome: Outcome | str,
-        **fields: Unpack[RecordFields],
-    ) -> AuditRecord:
-        """``append`` for async code: in a thread when ``fsync="always"``, inline otherwise."""
-        if self._writer.fsync != "always":
-            return self.append(principal=principal, action=action, outcome=outcome, **fields)
-        import asyncio  # only here: `import handrail.audit` stays light
-
-        return await asyncio.to_thread(
-            lambda: self.append(principal=principal, action=action, outcome=outcome, **fields)
-        )
-
-    async def aappend_decision(
-        self,
-        decision: Decision,
-        outcome: Outcome | str | None = None,
-        **fields: Unpack[OutcomeFields],
-    ) -> AuditRecord:
-        """``append_decision`` for async code, like ``aappend``."""
-        if self._writer.fsync != "always":
-            return self.append_decision(decision, outcome, **fields)
-        import asyncio
-
-        return await asyncio.to_thread(lambda: self.append_decision(decision, outcome, **fields))
-
-    def ensure_writable(self) -> None:
-        """Raise ``AuditError`` (saying why) when an append would fail: read-only, closed, failed."""
-        if self._read_only:
-            raise AuditError(f"{self._where()}the audit log is open read-only")
-        self._writer._check()
-
-    def _append(self, prepared: Entry) -> AuditRecord:
+        prepared = prepare(self._redaction, entry, self._digest_key)
         if self._read_only:
             raise AuditError(f"{self._where()}the audit log is open read-only")
         return self._writer.append(prepared, self._clock)
+
+    async def aappend(self, entry: AuditEntry) -> AuditRecord:
+        """``append`` for async code: file I/O that waits for the disk runs in a thread.
+
+        With ``fsync="always"`` the whole append runs in a thread; with
+        ``"batch"`` the record is buffered on the event loop and a batch that
+        fills is written and fsynced in a thread; with ``"never"`` the record
+        is handed to the operating system inline (a ``write``, no fsync).
+        Raises like ``append``.
+        """
+        prepared = prepare(self._redaction, entry, self._digest_key)
+        if self._read_only:
+            raise AuditError(f"{self._where()}the audit log is open read-only")
+        writer = self._writer
+        if writer.fsync == "never":
+            return writer.append(prepared, self._clock)
+        import asyncio  # only here: `import handrail.audit` stays light
+
+        if writer.fsync == "always":
+            return await asyncio.to_thread(writer.append, prepared, self._clock)
+        record, due = writer.buffer(prepared, self._clock)
+        if due:
+            await asyncio.to_thread(writer.flush, sync=True)
+        return record
+
+    def ensure_writable(self) -> None:
+        """Raise ``AuditError`` if an append would be refused now; cheap (no I/O).
+
+        Says why: a previous write failed (with its error), the log is
+        closed, or it is open read-only.  A guard calls it before running a
+        write, so that a call whose record cannot be kept does not run.  It
+        cannot see a failure the next write will meet (a disk that fills up
+        now): the append itself raises then.
+        """
+        if self._read_only:
+            raise AuditError(f"{self._where()}the audit log is open read-only")
+        writer = self._writer
+        if writer.closed or writer.failure is not None:
+            writer.check()
 
     # -- reading ---------------------------------------------------------------
 
@@ -555,10 +427,9 @@ class AuditLog:
             f"the last write before this reopening was cut short: {tail.size} bytes "
             f"(SHA-256 {tail.sha256}) moved to {tail.sidecar}"
         )
-        prepared = entry(
-            self._redaction,
+        recovered = AuditEntry(
             action=RECOVERED_ACTION,
-            agent=_HANDRAIL.agent,
+            agent="handrail",
             outcome=Outcome.FAILED,
             args={
                 "torn_bytes": tail.size,
@@ -570,7 +441,7 @@ class AuditLog:
             error_type="handrail.audit.TornWrite",
             error_message=message,
         )
-        self._writer.append(prepared, self._clock)
+        self._writer.append(prepare(self._redaction, recovered), self._clock)
         self._writer.flush(sync=True)
 
 
@@ -584,12 +455,6 @@ def is_sqlite_path(path: str | os.PathLike[str]) -> bool:
         return path.suffix.lower() in _SQLITE_SUFFIXES
     except OSError:
         return path.suffix.lower() in _SQLITE_SUFFIXES
-
-
-# append_decision's default outcomes, as module globals: read on every append.
-_DENY, _ESCALATE = Effect.DENY, Effect.ESCALATE
-_DENIED, _ESCALATED = Outcome.DENIED, Outcome.ESCALATED
-_EXECUTED, _FAILED = Outcome.EXECUTED, Outcome.FAILED
 
 
 def _aware(when: dt.datetime, name: str) -> dt.datetime:
@@ -694,33 +559,50 @@ class _Writer:
         with self.lock:
             return self.seq, self.head
 
-    def append(self, prepared: Entry, clock: Clock) -> AuditRecord:
-        due = False
+    def append(self, prepared: Prepared, clock: Clock) -> AuditRecord:
+        """Chain and store one record; in batch mode, buffer it and write a batch that is full."""
+        if self.fsync == "batch":
+            record, due = self.buffer(prepared, clock)
+            if due:
+                self.flush(sync=True)
+            return record
         with self.lock:
             if self.closed or self.failure is not None:
-                self._check()
+                self.check()
             line, record = chain(prepared, seq=self.seq, prev_hash=self.head, now=clock.now())
-            if self.fsync == "batch":
-                if not self.pending:
-                    self.oldest = self.monotonic()
-                    self.wakeup.notify()
-                self.pending.append(line)
-                due = len(self.pending) >= self.batch_records
-                if self.thread is None and self.background:
-                    self._start_flusher()
-            else:
-                try:
-                    self.sink.append((line,))
-                    if self.fsync == "always":
-                        self.sink.sync()
-                except AuditError as exc:
-                    self.failure = exc
+            try:
+                self.sink.append((line,))
+                if self.fsync == "always":
+                    self.sink.sync()
+            except BaseException as exc:
+                failure = self._fail(exc)
+                if failure is exc or not isinstance(exc, Exception):
                     raise
+                raise failure from exc
             self.seq += 1
             self.head = record.hash
-        if due:
-            self.flush(sync=True)
         return record
+
+    def buffer(self, prepared: Prepared, clock: Clock) -> tuple[AuditRecord, bool]:
+        """Batch mode: chain one record into the buffer; True if the batch is due (full).
+
+        Writes nothing: the caller flushes a batch that is due (``aappend``
+        does so in a thread, off the event loop).
+        """
+        with self.lock:
+            if self.closed or self.failure is not None:
+                self.check()
+            line, record = chain(prepared, seq=self.seq, prev_hash=self.head, now=clock.now())
+            if not self.pending:
+                self.oldest = self.monotonic()
+                self.wakeup.notify()
+            self.pending.append(line)
+            due = len(self.pending) >= self.batch_records
+            if self.thread is None and self.background:
+                self._start_flusher()
+            self.seq += 1
+            self.head = record.hash
+        return record, due
 
     def flush(self, *, sync: bool, strict: bool = True) -> None:
         """Write the buffered records (fsynced); with ``sync``, fsync even if none were buffered.
@@ -733,23 +615,25 @@ class _Writer:
                 with self.lock:
                     if self.closed or (self.failure is not None and not strict):
                         return
-                    self._check()
+                    self.check()
                     pending, self.pending = self.pending, []
                     self.oldest = None
             else:
                 if self.closed or (self.failure is not None and not strict):
                     return
-                self._check()
+                self.check()
                 pending = []
             try:
                 if pending:
                     self.sink.append(pending)
                 if pending or sync:
                     self.sink.sync()
-            except AuditError as exc:
+            except BaseException as exc:
                 with self.lock if batched else _NO_LOCK:
-                    self.failure = exc
-                raise
+                    failure = self._fail(exc)
+                if failure is exc or not isinstance(exc, Exception):
+                    raise
+                raise failure from exc
 
     def next_flush_at(self) -> float | None:
         """When (``monotonic`` seconds) the buffered records are due; None if none are.
@@ -792,7 +676,11 @@ class _Writer:
                 self.closed = True
             self.sink.close()
 
-    def _check(self) -> None:
+    def check(self) -> None:
+        """Raise ``AuditError`` if the log is closed or a write failed.
+
+        Reads two attributes, each set once and never cleared: safe without ``lock``.
+        """
         if self.closed:
             raise AuditError(f"{_where(self.sink)}the audit log is closed")
         if self.failure is not None:
@@ -800,6 +688,24 @@ class _Writer:
                 f"{_where(self.sink)}the audit log stopped after a failed write ({self.failure}); "
                 "reopen it to continue the chain"
             ) from self.failure
+
+    def _fail(self, exc: BaseException) -> AuditError:
+        """Remember that a write failed (the log refuses appends from now on); the error to raise.
+
+        Any exception counts, not only a sink's ``AuditError``: a custom sink
+        may raise ``OSError``, and an interrupted write may have left half a
+        line.  Either way the chain cannot safely continue.
+        """
+        if isinstance(exc, AuditError):
+            failure = exc
+        else:
+            what = "was interrupted" if not isinstance(exc, Exception) else "failed"
+            failure = AuditError(
+                f"{_where(self.sink)}writing the audit log {what}: {type(exc).__name__}: {exc}"
+            )
+            failure.__cause__ = exc
+        self.failure = failure
+        return failure
 
     def _start_flusher(self) -> None:
         thread = threading.Thread(

@@ -1,8 +1,8 @@
-"""``AuditRecord``, ``Outcome``, and how the parts of an action become a record.
+"""``AuditRecord``, and how an ``AuditEntry`` becomes a record.
 
-The pure core of an append, in two steps.  ``entry`` takes what happened
-(who, what, on what, with which arguments, decided how, ended how), redacts
-it, checks it, and encodes everything that does not depend on the chain.
+The pure core of an append, in two steps.  ``prepare`` takes an entry (who,
+what, on what, with which arguments, decided how, ended how), redacts it,
+checks it, and encodes everything that does not depend on the chain.
 ``chain`` adds the id, sequence number, time and previous hash, and seals
 the record: its canonical JSON and SHA-256.  No I/O here.
 
@@ -14,75 +14,44 @@ property test checks that it always equals ``canonical`` of the record.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 import json
 from collections.abc import Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..policy import Effect, Resource
+from .._effect import Effect
 from ._encoding import canonical, digest_text, encode_revealing, format_timestamp
+from ._entry import AuditEntry
 from ._ids import new_id
+from ._outcome import Outcome
 from ._redact import PartRedactor
 
 __all__ = [
     "FORMAT_VERSION",
     "MAX_ERROR_MESSAGE",
     "AuditRecord",
-    "Entry",
-    "Outcome",
+    "Prepared",
     "UnreadableRecord",
     "chain",
     "decode",
-    "entry",
+    "prepare",
     "validate",
 ]
 
-FORMAT_VERSION = 1
-"""The record format written by this version of handrail (the ``format_version`` field)."""
+FORMAT_VERSION = 2
+"""The newest record format this version of handrail reads and writes (``format_version``).
+
+1: every field but ``details``.  2: ``details`` too.  A record is written as
+version 1 unless it has ``details``, so logs without them stay byte for byte
+what earlier versions wrote, and an earlier reader refuses only the records
+it cannot read.
+"""
 
 MAX_ERROR_MESSAGE = 4096
 """Error messages longer than this many characters are cut, saying how much was cut."""
-
-
-class Outcome(enum.StrEnum):
-    """How an action ended, as the audit trail records it."""
-
-    EXECUTED = "executed"
-    """It ran and returned."""
-    DENIED = "denied"
-    """The policy refused it; it did not run."""
-    ESCALATED = "escalated"
-    """It waits for a human decision; it has not run."""
-    OPENED = "opened"
-    """A case was opened for an escalated action and its first level notified."""
-    REASSIGNED = "reassigned"
-    """An escalation moved to its route's next level."""
-    APPROVED = "approved"
-    """A human approved an escalated action."""
-    REJECTED = "rejected"
-    """A human rejected an escalated action."""
-    EXPIRED = "expired"
-    """An escalation ran out of time without a decision."""
-    SHADOWED = "shadowed"
-    """Shadow mode: recorded as if it ran, but it did not."""
-    FAILED = "failed"
-    """It ran (or handrail tried to run it) and raised."""
-    ACKNOWLEDGED = "acknowledged"
-    """A human took an escalated action on; the decision is pending."""
-    WARNED = "warned"
-    """An escalation's deadline is near; its level was reminded."""
-    BREACHED = "breached"
-    """An escalation's deadline passed: it moved to the next level, or timed out."""
-    CANCELLED = "cancelled"
-    """The agent withdrew an escalated action; it did not run."""
-    REFUSED = "refused"
-    """Someone who may not decide an escalation tried to; nothing changed."""
-    UNDELIVERED = "undelivered"
-    """A notification about an escalation could not be delivered (it is retried)."""
 
 
 class AuditRecord(BaseModel):
@@ -97,6 +66,8 @@ class AuditRecord(BaseModel):
     of a log from 0 without gaps; ``hash`` is the SHA-256 of the record's
     canonical JSON (every field but ``hash``, ``prev_hash`` included), and
     ``prev_hash`` the previous record's ``hash`` (64 zeros for the first).
+    ``details`` (redacted) says how a call ended beyond its outcome; a record
+    has it only when one was given, and then has ``format_version`` 2.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -111,6 +82,7 @@ class AuditRecord(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     args_digest: str
     context: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] | None = None
     effect: Effect | None = None
     rule_id: str | None = None
     reason: str | None = None
@@ -123,13 +95,29 @@ class AuditRecord(BaseModel):
     span_id: str | None = None
     escalation_id: str | None = None
     idempotency_key: str | None = None
-    format_version: int = FORMAT_VERSION
+    format_version: int = 1
     prev_hash: str
     hash: str
 
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if not 1 <= version <= FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {version} is not one this version of handrail reads "
+                f"(1 to {FORMAT_VERSION}); a newer handrail may read it"
+            )
+        return version
+
+    @model_validator(mode="after")
+    def _details_need_version_2(self) -> AuditRecord:
+        if self.details is not None and self.format_version < 2:
+            raise ValueError("a record with 'details' has format_version 2 or later")
+        return self
+
     def to_json(self) -> str:
         """The record as stored: canonical JSON with ``hash`` last, no newline."""
-        body = self.model_dump(exclude={"hash"})
+        body = self.model_dump(exclude={"hash"} if self.details is not None else _NO_DETAILS)
         body["timestamp"] = format_timestamp(self.timestamp)
         body["duration"] = _seconds(self.duration)
         body["effect"] = None if self.effect is None else self.effect.value
@@ -143,6 +131,7 @@ def _seconds(duration: dt.timedelta | None) -> float | None:
     return None if duration is None else round(duration.total_seconds(), 6)
 
 
+_NO_DETAILS = {"hash", "details"}  # absent, not null: records without details are format 1
 _FIELDS_SET = frozenset(AuditRecord.model_fields)
 _set = object.__setattr__
 
@@ -256,7 +245,7 @@ _MIN_SECRET = 4  # Redactor.scrub leaves shorter strings alone: too likely by ch
 _s = encode_basestring  # json's own string encoder, as canonical uses with ensure_ascii=False
 
 
-class Entry:
+class Prepared:
     """A record before it joins the chain: its model values and its JSON around the gaps.
 
     The gaps are the id, ``prev_hash``, ``seq`` and the timestamp, in that
@@ -270,37 +259,24 @@ class Entry:
         self.values = values
 
 
-def entry(
-    redaction: PartRedactor,
-    *,
-    action: str,
-    agent: str,
-    outcome: Outcome | str,
-    on_behalf_of: str | None = None,
-    resource: Resource | Mapping[str, Any] | None = None,
-    args: Mapping[str, Any] | None = None,
-    context: Mapping[str, Any] | None = None,
-    effect: Effect | str | None = None,
-    rule_id: str | None = None,
-    reason: str | None = None,
-    error: BaseException | None = None,
-    error_type: str | None = None,
-    error_message: str | None = None,
-    duration: dt.timedelta | None = None,
-    attempts: int = 1,
-    trace_id: str | None = None,
-    span_id: str | None = None,
-    escalation_id: str | None = None,
-    idempotency_key: str | None = None,
-    digest_key: bytes | None = None,
-) -> Entry:
-    """Redact and check the parts of a record and encode all that does not depend on the chain.
+def prepare(
+    redaction: PartRedactor, entry: AuditEntry, digest_key: bytes | None = None
+) -> Prepared:
+    """Redact and check ``entry`` and encode all of its record that does not depend on the chain.
 
-    Secrets in ``args``, ``resource`` and ``context`` are masked; the same
-    secrets are scrubbed from ``reason`` and the error message.  Raises
-    ``TypeError``/``ValueError`` for a malformed part, before anything is
-    written.
+    Secrets in ``args``, ``resource``, ``context`` and ``details`` are
+    masked; the same secrets are scrubbed from ``reason`` and the error
+    message.  Raises ``TypeError``/``ValueError`` for a malformed field,
+    before anything is written.
     """
+    if type(entry) is not AuditEntry and not isinstance(entry, AuditEntry):
+        raise TypeError(
+            "AuditLog.append takes an AuditEntry (build one with AuditEntry.of(principal, "
+            f"action, outcome, ...) or AuditEntry.for_decision(decision)), got {_kind(entry)}"
+        )
+    (action, agent, outcome, on_behalf_of, resource, args, context, effect, rule_id, reason,
+     error, error_type, error_message, duration, attempts, trace_id, span_id, escalation_id,
+     idempotency_key, details) = entry  # fmt: skip
     if type(action) is not str or not action:
         raise TypeError(f"audit record field 'action' must be a non-empty str, got {action!r}")
     if type(agent) is not str or not agent:
@@ -360,15 +336,22 @@ def entry(
         full_resource: Any = None
         safe_resource: Any = None
         if resource is not None:
-            if type(resource) is Resource or isinstance(resource, Resource):
-                data: Any = {
-                    "attributes": resource.attributes,
-                    "id": resource.id,
-                    "type": resource.type,
-                }
+            resource_type = type(resource)
+            if resource_type is dict:
+                data: Any = resource
+            elif _is_mapping(resource_type):
+                data = dict(resource)  # type: ignore[arg-type]
             else:
-                data = resource if type(resource) is dict else dict(resource)
+                data = _resource_fields(resource)
             full_resource, safe_resource, found, same = redaction.redact(data, "resource")
+            secrets = _merge(secrets, found, same)
+            masked = masked or not same
+        full_details: Any = None
+        safe_details: Any = None
+        if details is not None:
+            full_details, safe_details, found, same = redaction.redact(
+                details if type(details) is dict else _mapping("details", details), "details"
+            )
             secrets = _merge(secrets, found, same)
             masked = masked or not same
 
@@ -380,13 +363,15 @@ def entry(
             # A secret masked in one place is scrubbed from every other string
             # of the record too: a note or a URL may repeat it unmarked.
             if secrets is None:
-                secrets = list(redactor.secrets_in([full_args, full_context, full_resource]))
+                parts = [full_args, full_context, full_resource, full_details]
+                secrets = list(redactor.secrets_in(parts))
             secrets = sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)
             if secrets:
                 mask = redactor.mask
                 safe_args = _scrubbed(safe_args, secrets, mask)
                 safe_context = _scrubbed(safe_context, secrets, mask)
                 safe_resource = _scrubbed(safe_resource, secrets, mask)
+                safe_details = _scrubbed(safe_details, secrets, mask)
         # Free text is scrubbed whatever was masked: it may hold credentials in URLs.
         # Redactor.scrub is skipped when it could change nothing: no secret, no URL.
         skip_scrub = redaction.standard_scrub and not secrets
@@ -409,9 +394,17 @@ def entry(
             args_text = canonical(safe_args)
         context_text = canonical(safe_context) if safe_context else "{}"
         resource_text = "null" if safe_resource is None else canonical(safe_resource)
+        if safe_details is None:
+            # No "details" key at all: such a record is format 1, as before there were details.
+            details_text = ""
+            version = 1
+        else:
+            details_text = f'"details":{canonical(safe_details)},'
+            version = 2
     except RecursionError:
         raise ValueError(
-            "audit record: the args, resource or context nest too deeply (or contain themselves)"
+            "audit record: the args, resource, context or details nest too deeply "
+            "(or contain themselves)"
         ) from None
 
     if error_message is not None and len(error_message) > MAX_ERROR_MESSAGE:
@@ -424,12 +417,12 @@ def entry(
         parts_text = (
             f'{{"action":{_s(action)},"agent":{_s(agent)},"args":{args_text},'
             f'"args_digest":"{digest}","attempts":{attempts},"context":{context_text},'
-            f'"duration":{n if seconds is None else repr(seconds)},'
+            f'{details_text}"duration":{n if seconds is None else repr(seconds)},'
             f'"effect":{n if effect is None else _s(effect)},'
             f'"error_message":{n if error_message is None else _s(error_message)},'
             f'"error_type":{n if error_type is None else _s(error_type)},'
             f'"escalation_id":{n if escalation_id is None else _s(escalation_id)},'
-            f'"format_version":{FORMAT_VERSION},"id":"',
+            f'"format_version":{version},"id":"',
             f'","idempotency_key":{n if idempotency_key is None else _s(idempotency_key)},'
             f'"on_behalf_of":{n if on_behalf_of is None else _s(on_behalf_of)},'
             f'"outcome":{_s(kind)},"prev_hash":"',
@@ -455,6 +448,7 @@ def entry(
         "args": safe_args,
         "args_digest": digest,
         "context": safe_context,
+        "details": safe_details,
         "effect": effect,
         "rule_id": rule_id,
         "reason": reason,
@@ -467,11 +461,11 @@ def entry(
         "span_id": span_id,
         "escalation_id": escalation_id,
         "idempotency_key": idempotency_key,
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "prev_hash": "",
         "hash": "",
     }
-    return Entry(parts_text, values)
+    return Prepared(parts_text, values)
 
 
 _OPTIONAL_TEXTS = (
@@ -483,6 +477,42 @@ _OPTIONAL_TEXTS = (
     "escalation_id",
     "idempotency_key",
 )
+
+
+_MAPPING_TYPES: dict[type, bool] = {}
+_MAPPING_TYPES_LIMIT = 256
+
+
+def _is_mapping(kind: type) -> bool:
+    """Whether instances of ``kind`` are mappings; remembered per type, since an ABC's
+    ``isinstance`` costs more than the rest of reading a resource."""
+    known = _MAPPING_TYPES.get(kind)
+    if known is None:
+        known = issubclass(kind, Mapping)
+        if len(_MAPPING_TYPES) < _MAPPING_TYPES_LIMIT:
+            _MAPPING_TYPES[kind] = known
+    return known
+
+
+def _resource_fields(resource: Any) -> dict[str, Any]:
+    """A resource object's fields (``handrail.Resource``, or anything shaped like it)."""
+    try:
+        return {"attributes": resource.attributes, "id": resource.id, "type": resource.type}
+    except AttributeError:
+        raise TypeError(
+            "audit record field 'resource' must be a mapping or have type, id and attributes, "
+            f"got {_kind(resource)}"
+        ) from None
+
+
+def _mapping(name: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"audit record field {name!r} must be a mapping, got {_kind(value)}")
+    return dict(value)
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
 
 
 def _check_text(name: str, value: object) -> None:
@@ -523,7 +553,7 @@ def _error_type(error: BaseException) -> str:
 
 
 def chain(
-    prepared: Entry, *, seq: int, prev_hash: str, now: dt.datetime
+    prepared: Prepared, *, seq: int, prev_hash: str, now: dt.datetime
 ) -> tuple[bytes, AuditRecord]:
     """Seal ``prepared`` as record ``seq`` after ``prev_hash``: (the stored line, the record).
 

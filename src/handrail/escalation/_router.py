@@ -40,6 +40,7 @@ from .._errors import (
 )
 from .._names import canonical_name, canonical_names
 from .._text import printable
+from ..audit import AuditEntry
 from ..audit._encoding import plain
 from ..clock import Clock, SystemClock
 from ..identity import Principal, User
@@ -783,23 +784,25 @@ class EscalationRouter:
         request = escalation.request
         decision = escalation.decision
         audit.append(
-            principal=_principal(request),
-            action=escalation.action,
-            outcome=_EVENT_OUTCOMES[event.kind],
-            resource=request.get("resource"),
-            args=request.get("args") or {},
-            context={
-                "event": event.kind,
-                "event_at": event.at.isoformat(),
-                "level": event.level,
-                "by": event.by,
-                "route": escalation.route.name,
-                "state": escalation.state.value,
-            },
-            effect=Effect.ESCALATE,
-            rule_id=decision.get("rule_id"),
-            reason=event.reason or None,
-            escalation_id=escalation.id,
+            AuditEntry.of(
+                _principal(request),
+                escalation.action,
+                _EVENT_OUTCOMES[event.kind],
+                resource=request.get("resource"),
+                args=request.get("args") or {},
+                context={
+                    "event": event.kind,
+                    "event_at": event.at.isoformat(),
+                    "level": event.level,
+                    "by": event.by,
+                    "route": escalation.route.name,
+                    "state": escalation.state.value,
+                },
+                effect=Effect.ESCALATE,
+                rule_id=decision.get("rule_id"),
+                reason=event.reason or None,
+                escalation_id=escalation.id,
+            )
         )
 
     def _refused(
@@ -813,24 +816,26 @@ class EscalationRouter:
         if self.audit is None or escalation is None:
             return
         self.audit.append(
-            principal=_principal(escalation.request),
-            action=escalation.action,
-            outcome="refused",
-            resource=escalation.request.get("resource"),
-            args=escalation.request.get("args") or {},
-            context={
-                "event": "refused",
-                "event_at": now.isoformat(),
-                "attempted": attempted,
-                "level": refusal.level,
-                "by": refusal.by,
-                "route": escalation.route.name,
-                "state": escalation.state.value,
-            },
-            effect=Effect.ESCALATE,
-            rule_id=escalation.decision.get("rule_id"),
-            reason=str(refusal),
-            escalation_id=escalation_id,
+            AuditEntry.of(
+                _principal(escalation.request),
+                escalation.action,
+                "refused",
+                resource=escalation.request.get("resource"),
+                args=escalation.request.get("args") or {},
+                context={
+                    "event": "refused",
+                    "event_at": now.isoformat(),
+                    "attempted": attempted,
+                    "level": refusal.level,
+                    "by": refusal.by,
+                    "route": escalation.route.name,
+                    "state": escalation.state.value,
+                },
+                effect=Effect.ESCALATE,
+                rule_id=escalation.decision.get("rule_id"),
+                reason=str(refusal),
+                escalation_id=escalation_id,
+            )
         )
 
     async def _send_all(self, claimed: Sequence[Delivery]) -> builtins.list[BaseException | None]:
@@ -937,21 +942,23 @@ class EscalationRouter:
             return
         try:
             self.audit.append(
-                principal=_principal(escalation.request),
-                action=escalation.action,
-                outcome="undelivered",
-                context={
-                    "event": "undelivered",
-                    "event_at": now.isoformat(),
-                    "delivery": delivery.id,
-                    "attempts": delivery.attempts,
-                    "gave_up": gave_up,
-                    "route": escalation.route.name,
-                },
-                effect=Effect.ESCALATE,
-                rule_id=escalation.decision.get("rule_id"),
-                reason=message,
-                escalation_id=escalation.id,
+                AuditEntry.of(
+                    _principal(escalation.request),
+                    escalation.action,
+                    "undelivered",
+                    context={
+                        "event": "undelivered",
+                        "event_at": now.isoformat(),
+                        "delivery": delivery.id,
+                        "attempts": delivery.attempts,
+                        "gave_up": gave_up,
+                        "route": escalation.route.name,
+                    },
+                    effect=Effect.ESCALATE,
+                    rule_id=escalation.decision.get("rule_id"),
+                    reason=message,
+                    escalation_id=escalation.id,
+                )
             )
         except Exception as exc:
             self._log_error("audit_failed", exc, escalation_id=escalation.id)

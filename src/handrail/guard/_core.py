@@ -42,7 +42,7 @@ from .._errors import (
     EscalationRequired,
     PermissionDenied,
 )
-from ..audit import AuditLog, AuditRecord
+from ..audit import AuditEntry, AuditLog, AuditRecord
 from ..clock import Clock
 from ..policy import Decision, Effect
 from ..resilience import AttemptDetails, CircuitBreakers, RetryPolicy, using_idempotency_key
@@ -245,14 +245,14 @@ class _Claim(Step):
 class _Record(Step):
     __slots__ = ("audit", "entry")
 
-    def __init__(self, audit: AuditLog, entry: dict[str, Any]) -> None:
+    def __init__(self, audit: AuditLog, entry: AuditEntry) -> None:
         self.audit, self.entry = audit, entry
 
     def run(self) -> AuditRecord:
-        return self.audit.append(**self.entry)
+        return self.audit.append(self.entry)
 
     async def arun(self) -> AuditRecord:
-        return await self.audit.aappend(**self.entry)
+        return await self.audit.aappend(self.entry)
 
 
 class _Attempt(Step):
@@ -568,7 +568,7 @@ class _Call:
         escalation_id: str | None,
         attempts: int,
         details: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> AuditEntry:
         decision = self.decision
         inner = getattr(error, "decision", None)
         if isinstance(error, PermissionDenied | EscalationRequired) and inner is not None:
@@ -588,19 +588,20 @@ class _Call:
             "span_id": span_id,
             "escalation_id": escalation_id or self.escalation_id,
             "idempotency_key": self.key,
+            "details": details,
         }
-        request = decision.request
-        fields.update(
-            principal=request.principal,
-            action=request.action,
-            outcome=outcome,
+        if self.plan.decided or isinstance(error, PermissionDenied | EscalationRequired):
+            return AuditEntry.for_decision(decision, outcome, **fields)
+        request = decision.request  # @audited alone: no policy decided, no effect to record
+        return AuditEntry.of(
+            request.principal,
+            request.action,
+            outcome,
             resource=request.resource,
             args=request.args,
             context=request.context,
+            **fields,
         )
-        if self.plan.decided or isinstance(error, PermissionDenied | EscalationRequired):
-            fields.update(effect=decision.effect, rule_id=decision.rule_id, reason=decision.reason)
-        return fields
 
     # -- shadow mode and lazy reads --------------------------------------------------------
 

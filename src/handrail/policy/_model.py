@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -18,7 +17,9 @@ from pydantic import (
     model_validator,
 )
 
-# Re-exported: the action-name rules live with the name rule, and are imported from here.
+# Re-exported: Effect lives in the foundation (audit records it without importing policy),
+# and the action-name rules live with the name rule; both are imported from here.
+from .._effect import Effect
 from .._names import ACTION_PATTERN_RE, ACTION_RE, canonical_names
 from .._values import normalise_mapping
 from ..identity import Principal
@@ -35,33 +36,6 @@ __all__ = [
 ]
 
 RULE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
-
-
-class Effect(enum.StrEnum):
-    """What a rule (or a decision) says about an action.
-
-    ``ALLOW`` and ``AUDIT`` are grants; ``ESCALATE`` and ``DENY`` are
-    restrictions that only narrow a grant.  Strictness: DENY > ESCALATE >
-    AUDIT > ALLOW.
-    """
-
-    ALLOW = "allow"
-    AUDIT = "audit"
-    ESCALATE = "escalate"
-    DENY = "deny"
-
-    @property
-    def is_grant(self) -> bool:
-        """True for ALLOW and AUDIT: the effects that let an action run."""
-        return self is Effect.ALLOW or self is Effect.AUDIT
-
-    @property
-    def strictness(self) -> int:
-        """0 (ALLOW) to 3 (DENY); the stricter effect wins."""
-        return _STRICTNESS[self]
-
-
-_STRICTNESS = {Effect.ALLOW: 0, Effect.AUDIT: 1, Effect.ESCALATE: 2, Effect.DENY: 3}
 
 
 def effect_from(value: object) -> object:
