@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from handrail import Policy, Principal, acting_as
 from handrail.audit import AuditLog
+from handrail.escalation import CallableChannel, EscalationRouter, Level, MemoryStore, Route
 from handrail.guard import Guard
 from handrail.shadow import (
     SHADOW_ENV,
@@ -17,6 +22,7 @@ from handrail.shadow import (
     ShadowResult,
     in_shadow,
 )
+from handrail.testing import FakeClock
 
 POLICY = Policy.from_yaml(
     """
@@ -88,7 +94,8 @@ def test_a_shadow_aware_write_stops_at_its_transport_and_keeps_the_request() -> 
     )
     assert tools.ran == []
     record = list(log.records())[-1]
-    assert record.context["shadow_request"]["method"] == "PATCH"
+    assert record.details is not None
+    assert record.details["shadow_request"]["method"] == "PATCH"
 
 
 def test_the_environment_switches_guards_without_an_explicit_setting(
@@ -123,3 +130,70 @@ def test_a_denied_write_is_denied_not_shadowed() -> None:
     with acting_as(BOT), pytest.raises(Exception, match="denied"):
         tools.update("c-1", "1", SecretStr("x"))
     assert [r.outcome for r in log.records()] == ["denied"]
+
+
+def test_an_escalated_write_in_shadow_mode_touches_no_human(tmp_path: Path) -> None:
+    """The regression: shadow mode opened a real case and notified the approvers.
+
+    Now no case is opened, no channel hears of it, and the write is recorded
+    ``shadowed`` with the route, level and deciders that would have been asked;
+    ``handrail shadow report`` shows it.  Sync and async alike.
+    """
+    policy = Policy.from_yaml(
+        """
+rules:
+  - {id: refunds, effect: allow, actions: [billing.refund.create]}
+  - {id: big, effect: escalate, actions: [billing.refund.create],
+     when: {args.amount: {gt: 100}}, escalate_to: leads}
+"""
+    )
+    sent: list[object] = []
+    inbox = CallableChannel(sent.append, name="inbox")
+    leads = Route(
+        name="leads",
+        levels=[
+            Level(deciders=["lena", "li"], notify=["inbox"], resolve_within=timedelta(hours=1))
+        ],
+    )
+    log = AuditLog.jsonl(tmp_path / "audit.jsonl")
+    router = EscalationRouter(
+        [leads], MemoryStore(), channels=[inbox], clock=FakeClock(), audit=log
+    )
+    guard = Guard(policy, audit=log, escalations=router, shadow=True)
+    ran: list[int] = []
+
+    @guard.protect("billing.refund.create", is_write=True)
+    def refund(invoice: str, amount: int) -> str:
+        ran.append(amount)
+        return "refund-1"
+
+    @guard.protect("billing.refund.create", is_write=True)
+    async def arefund(invoice: str, amount: int) -> str:
+        ran.append(amount)
+        return "refund-2"
+
+    with acting_as(BOT):
+        shadowed = refund("inv-1", 250_000)
+        ashadowed = asyncio.run(arefund("inv-1", 400))
+    router.tick()
+    assert ran == []
+    assert router.list() == []
+    assert sent == []
+    for result in (shadowed, ashadowed):
+        assert isinstance(result, ShadowResult)
+        assert result.escalation is not None
+        assert (result.escalation["route"], result.escalation["deciders"]) == (
+            "leads",
+            ["lena", "li"],
+        )
+    records = list(log.records())
+    assert [r.outcome for r in records] == ["shadowed", "shadowed"]
+    assert all(r.details and r.details["escalation"]["level"] == 0 for r in records)
+    log.close()
+    out = subprocess.run(
+        [sys.executable, "-m", "handrail", "shadow", "report", str(tmp_path / "audit.jsonl")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "would escalate to leads (lena, li)" in out

@@ -424,9 +424,7 @@ def test_an_async_lazy_read_is_recorded_once_when_it_ends() -> None:
 
     async def main() -> list[int]:
         with acting_as(BOT):
-            records = await guard.acall(
-                request("crm.contact.list"), _afn, lazy=True
-            )
+            records = await guard.acall(request("crm.contact.list"), _afn, lazy=True)
             assert list(log.records()) == []
             return [item async for item in records]
 

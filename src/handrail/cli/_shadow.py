@@ -124,16 +124,27 @@ def _intent(record: AuditRecord) -> dict[str, Any]:
         "on_behalf_of": record.on_behalf_of,
         "resource": record.resource,
         "args": record.args,
-        "request": record.context.get("shadow_request"),
+        "request": _detail(record, "shadow_request"),
+        "escalation": _detail(record, "escalation"),
         "idempotency_key": record.idempotency_key,
     }
+
+
+def _detail(record: AuditRecord, name: str) -> Any:
+    # Records before 0.x kept the intercepted request in the context.
+    found = (record.details or {}).get(name)
+    return record.context.get(name) if found is None else found
 
 
 def _line(record: AuditRecord) -> str:
     parts = [_time(record.timestamp), record.action, _who(record)]
     if record.resource:
         parts.append(_resource(record))
-    request = record.context.get("shadow_request")
+    escalation = _detail(record, "escalation")
+    if isinstance(escalation, dict):
+        deciders = ", ".join(str(d) for d in escalation.get("deciders") or ()) or "nobody"
+        parts.append(f"would escalate to {escalation.get('route')} ({deciders})")
+    request = _detail(record, "shadow_request")
     if isinstance(request, dict):
         parts.append(f"{request.get('method')} {request.get('url')}")
         if request.get("body") is not None:
