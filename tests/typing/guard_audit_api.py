@@ -4,7 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import assert_type
 
-from handrail import ActionRequest, Guard, Policy, Principal, Resource, audited
+from handrail import ActionRequest, Decision, Guard, Policy, Principal, Resource, audited
 from handrail.audit import (
     AuditEntry,
     AuditLog,
@@ -23,7 +23,7 @@ assert_type(log.checkpoint(), Checkpoint)
 guard = Guard(policy, audit=log, retry=RetryPolicy(), breakers=CircuitBreakers())
 
 
-@guard.protect("crm.contact.update", is_write=True, idempotency_key=True, breaker="crm")
+@guard.protect("crm.contact.update", is_write=True, idempotent=True, breaker="crm")
 def update(contact_id: str, phone: str) -> dict[str, str]:
     return {"id": contact_id, "phone": phone}
 
@@ -62,3 +62,17 @@ async def use() -> None:
     assert_type(build("2026-11-25"), bytes)
     with default_telemetry().action(request) as scope:
         assert_type(scope, ActionScope)
+
+
+# The step API an adapter drives.
+step_request = ActionRequest(principal=Principal(agent="bot"), action="crm.contact.read")
+assert_type(guard.check(step_request), Decision)
+assert_type(guard.call(step_request, lambda: 3, key="call-1", external_id="call-1"), int)
+
+
+async def _adapter() -> None:
+    async def fetch() -> str:
+        return "x"
+
+    assert_type(await guard.acall(step_request, fetch), str)
+    assert_type(await guard.acheck(step_request), Decision)
