@@ -292,14 +292,19 @@ class _Attempt(Step):
         target = self._target(is_async=False)
         token = _current.set(self.progress)
         try:
+            if self.key is None:  # a read: no key to hand down (and no context manager to pay)
+                return self._call(target)
             with using_idempotency_key(self.key):
-                retry = self.plan.retry
-                if retry is None:
-                    self.progress.guard_attempts = 1
-                    return target()
-                return retry.call(target, **self._retry_options())
+                return self._call(target)
         finally:
             _current.reset(token)
+
+    def _call(self, target: Callable[[], Any]) -> Any:
+        retry = self.plan.retry
+        if retry is None:
+            self.progress.guard_attempts = 1
+            return target()
+        return retry.call(target, **self._retry_options())
 
     async def arun(self) -> Any:
         target = self._target(is_async=True)
@@ -431,7 +436,7 @@ def flow(
             raise PermissionDenied(decision)
         elif effect is _AUDIT and plan.on_audit is not None:
             plan.on_audit(decision)
-        yield from call.check_audit()
+        call.check_audit()
         if call.key is None and plan.write:
             call.key = _fresh_key()
         if shadow:
@@ -519,7 +524,7 @@ class _Call:
 
     # -- the record ----------------------------------------------------------------------
 
-    def check_audit(self) -> Generator[Step, Any, None]:
+    def check_audit(self) -> None:
         """Fail closed: refuse a call the audit trail could not record, before it runs."""
         audit = self.plan.audit
         if audit is None:
@@ -532,8 +537,6 @@ class _Call:
                 raise
             self.plan.telemetry.audit_unavailable(self.decision.request.action, exc)
             self.unrecorded = True
-        return
-        yield  # pragma: no cover - a generator, for ``yield from``
 
     def finish(
         self,
@@ -574,12 +577,25 @@ class _Call:
         if isinstance(error, PermissionDenied | EscalationRequired) and inner is not None:
             decision = inner  # refused by a guard beneath this one: record its decision
         timing = None
-        if outcome in ("executed", "failed"):
+        if outcome == "executed" or outcome == "failed":
             seconds = self.plan.clock.monotonic() - self.started
             timing = dt.timedelta(seconds=max(0.0, seconds))
         trace_id, span_id = self.scope.trace_id, self.scope.span_id
         if trace_id is None:  # handrail's telemetry is off: name the caller's span, if any
             trace_id, span_id = _current_span_ids()
+        if self.plan.decided or isinstance(error, PermissionDenied | EscalationRequired):
+            return AuditEntry.for_decision(
+                decision,
+                outcome,
+                error=error,
+                duration=timing,
+                attempts=attempts,
+                trace_id=trace_id,
+                span_id=span_id,
+                escalation_id=escalation_id or self.escalation_id,
+                idempotency_key=self.key,
+                details=details,
+            )
         fields: dict[str, Any] = {
             "error": error,
             "duration": timing,
@@ -590,8 +606,6 @@ class _Call:
             "idempotency_key": self.key,
             "details": details,
         }
-        if self.plan.decided or isinstance(error, PermissionDenied | EscalationRequired):
-            return AuditEntry.for_decision(decision, outcome, **fields)
         request = decision.request  # @audited alone: no policy decided, no effect to record
         return AuditEntry.of(
             request.principal,
