@@ -165,6 +165,36 @@ def test_tail_prints_the_last_records(log_path: Path, capsys: pytest.CaptureFixt
     ]
 
 
+def test_tail_tells_a_calls_record_from_its_cases_and_shows_what_a_read_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The case's id, real attempts, a lazy read's counts and a shadowed escalation's route."""
+    path = tmp_path / "audit.jsonl"
+    bot = Principal(agent="support-bot")
+    with AuditLog.jsonl(path, clock=FakeClock()) as log:
+        log.append(AuditEntry.of(bot, "billing.refund.create", "escalated", escalation_id="E1"))
+        log.append(AuditEntry.of(bot, "billing.refund.create", "opened", escalation_id="E1"))
+        log.append(
+            AuditEntry.of(
+                bot, "crm.contact.list", "executed", attempts=4,
+                details={"records": 57, "pages": 3, "quarantined": 3},
+            )
+        )  # fmt: skip
+        log.append(
+            AuditEntry.of(
+                bot, "billing.refund.create", "shadowed",
+                details={"escalation": {"route": "leads", "level": 0, "deciders": ["lena"]}},
+            )
+        )  # fmt: skip
+    code, out, _ = run(["audit", "tail", str(path)], capsys)
+    lines = out.splitlines()
+    assert code == 0
+    assert "escalated  billing.refund.create  support-bot  case E1" in lines[0]
+    assert "opened  billing.refund.create  support-bot  case E1" in lines[1]
+    assert lines[2].endswith("4 attempts  pages=3 quarantined=3 records=57")  # canonical order
+    assert lines[3].endswith("would escalate to leads")
+
+
 def test_tail_json_prints_the_stored_lines(jsonl: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--json prints each record exactly as stored: JSON lines a machine can read."""
     code, out, _ = run(["audit", "tail", str(jsonl), "--json", "-n", "3"], capsys)

@@ -327,6 +327,17 @@ def _describe(record: AuditRecord) -> str:
         parts.append(f"{record.effect.value}{rule}")
     if record.duration is not None:
         parts.append(f"{record.duration.total_seconds() * 1000:.1f} ms")
+    if record.attempts > 1:
+        parts.append(f"{record.attempts} attempts")
+    if record.escalation_id is not None:
+        parts.append(f"case {record.escalation_id}")
+    details = record.details or {}
+    counts = [f"{k}={v}" for k, v in details.items() if isinstance(v, int | bool | float)]
+    if counts:
+        parts.append(" ".join(counts))
+    escalation = details.get("escalation")
+    if isinstance(escalation, dict):
+        parts.append(f"would escalate to {escalation.get('route')}")
     if record.error_type is not None:
         parts.append(f"{record.error_type}: {record.error_message or ''}".rstrip(": "))
     return "  ".join(parts)
