@@ -577,7 +577,7 @@ class _Call:
         if isinstance(error, PermissionDenied | EscalationRequired) and inner is not None:
             decision = inner  # refused by a guard beneath this one: record its decision
         timing = None
-        if outcome == "executed" or outcome == "failed":
+        if outcome in ("executed", "failed"):
             seconds = self.plan.clock.monotonic() - self.started
             timing = dt.timedelta(seconds=max(0.0, seconds))
         trace_id, span_id = self.scope.trace_id, self.scope.span_id
