@@ -162,7 +162,9 @@ class WriteNotRetried(HandrailError):
     """A write failed with a transient error and was not retried: it has no idempotency key.
 
     Retrying a write without one could apply it twice.  The original error is
-    ``__cause__``; pass ``idempotency_key=`` to make the write retryable.
+    ``__cause__``.  Give the write a key to make it retryable: a call's
+    ``idempotency_key=`` takes the key; a decorator's names the argument
+    that carries it.
     """
 
     def __init__(self, action: str, cause: BaseException) -> None:

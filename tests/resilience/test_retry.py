@@ -22,8 +22,8 @@ from handrail.resilience import (
     AttemptDetails,
     RetryPolicy,
     current_idempotency_key,
-    idempotency_key,
     retry,
+    stable_key,
 )
 from handrail.testing import no_waits
 from handrail.testing._resilience import set_no_waits
@@ -161,7 +161,7 @@ class TestWrites:
     ) -> None:
         """A keyed write is retried, sending the same key on every attempt."""
         server.script(Reply(503), Reply(502), Reply(201))
-        key = idempotency_key({"action": "erp.order.create", "order": "o-1"})
+        key = stable_key({"action": "erp.order.create", "order": "o-1"})
 
         def create(client: httpx.Client) -> httpx.Response:
             headers = {"Idempotency-Key": current_idempotency_key() or ""}
@@ -171,24 +171,22 @@ class TestWrites:
         assert response.status_code == 201
         assert [seen.headers["Idempotency-Key"] for seen in server.seen] == [key] * 3
 
-    def test_decorated_write_derives_its_key_from_the_arguments(
+    def test_decorated_write_is_retried_with_its_argument_s_key(
         self, client: httpx.Client, server: Server
     ) -> None:
-        """@retry(idempotency_key=fn) keys each call from its arguments, stable across attempts."""
+        """@retry(idempotency_key="request_id") retries under the key that argument carries."""
         server.script(Reply(503), Reply(201), Reply(201))
 
-        @retry(
-            is_write=True,
-            idempotency_key=lambda order, **_: idempotency_key({"order": order}),
-        )
-        def create(order: str, client: httpx.Client) -> int:
+        @retry(is_write=True, idempotency_key="request_id")
+        def refund(invoice: str, amount: int, request_id: str | None = None) -> int:
             headers = {"Idempotency-Key": current_idempotency_key() or ""}
             return client.post(server.url, headers=headers).raise_for_status().status_code
 
-        assert create("o-1", client=client) == 201
-        assert create("o-2", client=client) == 201
+        assert refund("inv-7", 40, request_id="rq-1") == 201
+        # The same arguments again, with another key: a second refund, not a retry of the first.
+        assert refund("inv-7", 40, "rq-2") == 201
         keys = [seen.headers["Idempotency-Key"] for seen in server.seen]
-        assert keys[0] == keys[1] != keys[2]
+        assert keys == ["rq-1", "rq-1", "rq-2"]
 
     def test_async_write_without_a_key_is_not_retried(self, server: Server) -> None:
         """An async keyless write is tried once, too."""
@@ -376,18 +374,141 @@ class TestDecorator:
         """Impossible bounds raise ConfigurationError when decorating, not on the first call."""
         with pytest.raises(ConfigurationError, match="attempts=0"):
             retry(attempts=0)
-        with pytest.raises(ConfigurationError, match="idempotency_key must be a function"):
-            retry(is_write=True, idempotency_key="fixed")  # type: ignore[arg-type]
 
-    def test_a_key_function_must_return_a_string(self) -> None:
-        """A key function must return a non-empty str, or the call is a configuration error."""
 
-        @retry(is_write=True, idempotency_key=lambda: "")
-        def write() -> None:
+class TestDecoratorKeys:
+    """A decorator's idempotency_key names an argument; a call's takes the key."""
+
+    def test_the_key_is_read_however_the_argument_is_passed(self) -> None:
+        """Positional, keyword, keyword-only and positional-only arguments all carry the key."""
+        seen: list[str | None] = []
+
+        @retry(is_write=True, idempotency_key="key")
+        def by_name(order: str, key: str | None) -> None:
+            seen.append(current_idempotency_key())
+
+        @retry(is_write=True, idempotency_key="key")
+        def keyword_only(order: str, *, key: str | None = None) -> None:
+            seen.append(current_idempotency_key())
+
+        @retry(is_write=True, idempotency_key="key")
+        def positional_only(key: str | None, /, **fields: str) -> None:
+            seen.append(current_idempotency_key())
+
+        by_name("o-1", "k-1")
+        by_name("o-1", key="k-2")
+        keyword_only("o-1", key="k-3")
+        keyword_only("o-1")
+        positional_only("k-4", key="not-this-one")
+        assert seen == ["k-1", "k-2", "k-3", None, "k-4"]
+
+    def test_a_method_reads_the_key_past_self(self) -> None:
+        """On a method the named argument is found after ``self``."""
+
+        class Billing:
+            @retry(is_write=True, idempotency_key="request_id")
+            def refund(self, amount: int, request_id: str | None = None) -> str | None:
+                return current_idempotency_key()
+
+        assert Billing().refund(40, "rq-1") == "rq-1"
+
+    def test_none_means_no_key_so_the_write_is_not_retried(
+        self, client: httpx.Client, server: Server
+    ) -> None:
+        """A None key argument leaves the write keyless: tried once, then WriteNotRetried."""
+        server.script(Reply(503), Reply(201))
+
+        @retry(is_write=True, idempotency_key="request_id", action="billing.refund.create")
+        def refund(amount: int, request_id: str | None = None) -> int:
+            assert current_idempotency_key() is None
+            return client.post(server.url).raise_for_status().status_code
+
+        with pytest.raises(WriteNotRetried) as caught:
+            refund(40, request_id=None)
+        assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
+        assert len(server.seen) == 1
+
+    def test_the_async_decorator_reads_the_argument_too(self, server: Server) -> None:
+        """An async write is retried under its argument's key, the same on every attempt."""
+        server.script(Reply(503), Reply(201))
+
+        @retry(is_write=True, idempotency_key="request_id")
+        async def refund(client: httpx.AsyncClient, request_id: str | None) -> int:
+            headers = {"Idempotency-Key": current_idempotency_key() or ""}
+            return (await client.post(server.url, headers=headers)).raise_for_status().status_code
+
+        async def main() -> int:
+            async with httpx.AsyncClient() as client:
+                return await refund(client, request_id="rq-9")
+
+        assert asyncio.run(main()) == 201
+        assert [seen.headers["Idempotency-Key"] for seen in server.seen] == ["rq-9", "rq-9"]
+
+    @pytest.mark.parametrize(
+        ("value", "got"), [("", "an empty str"), (7, "int"), (b"rq-1", "bytes")]
+    )
+    def test_a_bad_key_value_is_a_type_error_before_any_attempt(
+        self, value: object, got: str
+    ) -> None:
+        """A key argument that is not a non-empty str (or None) raises TypeError, unattempted."""
+        attempts: list[AttemptDetails] = []
+        calls: list[object] = []
+
+        @retry(is_write=True, idempotency_key="request_id", on_attempt=attempts.append)
+        def refund(amount: int, request_id: object = None) -> None:
+            calls.append(request_id)
+
+        with pytest.raises(TypeError, match=f"argument 'request_id' must be .*got {got}$"):
+            refund(40, request_id=value)
+        assert calls == []
+        assert attempts == []
+
+    def test_an_async_bad_key_value_is_a_type_error_before_any_attempt(self) -> None:
+        """The async wrapper refuses a bad key before awaiting anything."""
+        calls: list[object] = []
+
+        @retry(is_write=True, idempotency_key="request_id")
+        async def refund(request_id: object) -> None:
+            calls.append(request_id)
+
+        with pytest.raises(TypeError, match="'request_id' must be a non-empty str"):
+            asyncio.run(refund(12))
+        assert calls == []
+
+    @pytest.mark.parametrize(
+        ("name", "message"),
+        [
+            ("request", "'request' is not a named parameter"),
+            ("fields", "'fields' is not a named parameter"),
+            ("options", "'options' is not a named parameter"),
+            ("fixed", "its default 'k-1' would be the key of every call"),
+        ],
+    )
+    def test_a_name_that_is_not_a_parameter_fails_at_decoration(
+        self, name: str, message: str
+    ) -> None:
+        """A missing, variadic or fixed-default key argument is a ConfigurationError at once."""
+
+        def refund(
+            request_id: str | None, *fields: str, fixed: str = "k-1", **options: str
+        ) -> None:
             return None
 
-        with pytest.raises(ConfigurationError, match="non-empty str"):
-            write()
+        with pytest.raises(ConfigurationError, match=message):
+            retry(is_write=True, idempotency_key=name)(refund)
+
+    @pytest.mark.parametrize("value", [lambda order, **_: order, "", "request-id", 3])
+    def test_idempotency_key_must_be_a_name(self, value: object) -> None:
+        """A key function (the old API) or a non-name is refused when retry() is called."""
+        with pytest.raises(ConfigurationError, match="names the argument that carries"):
+            retry(is_write=True, idempotency_key=value)  # type: ignore[arg-type]
+
+    def test_a_call_s_key_must_be_the_key_itself(self) -> None:
+        """RetryPolicy.call takes the key itself: anything but a non-empty str is refused."""
+        with pytest.raises(ConfigurationError, match="must be the key itself"):
+            FAST.call(lambda: None, is_write=True, idempotency_key="")
+        with pytest.raises(ConfigurationError, match="must be the key itself"):
+            FAST.call(lambda: None, is_write=True, idempotency_key=lambda: "k")  # type: ignore[arg-type]
 
 
 class TestPolicy:

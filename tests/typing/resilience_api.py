@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from typing import assert_type
 
-from handrail import ActionRequest, CircuitOpen, Principal
+from handrail import CircuitOpen
 from handrail.resilience import (
     AttemptDetails,
     CircuitBreaker,
@@ -11,19 +11,20 @@ from handrail.resilience import (
     CircuitState,
     RetryPolicy,
     current_idempotency_key,
-    idempotency_key,
     is_transient,
     retry,
+    stable_key,
+    using_idempotency_key,
 )
 from handrail.testing import FakeClock
 from handrail.testing._resilience import is_no_waits, no_waits, set_no_waits
 
 policy = RetryPolicy(attempts=5, timeout=timedelta(seconds=10), is_transient=is_transient)
-request = ActionRequest(principal=Principal(agent="bot"), action="erp.order.create")
-key = idempotency_key(request)
+key = stable_key({"action": "erp.order.create", "order": "o-1"})
 assert_type(key, str)
-assert_type(idempotency_key({"order": "o-1"}), str)
 assert_type(current_idempotency_key(), str | None)
+with using_idempotency_key(key):
+    pass
 assert_type(is_transient(TimeoutError()), bool)
 
 
@@ -50,8 +51,14 @@ def retried(contact_id: str) -> str:
     return contact_id
 
 
-@retry(is_write=True, idempotency_key=lambda order_id: idempotency_key({"order": order_id}))
-async def aretried(order_id: str) -> int:
+# A decorator's idempotency_key names an argument; a call's takes the key.  A key function
+# (the old API) is a type error: were it accepted, this ignore would be unused, and fail.
+retry(is_write=True, idempotency_key=lambda order_id: order_id)  # type: ignore[arg-type]
+stable_key(policy)  # type: ignore[arg-type]
+
+
+@retry(is_write=True, idempotency_key="request_id")
+async def aretried(order_id: str, request_id: str | None = None) -> int:
     return 1
 
 
@@ -69,6 +76,7 @@ assert_type(is_no_waits(), bool)
 async def use() -> None:
     assert_type(retried("c-1"), str)
     assert_type(await aretried("o-1"), int)
+    assert_type(await aretried("o-1", request_id="rq-1"), int)
     assert_type(await policy.acall(aread, "c-1"), int)
     assert_type(await breaker.acall(aread, "c-1"), int)
     with no_waits():

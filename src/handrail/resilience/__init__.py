@@ -7,7 +7,7 @@ removes the waits between attempts.
 from .._errors import CircuitOpen, WriteNotRetried
 from ._breaker import CircuitBreaker, CircuitBreakers, CircuitState
 from ._classify import is_transient
-from ._idempotency import current_idempotency_key, idempotency_key, using_idempotency_key
+from ._idempotency import current_idempotency_key, stable_key, using_idempotency_key
 from ._retry import AttemptDetails, OnAttempt, RetryPolicy, retry
 
 __all__ = [
@@ -20,8 +20,8 @@ __all__ = [
     "RetryPolicy",
     "WriteNotRetried",
     "current_idempotency_key",
-    "idempotency_key",
-    "using_idempotency_key",
     "is_transient",
     "retry",
+    "stable_key",
+    "using_idempotency_key",
 ]

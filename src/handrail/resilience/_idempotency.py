@@ -1,10 +1,14 @@
-"""Idempotency keys: the same request always gets the same key, a different one a different key.
+"""Idempotency keys: one key names one intended write, on every attempt and nowhere else.
 
 A write may be retried only if the system it calls can tell a retry from a
-new request; an idempotency key (sent, say, as an ``Idempotency-Key``
-header) is how it tells.  The key must therefore be derived from the request
-itself — never from the time, a counter or a random number — so it is the
-same on every attempt, in every process, after every restart.
+new write; an idempotency key (sent, say, as an ``Idempotency-Key`` header)
+is how it tells.  So a key must be the same on every attempt of one write and
+shared with no other write.  It is never derived from the write's arguments
+alone: two refunds of 40 on one invoice are two refunds.  It is the caller's
+(a request id, a framework's tool-call id), or a fresh one per call (the
+guard's default); ``stable_key`` builds one from a business identifier the
+caller vouches is unique per intended write, the same in every process and
+after every restart.
 """
 
 from __future__ import annotations
@@ -26,9 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from ..policy import ActionRequest
-
-__all__ = ["current_idempotency_key", "idempotency_key", "using_idempotency_key"]
+__all__ = ["current_idempotency_key", "stable_key", "using_idempotency_key"]
 
 # Bumped if the canonical form ever changes, so old and new keys never collide.
 _VERSION = b"handrail.idempotency.v1\x00"
@@ -37,14 +39,16 @@ _SECRET = "<secret>"
 _current: ContextVar[str | None] = ContextVar("handrail_idempotency_key", default=None)
 
 
-def idempotency_key(request: ActionRequest | Mapping[str, Any]) -> str:
-    """A stable key for a write: the hex SHA-256 of the request's canonical form.
+def stable_key(parts: Mapping[str, Any]) -> str:
+    """An idempotency key from a business identifier: the hex SHA-256 of ``parts``' canonical form.
 
-    From an ``ActionRequest`` the key covers the action, the agent, the user
-    it acts for, the resource's type and id, and the arguments; not the
-    context (timestamps, trace ids) nor the resource's other attributes,
-    which may differ between attempts.  From a mapping, it covers the whole
-    mapping, e.g. ``idempotency_key({"action": "erp.order.create", "order": "o-1"})``.
+    ``parts`` is a mapping the caller chose to name one intended write, e.g.
+    ``stable_key({"action": "erp.order.create", "order": order_id})``: the
+    caller vouches that the order id is unique per order it means to create,
+    so every attempt, process and restart computes the same key, and another
+    order another key.  Never build it from the write's arguments: two
+    refunds of 40 on one invoice have the same arguments and are two writes.
+    Hence an ``ActionRequest`` (or any other model) is refused, not keyed.
 
     Mapping order never matters; ``1``, ``1.0``, ``True`` and ``"1"`` differ.
     Values may be None, bool, int, float, str, bytes, lists, tuples, sets,
@@ -52,28 +56,25 @@ def idempotency_key(request: ActionRequest | Mapping[str, Any]) -> str:
     UUID, enums, paths, dataclasses and pydantic models.  Secret values
     (``SecretStr``, ``SecretBytes``) do not enter the key, which may be
     logged; if two writes differ only in a secret, add a part that tells them
-    apart.  Raises ``TypeError`` for any other type: a key built from
+    apart.  Raises ``TypeError`` for anything else: a key built from
     ``repr()`` could change between processes.
     """
-    if isinstance(request, ActionRequest):
-        principal = request.principal
-        resource = request.resource
-        parts: Mapping[str, Any] = {
-            "action": request.action,
-            "agent": principal.agent,
-            "on_behalf_of": principal.on_behalf_of.id if principal.on_behalf_of else None,
-            "resource": None if resource is None else {"type": resource.type, "id": resource.id},
-            "args": request.args,
-        }
-    elif isinstance(request, Mapping):
-        parts = request
-    else:
+    if not isinstance(parts, Mapping):
+        if isinstance(parts, BaseModel) or dataclasses.is_dataclass(parts):
+            # An ActionRequest above all: its arguments are the same for two intended writes.
+            raise TypeError(
+                f"stable_key: refused {type(parts).__name__}: a key from a whole request or "
+                "from a write's arguments merges two intended writes with the same arguments "
+                "(two refunds of 40 would be one). Pass the business identifier that names "
+                'this one write, e.g. stable_key({"action": "erp.order.create", '
+                '"order": order_id}), or let each call get a fresh key'
+            )
         raise TypeError(
-            f"idempotency_key: expected an ActionRequest or a mapping of the request's parts, "
-            f"got {type(request).__name__}"
+            "stable_key: expected a mapping of the parts that name one intended write, "
+            f"e.g. {{'action': ..., 'order': order_id}}, got {type(parts).__name__}"
         )
     canonical = json.dumps(
-        _canonical(parts, "request"),
+        _canonical(parts, "parts"),
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -86,10 +87,10 @@ def idempotency_key(request: ActionRequest | Mapping[str, Any]) -> str:
 def current_idempotency_key() -> str | None:
     """The idempotency key of the retried call running now, or None.
 
-    Inside a function decorated with ``@retry(idempotency_key=...)`` (or run
-    by ``RetryPolicy.call(..., idempotency_key=...)``) this is the key of the
-    current call, the same on every attempt: send it to the remote system,
-    e.g. as an ``Idempotency-Key`` header.
+    Inside a function decorated with ``@retry(idempotency_key="request_id")``
+    (or run by ``RetryPolicy.call(..., idempotency_key=key)``, or guarded)
+    this is the key of the current call, the same on every attempt: send it
+    to the remote system, e.g. as an ``Idempotency-Key`` header.
     """
     return _current.get()
 
@@ -127,7 +128,7 @@ def _canonical(value: Any, path: str) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(
-                    f"idempotency_key: {path} has a key {key!r} of type "
+                    f"stable_key: {path} has a key {key!r} of type "
                     f"{type(key).__name__}; only str keys give a stable key"
                 )
             out[key] = _canonical(item, f"{path}.{key}")
@@ -153,6 +154,6 @@ def _canonical(value: Any, path: str) -> Any:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return _canonical(fields, path)
     raise TypeError(
-        f"idempotency_key: {path} is a {type(value).__name__}, which has no stable form; "
+        f"stable_key: {path} is a {type(value).__name__}, which has no stable form; "
         "pass the fields that identify it (str, int, a dataclass or a pydantic model)"
     )

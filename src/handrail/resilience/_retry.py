@@ -4,7 +4,9 @@ tenacity does the retrying (its ``Retrying``/``AsyncRetrying`` are the pure
 decide-attempt-or-sleep core with sync and async drivers); this module
 chooses what it is told: which errors, how many attempts, how long in all,
 how long between, and what to report.  A write is retried only when it
-carries an idempotency key.
+carries an idempotency key.  One rule for that key, as everywhere in
+handrail: a decorator's ``idempotency_key`` names an argument; a call's
+takes the key.
 """
 
 from __future__ import annotations
@@ -120,10 +122,14 @@ class RetryPolicy:
 
         On failure raises the last error itself (never a wrapper), once it is
         not transient, the attempts are used up or the time is.  A write
-        (``is_write=True``) is retried only with an ``idempotency_key``,
-        which ``current_idempotency_key()`` returns inside ``fn``; without
-        one, a transient failure raises ``WriteNotRetried`` (the error is its
-        ``__cause__``) after the first attempt.
+        (``is_write=True``) is retried only with an ``idempotency_key``: the
+        key itself, a non-empty str (a decorator's ``idempotency_key`` names
+        an argument; a call's takes the key), which
+        ``current_idempotency_key()`` returns inside ``fn``.  Without one, a
+        transient failure raises ``WriteNotRetried`` (the error is its
+        ``__cause__``) after the first attempt.  The key names one intended
+        write: give the retries of one write the same key and no other write
+        that key (see ``stable_key``); never derive it from the arguments.
 
         ``on_attempt`` is called with ``AttemptDetails`` before every
         attempt; the last ``attempt`` it saw is how many were made (for an
@@ -167,22 +173,26 @@ def retry(
     wait_max: timedelta = timedelta(seconds=10),
     is_transient: Callable[[BaseException], bool] = is_transient,
     is_write: bool = False,
-    idempotency_key: Callable[..., str] | None = None,
+    idempotency_key: str | None = None,
     action: str | None = None,
     on_attempt: OnAttempt | None = None,
     telemetry: Telemetry | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Retry a function's transient failures (sync or async; its signature is kept).
 
-    The arguments are ``RetryPolicy``'s and ``RetryPolicy.call``'s, except
-    ``idempotency_key``: for a write, a function receiving the call's
-    arguments and returning the key (e.g. ``lambda order, **_:
-    idempotency_key({"action": "erp.order.create", "order": order.id})``),
-    computed once per call so it is the same on every attempt.  The function
-    reads it with ``current_idempotency_key()``.  A write without one is not
-    retried: see ``RetryPolicy.call``.
+    The arguments are ``RetryPolicy``'s and ``RetryPolicy.call``'s, with
+    the one rule for keys: a decorator's ``idempotency_key`` names an
+    argument; a call's takes the key.  Here it is the name of the parameter
+    that carries the caller's key (e.g. ``idempotency_key="request_id"``),
+    read once per call so every attempt sends the same key, which the
+    function reads with ``current_idempotency_key()``.  When that argument
+    is None the call has no key, and a write is not retried (see
+    ``RetryPolicy.call``); any other value but a non-empty str raises
+    ``TypeError`` before the first attempt.
 
-    Raises ``ConfigurationError`` at decoration time for bad bounds.
+    Raises ``ConfigurationError`` at decoration time for bad bounds, or when
+    ``idempotency_key`` is not a named parameter of the function, or has a
+    default other than None (every call omitting it would share one key).
     """
     policy = RetryPolicy(
         attempts=attempts,
@@ -191,21 +201,25 @@ def retry(
         wait_max=wait_max,
         is_transient=is_transient,
     )
-    if idempotency_key is not None and not callable(idempotency_key):
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not idempotency_key.isidentifier()
+    ):
         raise ConfigurationError(
-            "retry: idempotency_key must be a function of the call's arguments that returns "
-            "the key; one fixed key would make every call look like a retry of the first"
+            "retry: idempotency_key names the argument that carries the caller's key, "
+            f'e.g. idempotency_key="request_id"; got {idempotency_key!r}. A key computed '
+            "from the arguments would merge two intended writes with the same arguments"
         )
-    derive_key = idempotency_key
+    key_arg = idempotency_key
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         name = action if action is not None else _name_of(fn)
+        read_key = _KeyArgument(fn, key_arg) if key_arg is not None else None
         if inspect.iscoroutinefunction(fn):
             async_fn = cast(Callable[..., Awaitable[Any]], fn)
 
             @functools.wraps(fn)
             async def async_retried(*args: Any, **kwargs: Any) -> Any:
-                key = derive_key(*args, **kwargs) if derive_key is not None else None
+                key = read_key(name, args, kwargs) if read_key is not None else None
                 run = _Run(policy, fn, name, is_write, key, on_attempt, telemetry)
                 return await _acall(async_fn, args, kwargs, run)
 
@@ -213,13 +227,60 @@ def retry(
 
         @functools.wraps(fn)
         def retried(*args: P.args, **kwargs: P.kwargs) -> R:
-            key = derive_key(*args, **kwargs) if derive_key is not None else None
+            key = read_key(name, args, kwargs) if read_key is not None else None
             run = _Run(policy, fn, name, is_write, key, on_attempt, telemetry)
             return _call(fn, args, kwargs, run)
 
         return retried
 
     return decorate
+
+
+class _KeyArgument:
+    """The argument of ``fn`` that carries the caller's key: checked once, read per call."""
+
+    __slots__ = ("index", "keyword", "name")
+
+    def __init__(self, fn: Callable[..., object], name: str) -> None:
+        where = f"retry(idempotency_key={name!r}) on {_name_of(fn)}"
+        try:
+            parameters = inspect.signature(fn).parameters
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{where}: its parameters cannot be read") from exc
+        parameter = parameters.get(name)
+        kind = parameter.kind if parameter is not None else None
+        if parameter is None or kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ConfigurationError(
+                f"{where}: {name!r} is not a named parameter of the function; "
+                "idempotency_key names the argument that carries the caller's key"
+            )
+        if parameter.default is not parameter.empty and parameter.default is not None:
+            # A fixed default would give every call that omits the argument one key.
+            raise ConfigurationError(
+                f"{where}: its default {parameter.default!r} would be the key of every call "
+                "that omits the argument, merging their writes; default to None"
+            )
+        positional = (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+        self.name = name
+        # Positional parameters precede *args in a signature, so this is its index in a call.
+        self.index = list(parameters).index(name) if kind in positional else None
+        self.keyword = kind is not parameter.POSITIONAL_ONLY
+
+    def __call__(self, action: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The key of this call, or None; ``TypeError`` for anything but a non-empty str."""
+        if self.keyword and self.name in kwargs:
+            key = kwargs[self.name]
+        elif self.index is not None and self.index < len(args):
+            key = args[self.index]
+        else:
+            key = None  # omitted: its default is None (checked), or the call fails on its own
+        if key is None or (type(key) is str and key):
+            return key
+        got = "an empty str" if isinstance(key, str) and not key else type(key).__name__
+        raise TypeError(
+            f"{action}: the idempotency key argument {self.name!r} must be a non-empty str "
+            f"or None, got {got}"
+        )
 
 
 # -- the drivers: tenacity loops, fed the policy; writes without a key tried once --------------
@@ -334,8 +395,9 @@ class _Run:
     ) -> None:
         if key is not None and (not isinstance(key, str) or not key):
             raise ConfigurationError(
-                f"idempotency_key must be a non-empty str, got {key!r}; "
-                "derive one with handrail.resilience.idempotency_key(...)"
+                f"idempotency_key must be the key itself, a non-empty str, got {key!r}; "
+                "give each intended write its own (a request id, or "
+                "handrail.resilience.stable_key({...}) of a business id)"
             )
         self.policy = policy
         self.action = action if action is not None else _name_of(fn)
