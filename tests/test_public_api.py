@@ -138,7 +138,6 @@ def test_audit_public_names() -> None:
         "Sink",
         "VerifyReport",
         "args_digest",
-        "audited",
     }
     internals = ("GENESIS_HASH", "LogOptions", "OutcomeFields", "RecordFields", "RECOVERED_ACTION")
     for internal in internals:
