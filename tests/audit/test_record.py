@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from handrail import Effect, Principal
+from handrail._encoding import canonical
 from handrail.audit import GENESIS_HASH, AuditLog, AuditRecord, Outcome, args_digest
-from handrail.audit._encoding import canonical, check_line
+from handrail.audit._line import check_line
 from handrail.audit._record import MAX_ERROR_MESSAGE, chain, entry
 from handrail.audit._redact import PartRedactor
 from handrail.redaction import Redactor

@@ -16,7 +16,7 @@ from handrail.audit import (
     MemorySink,
     VerifyReport,
 )
-from handrail.audit._encoding import seal
+from handrail.audit._line import seal
 
 from .conftest import fill
 

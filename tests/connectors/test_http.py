@@ -26,7 +26,6 @@ from handrail._errors import (
     CircuitOpen,
     ConfigurationError,
     ConnectorError,
-    PermissionDenied,
     WriteNotRetried,
 )
 from handrail.audit import AuditLog
@@ -35,6 +34,7 @@ from handrail.connectors._credentials import CallableCredentials
 from handrail.connectors._http import HTTPConnector
 from handrail.connectors._ratelimit import RateLimits, TokenBucket
 from handrail.guard import Guard
+from handrail.policy import PermissionDenied
 from handrail.resilience import CircuitBreakers, RetryPolicy
 from handrail.shadow import ShadowIntercepted, ShadowResult, shadowing
 from handrail.telemetry import Telemetry

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handrail import ActionRequest, Effect, Policy, PolicyError, Principal, Rule
+from handrail._yaml import read_yaml as _read_yaml
 from handrail.identity import User
 from handrail.policy import Compare, Predicate
-from handrail.policy._load import _read_yaml
 
 CRM_YAML = """\
 version: 1

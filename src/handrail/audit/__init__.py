@@ -6,10 +6,11 @@ the first record that breaks the chain; ``checkpoint`` anchors it;
 ``@audited`` records any function's calls.
 """
 
+from .._encoding import args_digest
 from .._errors import AuditError, AuditIntegrityError
 from ._audited import audited
-from ._encoding import GENESIS_HASH, args_digest
 from ._jsonl import JSONLSink, TornTail
+from ._line import GENESIS_HASH
 from ._log import RECOVERED_ACTION, AuditLog, LogOptions, OutcomeFields, RecordFields
 from ._memory import MemorySink
 from ._record import AuditRecord, Outcome

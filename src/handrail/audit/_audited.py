@@ -10,12 +10,13 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from opentelemetry import trace
 
-from .._errors import ConfigurationError, EscalationRequired, PermissionDenied
+from .._errors import ConfigurationError
+from .._names import check_action
 from ..identity import Principal
 from ..permissions import current_context, current_principal
 from ..permissions._request import RequestBuilder, ResourceSpec
-from ..policy import Resource
-from ..policy._model import ACTION_RE, resource_from
+from ..policy import EscalationRequired, PermissionDenied, Resource
+from ..policy._model import resource_from
 from ._log import AuditLog
 from ._record import Outcome
 
@@ -58,10 +59,8 @@ def audited(
     without ``self``, ``cls`` and the principal.  Async functions append with
     ``AuditLog.aappend``.
     """
-    if action is not None and (not isinstance(action, str) or not ACTION_RE.fullmatch(action)):
-        raise ConfigurationError(
-            f"audited: action {action!r} is not a dotted name such as 'crm.contact.update'"
-        )
+    if action is not None:
+        check_action(action, "audited")
     if not isinstance(log, AuditLog):
         raise ConfigurationError(f"audited: log must be an AuditLog, got {type(log).__name__}")
 

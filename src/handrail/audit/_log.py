@@ -18,8 +18,8 @@ from ..clock import Clock, SystemClock
 from ..identity import Principal
 from ..policy import Decision, Effect, Resource
 from ..redaction import Redactor
-from ._encoding import GENESIS_HASH, check_line, format_timestamp
 from ._jsonl import JSONLSink, TornTail
+from ._line import GENESIS_HASH, check_line, format_timestamp
 from ._memory import MemorySink
 from ._record import (
     AuditRecord,

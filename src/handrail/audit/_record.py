@@ -23,9 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._encoding import canonical, digest_text, encode_revealing
+from .._ids import new_id
 from ..policy import Effect, Resource
-from ._encoding import canonical, digest_text, encode_revealing, format_timestamp
-from ._ids import new_id
+from ._line import format_timestamp
 from ._redact import PartRedactor
 
 __all__ = [

@@ -33,8 +33,8 @@ from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overl
 from pydantic import BaseModel, ConfigDict
 
 from .._errors import ConfigurationError
+from .._names import check_action
 from ..permissions._request import ResourceSpec
-from ..policy._model import ACTION_RE
 from ..shadow import ShadowResult
 from ._quarantine import Validation
 
@@ -124,7 +124,7 @@ class OperationMethod(Generic[P, R]):
         description: str | None,
         resource: ResourceSpec | None,
     ) -> None:
-        _check_name(name, "operation name")
+        _check_name(name, "name")
         if permission is not None:
             _check_name(permission, "permission")
         if kind not in ("read", "write"):
@@ -262,7 +262,7 @@ def operation(
     ``resource`` builds the request's resource from the input's fields, as in
     ``requires_permission``.  ``description`` defaults to the docstring's first line.
     """
-    _check_name(name, "operation name")
+    _check_name(name, "name")
     if kind not in ("read", "write"):
         raise ConfigurationError(f"@operation({name!r}): kind must be 'read' or 'write'")
 
@@ -281,10 +281,7 @@ def operation(
 
 
 def _check_name(value: object, what: str) -> None:
-    if not isinstance(value, str) or not ACTION_RE.fullmatch(value):
-        raise ConfigurationError(
-            f"@operation: {what} {value!r} is not a dotted action name such as 'crm.contact.get'"
-        )
+    check_action(value, f"@operation {what}")
 
 
 def _is_model(value: object) -> typing.TypeGuard[type[BaseModel]]:

@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from .._encoding import args_digest, plain
 from .._errors import ConfigurationError, NotADecider, UnknownEscalation
 from .._names import canonical_name, canonical_names
 from .._text import printable
 from .._values import OpaqueValue
-from ..audit._encoding import args_digest, plain
 from ..clock import Clock, SystemClock
 from ..identity import Principal, User
 from ..policy import ActionRequest, Decision, Effect
@@ -274,7 +274,7 @@ class EscalationRouter:
                 f"EscalationRouter.open: no route named {name!r} (rule "
                 f"{decision.rule_id!r} escalates to it); routes: {known}"
             )
-        from ..audit._ids import new_id
+        from .._ids import new_id
 
         now = self.clock.now()
         rule = decision.rule

@@ -19,14 +19,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from .._errors import ConfigurationError, EscalationError, EscalationRequired, PermissionDenied
+from .._encoding import plain
+from .._errors import ConfigurationError, EscalationError
+from .._names import check_action
 from ..audit import AuditLog, AuditRecord
-from ..audit._encoding import plain
 from ..permissions._context import current_policy
 from ..permissions._decorator import NO_POLICY
 from ..permissions._request import ContextSpec, RequestBuilder, ResourceSpec, refusal
-from ..policy import ActionRequest, Decision, Effect, Policy
-from ..policy._model import ACTION_RE, trusted_request
+from ..policy import ActionRequest, Decision, Effect, EscalationRequired, PermissionDenied, Policy
+from ..policy._model import trusted_request
 from ..redaction import Redactor
 from ..resilience import AttemptDetails, CircuitBreakers, RetryPolicy, idempotency_key
 from ..resilience._idempotency import using_idempotency_key
@@ -145,11 +146,7 @@ class Guard:
         called inside ``handrail.shadow.shadowing()`` and must raise
         ``ShadowIntercepted`` with the request it would have sent).
         """
-        if not isinstance(action, str) or not ACTION_RE.fullmatch(action):
-            raise ConfigurationError(
-                f"Guard.protect: action {action!r} is not a dotted name such as "
-                "'crm.contact.update'"
-            )
+        check_action(action, "Guard.protect")
         if breaker is not None and self.breakers is None:
             raise ConfigurationError(
                 f"Guard.protect: breaker {breaker!r} named, but the Guard has no breakers="

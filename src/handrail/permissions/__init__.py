@@ -1,6 +1,6 @@
 """Enforcement: ``@requires_permission`` and the context that says who is acting."""
 
-from .._errors import EscalationRequired, PermissionDenied
+from ..policy import EscalationRequired, PermissionDenied
 from ._context import (
     acting_as,
     current_context,

@@ -7,9 +7,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from .._errors import ConfigurationError, EscalationRequired, PermissionDenied
-from ..policy import ActionRequest, Decision, Effect, Policy
-from ..policy._model import ACTION_RE
+from .._errors import ConfigurationError
+from .._names import check_action
+from ..policy import ActionRequest, Decision, Effect, EscalationRequired, PermissionDenied, Policy
 from ._context import current_policy
 from ._request import ContextSpec, RequestBuilder, ResourceSpec, refusal
 
@@ -51,11 +51,7 @@ def requires_permission(
     The policy comes from ``policy=``, else ``using_policy``, else
     ``set_default_policy``, looked up at call time.
     """
-    if not isinstance(action, str) or not ACTION_RE.fullmatch(action):
-        raise ConfigurationError(
-            f"requires_permission: action {action!r} is not a dotted name such as "
-            "'crm.contact.update'"
-        )
+    check_action(action, "requires_permission")
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         check = _Check(fn, action, resource, context, policy, on_audit, principal_arg)

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from .._names import ACTION_RE, canonical_name, canonical_names
-from .._text import printable
+from .._names import canonical_name, canonical_names, check_action
 from ..identity import Principal, User
 from ._conditions import Test
 from ._decision import Decision, Explanation, RuleTrace
@@ -335,15 +334,11 @@ class CompiledPolicy:
             except KeyError:  # evicted by another thread meanwhile: nothing to refresh
                 pass
             return found
-        if type(action) is not str or not ACTION_RE.fullmatch(action):
-            # Only a request built without validation gets here: refused (evaluate denies),
-            # never split into segments a wildcard could match ("billing.refund.").
-            raise ValueError(
-                f"action {printable(str.__str__(action))[:200]!r} is not a dotted name "
-                "(letters, digits, '_' and '-' between single dots)"
-                if isinstance(action, str)
-                else f"action must be a string, got {type(action).__name__}"
-            )
+        # Only a request built without validation can fail these: refused (evaluate
+        # denies), never split into segments a wildcard could match ("billing.refund.").
+        if type(action) is not str:  # a str subclass could answer split() as it likes
+            raise ValueError(f"action must be a plain str, got {type(action).__name__}")
+        check_action(action)
         chosen = dict.fromkeys(self._exact.get(action, ()))
         self._wildcard.covering(action.split("."), chosen)
         # Sorted once here, so the rules a decision matches come out in

@@ -35,12 +35,13 @@ from typing import Any, ClassVar
 import httpx
 import structlog
 
+from .._errors import ConfigurationError
+from .._names import check_action
 from ..audit import AuditLog
 from ..connectors import AsyncRecords, BaseConnector, Operation, ShadowResult
 from ..identity import Principal
 from ..permissions import acting_as
 from ..policy import Policy
-from ..policy._model import ACTION_RE
 from ..resilience import is_transient
 from ._resilience import no_waits
 
@@ -114,9 +115,10 @@ class ConnectorConformance:
     def test_every_write_declares_a_permission(self) -> None:
         for op in self._operations():
             if op.kind == "write":
-                assert ACTION_RE.fullmatch(op.permission), (
-                    f"{op.name}: a write must declare the permission (action) it needs"
-                )
+                try:
+                    check_action(op.permission, f"{op.name}: a write's permission")
+                except ConfigurationError as exc:
+                    raise AssertionError(str(exc)) from None
 
     def test_schemas_are_json_schema(self) -> None:
         for op in self._operations():
