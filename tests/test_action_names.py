@@ -86,7 +86,7 @@ def test_a_name_that_is_not_text_is_refused_by_type() -> None:
     """A non-string never passes, and the message names its type, not its repr."""
     with pytest.raises(ConfigurationError, match="action of type int is not a dotted name"):
         check_action(42, "")
-    with pytest.raises(ConfigurationError, match="^requires_permission: action of type int"):
+    with pytest.raises(ConfigurationError, match=r"^requires_permission: action of type int"):
         requires_permission(42)  # type: ignore[arg-type]
 
 

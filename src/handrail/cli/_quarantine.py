@@ -21,7 +21,7 @@ from ._audit import _when
 from ._terminal import safe, say, say_json, warn
 
 if TYPE_CHECKING:
-    from ..connectors._quarantine import QuarantinedRecord, QuarantineSink
+    from ..connectors import QuarantinedRecord, QuarantineSink
 
 __all__ = ["add_commands"]
 
@@ -92,7 +92,7 @@ def _usage_error(args: argparse.Namespace, message: str) -> NoReturn:
 def _open(args: argparse.Namespace) -> QuarantineSink:
     """The quarantine at ``args.path``, read-only; a missing or unopenable file is a usage error."""
     # Imported here: the connectors package is not needed to parse the command line.
-    from ..connectors._quarantine import QuarantineError, open_quarantine
+    from ..connectors import QuarantineError, open_quarantine
 
     path: Path = args.path
     if path.is_dir():
@@ -117,7 +117,7 @@ def _open(args: argparse.Namespace) -> QuarantineSink:
 
 def _reading(args: argparse.Namespace, read: Callable[[QuarantineSink], int]) -> int:
     """Run ``read`` on the quarantine; torn lines are warnings, anything else unreadable exit 1."""
-    from ..connectors._quarantine import QuarantineError, QuarantineWarning
+    from ..connectors import QuarantineError, QuarantineWarning
 
     sink = _open(args)
     try:

@@ -50,6 +50,7 @@ from ..telemetry import Telemetry, default_telemetry
 from . import _machine
 from ._model import Delivery, Escalation, EscalationState, Event, Notification, Route
 from ._store import Change, EscalationStore
+from ._summary import summarize
 
 if TYPE_CHECKING:
     from ..audit import AuditLog
@@ -617,7 +618,7 @@ class EscalationRouter:
             recipients=level.notify,
             deciders=escalation.deciders,
             due=None if escalation.is_terminal else due,
-            summary=_summary(escalation),
+            summary=summarize(escalation),
             action=escalation.action,
             agent=str(request.get("agent", "")),
             on_behalf_of=request.get("on_behalf_of"),
@@ -939,18 +940,6 @@ def _principal(request: Mapping[str, Any]) -> Principal:
     return Principal(
         agent=str(request.get("agent") or "unknown"), on_behalf_of=request.get("on_behalf_of")
     )
-
-
-def _summary(escalation: Escalation) -> str:
-    request = escalation.request
-    who = str(request.get("agent", ""))
-    if request.get("on_behalf_of"):
-        who += f" for {request['on_behalf_of']}"
-    resource = request.get("resource") or {}
-    target = f" on {resource.get('type')}:{resource.get('id')}" if resource else ""
-    rule = escalation.decision.get("rule_id")
-    why = f" (rule {rule})" if rule else ""
-    return f"{who} wants to {escalation.action}{target}{why}"
 
 
 def _seconds(timeout: float | timedelta | None) -> float | None:

@@ -125,7 +125,22 @@ def _located(text: str, fmt: Format, source: Path | None) -> tuple[Policy, LineM
         data, lines, issues = _read_toml(text, source)
     else:
         raise ValueError(f"unknown policy format {fmt!r} (expected 'yaml' or 'toml')")
-    return _build(data, source, lines, issues), lines
+    policy = _build(data, source, lines, issues)
+    policy._lines = _rule_lines(lines)
+    return policy, lines
+
+
+def _rule_lines(lines: LineMap) -> dict[tuple[int, str], int]:
+    """The line of each rule and of each of its fields: a policy keeps no map of every key."""
+    kept: dict[tuple[int, str], int] = {}
+    for loc, line in lines.items():
+        if len(loc) not in (2, 3) or loc[0] != "rules" or type(loc[1]) is not int:
+            continue
+        if len(loc) == 2:
+            kept[loc[1], ""] = line
+        elif isinstance(loc[2], str):
+            kept[loc[1], loc[2]] = line
+    return kept
 
 
 def from_data(data: Mapping[str, Any], source: Path | None, lines: LineMap | None = None) -> Policy:

@@ -22,11 +22,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from ..policy import ActionRequest
+from ..identity import Principal
 
 __all__ = ["current_idempotency_key", "idempotency_key", "using_idempotency_key"]
 
@@ -37,7 +37,31 @@ _SECRET = "<secret>"
 _current: ContextVar[str | None] = ContextVar("handrail_idempotency_key", default=None)
 
 
-def idempotency_key(request: ActionRequest | Mapping[str, Any]) -> str:
+class _Resource(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def id(self) -> str | None: ...
+
+
+@runtime_checkable
+class _Request(Protocol):
+    """The parts of a request a key is made of: ``handrail.ActionRequest`` has them.
+
+    A protocol, not the class: resilience sits beside policy, below it in no way.
+    """
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def principal(self) -> Principal: ...
+    @property
+    def resource(self) -> _Resource | None: ...
+    @property
+    def args(self) -> Mapping[str, Any]: ...
+
+
+def idempotency_key(request: _Request | Mapping[str, Any]) -> str:
     """A stable key for a write: the hex SHA-256 of the request's canonical form.
 
     From an ``ActionRequest`` the key covers the action, the agent, the user
@@ -55,7 +79,7 @@ def idempotency_key(request: ActionRequest | Mapping[str, Any]) -> str:
     apart.  Raises ``TypeError`` for any other type: a key built from
     ``repr()`` could change between processes.
     """
-    if isinstance(request, ActionRequest):
+    if not isinstance(request, Mapping) and isinstance(request, _Request):
         principal = request.principal
         resource = request.resource
         parts: Mapping[str, Any] = {

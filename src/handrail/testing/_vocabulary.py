@@ -194,9 +194,7 @@ def nonempty(name: str, words: Iterable[Any]) -> Sequence[Any]:
     return words
 
 
-def subsets(
-    words: Sequence[str], max_size: int | None = None
-) -> st.SearchStrategy[frozenset[str]]:
+def subsets(words: Sequence[str], max_size: int | None = None) -> st.SearchStrategy[frozenset[str]]:
     if not words:
         return st.just(frozenset())
     return st.frozensets(st.sampled_from(words), max_size=max_size)
