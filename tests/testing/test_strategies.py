@@ -15,8 +15,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from handrail import ActionRequest, Effect, Policy, Principal, Resource, Rule, User
 from handrail.clock import Clock, SystemClock
 from handrail.policy import AllOf, AnyOf, Compare, Condition, Exists, Not
-from handrail.policy._compile import action_matches
-from handrail.policy._conditions import parse_condition
+from handrail.policy._condition_syntax import parse_condition
+from handrail.policy._patterns import action_matches
 from handrail.testing import (
     FakeClock,
     action_requests,

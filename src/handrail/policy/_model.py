@@ -21,7 +21,8 @@ from pydantic import (
 from .._names import canonical_names, check_action, check_action_pattern
 from .._values import normalise_mapping
 from ..identity import Principal
-from ._conditions import Condition, _finish, parse_condition
+from ._condition_syntax import parse_condition
+from ._conditions import Condition, _finish
 
 __all__ = [
     "ActionRequest",
