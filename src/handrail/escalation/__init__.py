@@ -13,15 +13,8 @@ from .._errors import (
     UnknownEscalation,
 )
 from ._calendar import BusinessHours
-from ._channels import (
-    CallableChannel,
-    Channel,
-    EmailChannel,
-    LogChannel,
-    SlackWebhookChannel,
-    WebhookChannel,
-    verify_signature,
-)
+from ._channels import CallableChannel, Channel, LogChannel
+from ._email import EmailChannel
 from ._memory import MemoryStore
 from ._model import (
     Delivery,
@@ -41,6 +34,7 @@ from ._schema import store_schema_version
 from ._sqlite import SQLiteStore
 from ._store import Change, EscalationStore
 from ._summary import summarize
+from ._webhook import SlackWebhookChannel, WebhookChannel, verify_signature
 
 if TYPE_CHECKING:
     from ._routes_file import (
