@@ -29,8 +29,7 @@ from handrail._errors import (
     WriteNotRetried,
 )
 from handrail.audit import AuditLog
-from handrail.connectors import MemoryQuarantine, operation, validate_records
-from handrail.connectors._credentials import CallableCredentials
+from handrail.connectors import CallableCredentials, MemoryQuarantine, operation, validate_records
 from handrail.connectors._http import HTTPConnector
 from handrail.connectors._ratelimit import RateLimits, TokenBucket
 from handrail.guard import Guard

@@ -10,18 +10,10 @@ See ``docs/connectors.md``.
 from .._errors import ConnectorError, CredentialError, InvalidInput
 from ..shadow import ShadowResult
 from ._connector import AsyncRecords, BaseConnector, Connector, ConnectorDescription
-from ._credentials import (
-    CallableCredentials,
-    Credential,
-    CredentialKind,
-    CredentialProvider,
-    EnvCredentials,
-    FileCredentials,
-    OAuth2ClientCredentials,
-    credential_auth,
-)
+from ._credentials import Credential, CredentialKind, CredentialProvider, credential_auth
 from ._fake import FakeConnector, fake_connector
 from ._http import HTTPConnector
+from ._oauth2 import OAuth2ClientCredentials
 from ._operation import Operation, OperationKind, OperationMethod, Validation, operation
 from ._pagination import (
     AsyncPages,
@@ -36,6 +28,7 @@ from ._pagination import (
     offset_pages,
     shown_url,
 )
+from ._providers import CallableCredentials, EnvCredentials, FileCredentials
 from ._quarantine import (
     InvalidRecord,
     JSONLQuarantine,
