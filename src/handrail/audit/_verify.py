@@ -43,6 +43,7 @@ from ._line import GENESIS_HASH, check_line
 __all__ = ["Anchor", "Checkpoint", "ProblemKind", "VerifyReport", "verify_lines"]
 
 ProblemKind = Literal["edited", "deleted", "inserted", "reordered", "torn", "corrupt"]
+"""What ``verify`` found wrong with a record (``VerifyReport.problem.kind``)."""
 
 
 class Checkpoint(BaseModel):

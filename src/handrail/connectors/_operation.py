@@ -41,6 +41,7 @@ from ._quarantine import Validation
 __all__ = ["Operation", "OperationKind", "OperationMethod", "Validation", "operation"]
 
 OperationKind = Literal["read", "write"]
+"""A read (retried, run in shadow mode) or a write (retried only with its idempotency key)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")

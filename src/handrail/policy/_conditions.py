@@ -428,6 +428,7 @@ Condition: TypeAlias = Annotated[
     Union[Compare, Exists, AllOf, AnyOf, Not, Predicate],  # noqa: UP007 - forward refs
     Field(discriminator="kind"),
 ]
+"""Any condition node: ``Compare``, ``Exists``, ``AllOf``, ``AnyOf``, ``Not`` or ``Predicate``."""
 
 
 def _finish(action_request: type) -> None:
