@@ -134,7 +134,7 @@ def imports(path: Path, src: Path = SRC) -> list[Import]:
             for alias in node.names:
                 name = f"{target}.{alias.name}"
                 if _is_private(alias.name):
-                    if not any(_is_private(p) for p in target.split(".")):
+                    if not private_part(target, package_of(target)):  # else reported already
                         found.append(Import(file, node.lineno, importer, name))
                 elif (src / name.replace(".", "/")).is_dir() or (
                     src / f"{name.replace('.', '/')}.py"
@@ -180,11 +180,11 @@ def violations(found: list[Import]) -> dict[str, Import]:
     broken: dict[str, Import] = {}
     for imp in found:
         source, target = package_of(imp.importer), package_of(imp.target)
-        if target in (source, ""):
+        if target == source:
             continue
         low, high = layer_of(imp.importer), layer_of(imp.target)
-        is_foundation_target = high == 0 and "." not in target and target != "telemetry"
-        if not is_foundation_target and private_part(imp.target, target):
+        # For a foundation module (handrail._files) only a _private name in it is private.
+        if private_part(imp.target, target):
             broken.setdefault(imp.key("private"), imp)
         if low == TOP:
             continue
@@ -196,6 +196,8 @@ def violations(found: list[Import]) -> dict[str, Import]:
 
 
 def _show(layer: float) -> str:
+    if layer == TOP:
+        return "the facade"
     return str(int(layer)) if layer == int(layer) else str(layer)
 
 
@@ -240,6 +242,8 @@ _GUARDED_TYPES = (
         ("adapters/a/_x.py", "from ..b import thing", "adapters.b (sideways in layer 4)"),
         ("guard/_x.py", _GUARDED_TYPES, "policy._model (private)"),
         ("guard/_x.py", "def f():\n    from ..resilience._sleep import s", "resilience._sleep"),
+        ("policy/_x.py", "from .._files import _too_long", "_files._too_long (private)"),
+        ("policy/_x.py", "from .. import Guard", "handrail (up from layer 1 to the facade)"),
     ],
 )
 def test_the_rules_catch(tmp_path: Path, source: str, line: str, key: str) -> None:
