@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-min lint bench format clean
+.PHONY: demo test test-min lint bench format reference clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,16 +27,20 @@ test-min:
 	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider -x
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks scripts
+	$(BIN)/ruff format --check src tests examples benchmarks scripts
 	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# docs/reference.md: every public name with its summary (tests/test_reference.py checks it).
+reference: $(STAMP)
+	$(BIN)/python scripts/gen_reference.py
+
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests examples benchmarks
-	$(BIN)/ruff format src tests examples benchmarks
+	$(BIN)/ruff check --fix src tests examples benchmarks scripts
+	$(BIN)/ruff format src tests examples benchmarks scripts
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

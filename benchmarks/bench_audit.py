@@ -366,7 +366,7 @@ def breakdown(
     """
     # Audit internals, on purpose: these are the stages append runs.  They
     # live in this one function; update it with the audit package.
-    from handrail.audit._encoding import canonical
+    from handrail._encoding import canonical
     from handrail.audit._record import chain, prepare
     from handrail.audit._redact import PartRedactor
     from handrail.redaction import Redactor

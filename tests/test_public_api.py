@@ -6,6 +6,7 @@ import types
 
 import handrail
 import handrail.audit
+import handrail.clock
 import handrail.connectors
 import handrail.escalation
 import handrail.guard
@@ -26,6 +27,7 @@ def test_all_names_are_exported() -> None:
     for module in (
         handrail,
         handrail.audit,
+        handrail.clock,
         handrail.connectors,
         handrail.escalation,
         handrail.guard,

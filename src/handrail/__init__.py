@@ -10,9 +10,7 @@ from ._errors import (
     CircuitOpen,
     ConfigurationError,
     CredentialError,
-    EscalationRequired,
     HandrailError,
-    PermissionDenied,
     PolicyError,
     WriteNotRetried,
 )
@@ -25,7 +23,17 @@ from .permissions import (
     set_default_policy,
     using_policy,
 )
-from .policy import ActionRequest, Decision, Effect, Explanation, Policy, Resource, Rule
+from .policy import (
+    ActionRequest,
+    Decision,
+    Effect,
+    EscalationRequired,
+    Explanation,
+    PermissionDenied,
+    Policy,
+    Resource,
+    Rule,
+)
 
 __all__ = [
     "ActionRequest",

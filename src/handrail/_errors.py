@@ -3,8 +3,9 @@
 The tree is split by what the caller does next::
 
     HandrailError                  catch-all for handrail's own failures
-    ├── PermissionDenied           refuse: the policy (or a failure in it) said no
-    ├── EscalationRequired         wait: a human must decide before the action runs
+    ├── Refusal                    a decision refused the call (never retried)
+    │   ├── PermissionDenied       refuse: the policy (or a failure in it) said no
+    │   └── EscalationRequired     wait: a human must decide before the action runs
     ├── CircuitOpen                retry later: calls to a failing system are paused
     ├── WriteNotRetried            a write failed once and was not retried (no idempotency key)
     ├── CredentialError            a credential is missing, expired or could not be fetched
@@ -22,8 +23,11 @@ The tree is split by what the caller does next::
         └── PolicyError            a policy or its test cases are malformed
 
 Each carries the data a caller needs (``.decision``, ``.path``, ``.line``), not
-only a message.  Third-party errors are translated at one boundary with
-``raise ... from exc``; the user's own exceptions pass through unchanged.
+only a message.  The two refusals carry a ``Decision``, a policy type, so they
+are defined in ``handrail.policy._refusals`` (this module is the foundation:
+it imports no package); every other error is defined here.  Third-party
+errors are translated at one boundary with ``raise ... from exc``; the
+user's own exceptions pass through unchanged.
 """
 
 from __future__ import annotations
@@ -32,42 +36,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .policy._decision import Decision
+from typing import Any
 
 
 class HandrailError(Exception):
     """The root of every error handrail raises."""
 
 
-class PermissionDenied(HandrailError):
-    """The action was refused; ``.decision`` says by which rule and why.
+class Refusal(HandrailError):
+    """A decision refused the call; nothing ran.  Never retried: it would be refused again.
 
-    Also raised when the guard itself could not decide (no principal in scope,
-    no policy, an error while evaluating): a guard that fails denies.
+    Its two kinds carry the ``Decision``, so they live with it in
+    ``handrail.policy`` (and are exported by ``handrail``): ``PermissionDenied``
+    and ``EscalationRequired``.
     """
-
-    def __init__(self, decision: Decision) -> None:
-        self.decision = decision
-        super().__init__(f"{decision.request.action}: denied: {decision.reason}")
-
-
-class EscalationRequired(HandrailError):
-    """The action needs a human decision first; ``.decision.escalate_to`` names the route.
-
-    ``.escalation_id`` is set once an escalation router has opened a case for it.
-    """
-
-    def __init__(self, decision: Decision, escalation_id: str | None = None) -> None:
-        self.decision = decision
-        self.escalation_id = escalation_id
-        case = f" (escalation {escalation_id})" if escalation_id else ""
-        super().__init__(
-            f"{decision.request.action}: escalate to {decision.escalate_to!r}{case}: "
-            f"{decision.reason}"
-        )
 
 
 class EscalationError(HandrailError):

@@ -14,7 +14,11 @@ ASCII set is refused with a ``ConfigurationError`` that names the field and
 shows the character as a ``\\u`` escape, never raw.
 
 Action names keep their own, stricter rule (dotted segments of ASCII letters,
-digits, ``_`` and ``-``; case is kept): see :data:`ACTION_RE`.
+digits, ``_`` and ``-``; case is kept), checked in one place with one message
+by :func:`check_action` wherever a name comes in (``requires_permission``,
+``Guard``, ``@audited``, ``@operation``, ``ActionRequest``, the policy's
+evaluator); rules' patterns, where a whole segment may be ``*``, by
+:func:`check_action_pattern`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = [
     "NAME_MAX_LENGTH",
     "canonical_name",
     "canonical_names",
+    "check_action",
+    "check_action_pattern",
     "describe_character",
 ]
 
@@ -48,6 +54,46 @@ ACTION_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
 """An action name: dotted segments of ASCII letters, digits, ``_`` and ``-``."""
 ACTION_PATTERN_RE = re.compile(rf"(?:{_SEGMENT}|\*)(?:\.(?:{_SEGMENT}|\*))*")
 """An action pattern: an action name where a whole segment may be ``*``."""
+
+
+def check_action(value: object, where: str = "") -> str:
+    """``value`` if it is an action name, else a ``ConfigurationError`` (a ``ValueError``).
+
+    The message is the same wherever the name came in; ``where`` (such as
+    ``"requires_permission"``) only prefixes it: ``requires_permission:
+    action 'crm..read' is not a dotted name such as 'crm.contact.update'
+    (letters, digits, '_' and '-' between single dots)``.
+    """
+    if isinstance(value, str) and ACTION_RE.fullmatch(value):
+        return value
+    raise ConfigurationError(
+        f"{_prefix(where)}action {_shown(value)} is not a dotted name such as "
+        "'crm.contact.update' (letters, digits, '_' and '-' between single dots)"
+    )
+
+
+def check_action_pattern(value: object, where: str = "") -> str:
+    """``value`` if it is an action name or pattern (``crm.*.read``), else a ``ConfigurationError``.
+
+    One message wherever patterns come in (rules, test strategies), prefixed
+    by ``where`` as for ``check_action``.
+    """
+    if isinstance(value, str) and ACTION_PATTERN_RE.fullmatch(value):
+        return value
+    raise ConfigurationError(
+        f"{_prefix(where)}malformed action pattern {_shown(value)}: use dotted names where "
+        "a whole segment may be '*', such as 'crm.*.read', 'crm.contact.*' or '*'"
+    )
+
+
+def _prefix(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str):
+        return _quote(str.__str__(value))
+    return f"of type {type(value).__name__}"
 
 
 def describe_character(char: str) -> str:
@@ -108,17 +154,3 @@ def canonical_names(values: object, field: str = "names") -> frozenset[str]:
 def _quote(text: str) -> str:
     shown = text if len(text) <= 80 else text[:80] + "..."
     return ascii(shown)
-
-
-def check_action(value: object, where: str) -> str:
-    """``value`` if it is an action name (see ``ACTION_RE``), else ``ConfigurationError``.
-
-    The one message every front end gives for a bad action name; ``where``
-    names the front end (``"Guard.protect"``, ``"@operation"`` ...).
-    """
-    if type(value) is str and ACTION_RE.fullmatch(value):
-        return value
-    raise ConfigurationError(
-        f"{where}: action {value!r} is not a dotted name such as 'crm.contact.update' "
-        "(letters, digits, '_' and '-' between dots)"
-    )

@@ -19,6 +19,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 __all__ = ["DEFAULT_SENSITIVE_KEYS", "MASK", "Redactor"]
 
 MASK = "***"
+"""What a masked value is replaced with, wherever handrail masks one."""
 
 DEFAULT_SENSITIVE_KEYS: tuple[str, ...] = (
     "password",
@@ -33,6 +34,7 @@ DEFAULT_SENSITIVE_KEYS: tuple[str, ...] = (
     "private_key",
     "session",
 )
+"""Keys whose values are masked: matched case-insensitively, as substrings of a key."""
 
 ValueRedactor = Callable[[str, Any], Any]
 """A user redactor: receives the dotted path and the value, returns the value to keep."""

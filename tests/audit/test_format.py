@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from handrail.audit import AuditEntry, AuditIntegrityError, AuditLog, AuditRecord, MemorySink
-from handrail.audit._encoding import seal
+from handrail.audit._line import seal
 
 from .conftest import BOT
 

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from handrail import Principal, Resource
 from handrail.audit import AuditEntry, AuditLog, Checkpoint, MemorySink, VerifyReport
-from handrail.audit._encoding import seal
+from handrail.audit._line import seal
 from handrail.redaction import MASK, Redactor
 
 from .conftest import fill

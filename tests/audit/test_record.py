@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from handrail import Effect, Principal
+from handrail._encoding import canonical
 from handrail.audit import AuditEntry, AuditLog, AuditRecord, Outcome, args_digest
-from handrail.audit._encoding import GENESIS_HASH, canonical, check_line
+from handrail.audit._line import GENESIS_HASH, check_line
 from handrail.audit._record import MAX_ERROR_MESSAGE, chain, prepare
 from handrail.audit._redact import PartRedactor
 from handrail.redaction import Redactor

@@ -15,7 +15,7 @@ from handrail.audit import (
     MemorySink,
     VerifyReport,
 )
-from handrail.audit._encoding import GENESIS_HASH, seal
+from handrail.audit._line import GENESIS_HASH, seal
 
 from .conftest import fill
 

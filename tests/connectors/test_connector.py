@@ -240,7 +240,7 @@ def test_async_operations_are_first_class(audit: AuditLog) -> None:
 
 
 def test_declaration_mistakes_are_configuration_errors() -> None:
-    with pytest.raises(ConfigurationError, match="dotted name"):
+    with pytest.raises(ConfigurationError, match="not a dotted name"):
         operation("Not A Name")
     with pytest.raises(ConfigurationError, match="kind must be"):
         operation("a.b", kind="delete")  # type: ignore[call-overload]

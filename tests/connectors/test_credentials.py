@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 from handrail._errors import ConfigurationError, CredentialError, HandrailError
-from handrail.connectors._credentials import (
+from handrail.connectors import (
     CallableCredentials,
     Credential,
     CredentialProvider,

@@ -23,15 +23,14 @@ from handrail._errors import (
     CircuitOpen,
     ConfigurationError,
     ConnectorError,
-    PermissionDenied,
     WriteNotRetried,
 )
 from handrail.audit import AuditLog
-from handrail.connectors import MemoryQuarantine, operation, validate_records
-from handrail.connectors._credentials import CallableCredentials
+from handrail.connectors import CallableCredentials, MemoryQuarantine, operation, validate_records
 from handrail.connectors._http import HTTPConnector
 from handrail.connectors._ratelimit import RateLimits, TokenBucket
 from handrail.guard import Guard
+from handrail.policy import PermissionDenied
 from handrail.resilience import CircuitBreakers, RetryPolicy
 from handrail.shadow import ShadowIntercepted, ShadowResult, shadowing
 from handrail.testing import FakeClock, capture_telemetry, no_waits

@@ -27,12 +27,13 @@ from structlog.testing import CapturingLogger, capture_logs
 
 from _scripted_http import Reply, ScriptedServer, serving
 from handrail import ConfigurationError
-from handrail.escalation import EscalationState, Notification
-from handrail.escalation._channels import (
+from handrail.escalation import (
     CallableChannel,
     Channel,
     EmailChannel,
+    EscalationState,
     LogChannel,
+    Notification,
     SlackWebhookChannel,
     WebhookChannel,
     verify_signature,

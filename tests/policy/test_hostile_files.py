@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handrail import Policy, PolicyError, _files
+from handrail import Policy, PolicyError, _files, _yaml
 from handrail.cli import main
 from handrail.escalation import load_routes, parse_duration, routes_from_yaml
 from handrail.escalation._routes_file import routes_from_toml
@@ -24,8 +24,8 @@ from handrail.policy import PolicyCases
 from handrail.policy._cases import _from_data, _LineMap
 from handrail.testing import hostile_json, hostile_toml, hostile_yaml
 
-COMPOSERS = {"python": _files._PythonLoader}
-if _files._c_loader() is not None:
+COMPOSERS = {"python": _yaml._PythonLoader}
+if _yaml._c_loader() is not None:
     COMPOSERS["libyaml"] = yaml.CSafeLoader
 
 LOADERS = {
@@ -38,7 +38,7 @@ LOADERS = {
 @pytest.fixture(params=sorted(COMPOSERS))
 def composer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test with each YAML composer the machine has (libyaml's, PyYAML's own)."""
-    monkeypatch.setattr(_files, "_COMPOSER", COMPOSERS[request.param])
+    monkeypatch.setattr(_yaml, "_COMPOSER", COMPOSERS[request.param])
     return str(request.param)
 
 
@@ -80,10 +80,10 @@ def test_alias_expansion_stops_at_the_budget(composer: str) -> None:
     """However many levels of aliases, the reader builds at most the budget in repeated nodes."""
     for levels in range(3, 13):
         text = laughs(levels)
-        builder = _files._YamlBuilder(_files.alias_budget(text))
-        root = _files._compose(text)
+        builder = _yaml._YamlBuilder(_yaml.alias_budget(text))
+        root = _yaml._compose(text)
         assert root is not None
-        with contextlib.suppress(_files._TooManyAliases):
+        with contextlib.suppress(_yaml._TooManyAliases):
             builder.build(root, ())
         assert builder.repeated <= builder.budget + 1
         own_nodes = 1 + 2 * levels + 9 * levels  # the mapping, keys, anchors, their items
@@ -140,13 +140,13 @@ def test_every_yaml_loader_refuses_deep_documents(composer: str, loader: str) ->
 def test_depth_limit_is_the_same_for_both_composers(composer: str) -> None:
     """A document exactly MAX_DEPTH deep reads; one level more is refused."""
     limit = _files.MAX_DEPTH
-    data, _, issues = _files.read_yaml("[" * limit + "]" * limit, None)
+    data, _, issues = _yaml.read_yaml("[" * limit + "]" * limit, None)
     assert issues == []
     for _ in range(limit - 1):
         (data,) = data
     assert data == []
     with pytest.raises(PolicyError, match="nested deeper"):
-        _files.read_yaml("[" * (limit + 1) + "]" * (limit + 1), None)
+        _yaml.read_yaml("[" * (limit + 1) + "]" * (limit + 1), None)
 
 
 def test_aliases_cannot_nest_past_the_depth_limit(composer: str) -> None:
@@ -154,7 +154,7 @@ def test_aliases_cannot_nest_past_the_depth_limit(composer: str) -> None:
     half = _files.MAX_DEPTH // 2 + 10
     text = f"a: &a {'[' * half}{']' * half}\nb: {'[' * half}*a{']' * half}\n"
     with pytest.raises(PolicyError, match="nested deeper") as caught:
-        _files.read_yaml(text, None)
+        _yaml.read_yaml(text, None)
     assert caught.value.line == 2
 
 
@@ -318,8 +318,8 @@ def test_every_composer_gives_the_same_data_and_lines(value: Any, flow: bool) ->
     results = []
     for loader in COMPOSERS.values():
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(_files, "_COMPOSER", loader)
-            results.append(_files.read_yaml(text, None))
+            patch.setattr(_yaml, "_COMPOSER", loader)
+            results.append(_yaml.read_yaml(text, None))
     assert all(result == results[0] for result in results)
     assert results[0][0] == yaml.safe_load(text)
 
@@ -329,7 +329,7 @@ def test_every_composer_gives_the_same_data_and_lines(value: Any, flow: bool) ->
 HOSTILE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-class Counted(_files._YamlBuilder):
+class Counted(_yaml._YamlBuilder):
     """The reader's builder, remembering itself so a test can read its counts."""
 
     last: Counted | None = None
@@ -344,14 +344,14 @@ class Counted(_files._YamlBuilder):
 def test_any_hostile_yaml_loads_or_is_a_policy_error_in_linear_work(text: str) -> None:
     """Every YAML loader ends in a result or a PolicyError, building O(len(text)) nodes."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_files, "_YamlBuilder", Counted)
+        patch.setattr(_yaml, "_YamlBuilder", Counted)
         for load in LOADERS.values():
             Counted.last = None
             with contextlib.suppress(PolicyError):
                 load(text)
             if Counted.last is not None:
                 own_nodes_at_most = len(text) + 1
-                assert Counted.last.built <= own_nodes_at_most + _files.alias_budget(text) + 1
+                assert Counted.last.built <= own_nodes_at_most + _yaml.alias_budget(text) + 1
 
 
 @HOSTILE
@@ -418,7 +418,7 @@ def test_libyaml_without_a_nesting_limit_is_not_used(
     yaml_c = pytest.importorskip("yaml._yaml", reason="this PyYAML has no libyaml")
     monkeypatch.setattr(yaml, "__with_libyaml__", True)
     monkeypatch.setattr(yaml_c, "get_version", lambda: version)
-    assert (_files._c_loader() is not None) is used
+    assert (_yaml._c_loader() is not None) is used
 
 
 FILE_LOADERS = {

@@ -30,7 +30,7 @@ from handrail import (
 )
 from handrail._values import MAX_INT_DIGITS, MAX_VALUE_DEPTH, OpaqueValue, normalise
 from handrail.testing import numeric_like_values
-from handrail.testing._strategies import LyingNumber, NotANumber, RaisingNumber
+from handrail.testing._hostile_values import LyingNumber, NotANumber, RaisingNumber
 
 BOT = Principal(agent="refund-bot")
 ORDERING: dict[str, Callable[[Any, Any], bool]] = {

@@ -13,11 +13,11 @@ from pydantic import ValidationError
 
 from handrail import ActionRequest, Effect, Policy, PolicyError, Principal, Rule
 from handrail.policy import AllOf, AnyOf, Compare, Condition, Exists, Not, PrincipalMatch
+from handrail.policy._condition_syntax import parse_condition
 from handrail.policy._conditions import (
     MAX_CONDITION_DEPTH,
     ConditionSyntaxError,
     condition_depth,
-    parse_condition,
 )
 
 STRANGER = Principal(agent="stranger")

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handrail import ActionRequest, Effect, Policy, PolicyError, Principal, Rule
+from handrail._yaml import read_yaml as _read_yaml
 from handrail.identity import User
 from handrail.policy import Compare, Predicate
-from handrail.policy._load import _read_yaml
 
 CRM_YAML = """\
 version: 1
@@ -927,3 +927,51 @@ def test_writing_toml_without_the_extra_says_how_to_install_it(
         "writing TOML needs the 'toml' extra: pip install 'handrail[toml]'"
     )
     assert isinstance(caught.value.__cause__, ImportError)
+
+
+def test_a_loaded_policy_knows_the_line_of_each_rule_and_field() -> None:
+    """line_of points at a rule's field (or the rule, for a field not written), in both formats."""
+    yaml_text = textwrap.dedent(
+        """\
+        rules:
+          - id: read
+            effect: allow
+            actions: crm.*.read
+          - id: discount
+            effect: escalate
+            actions: crm.deal.discount
+            escalate_to: sales-managers
+        """
+    )
+    toml_text = textwrap.dedent(
+        """\
+        [[rules]]
+        id = "read"
+        effect = "allow"
+        actions = "crm.*.read"
+
+        [[rules]]
+        id = "discount"
+        effect = "escalate"
+        actions = "crm.deal.discount"
+        escalate_to = "sales-managers"
+        """
+    )
+    from_yaml, from_toml = Policy.from_yaml(yaml_text), Policy.from_toml(toml_text)
+    assert from_yaml.line_of("discount", "escalate_to") == 8
+    assert from_toml.line_of("discount", "escalate_to") == 10
+    assert from_yaml.line_of("discount") == 5
+    assert from_toml.line_of("discount") == 6
+    assert from_yaml.line_of("read", "escalate_to") == from_yaml.line_of("read") == 2
+    with pytest.raises(KeyError, match="no rule 'nope'"):
+        from_yaml.line_of("nope")
+
+
+def test_a_policy_not_read_from_text_has_no_lines() -> None:
+    """Built in code or from a mapping, a policy has no file to point into."""
+    rule = Rule(id="a", effect=Effect.ALLOW, actions="x")
+    assert Policy([rule]).line_of("a", "effect") is None
+    assert (
+        Policy.from_dict({"rules": [{"id": "a", "effect": "allow", "actions": "x"}]}).line_of("a")
+        is None
+    )

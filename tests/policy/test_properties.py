@@ -33,7 +33,7 @@ from handrail.testing import (
     scalar_values,
     users,
 )
-from handrail.testing._strategies import ACTIONS
+from handrail.testing._vocabulary import ACTIONS
 
 T = TypeVar("T")
 

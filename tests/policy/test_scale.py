@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handrail import ActionRequest, Policy, Principal, Rule
-from handrail.policy._compile import _CACHE_LIMIT, action_matches
+from handrail.policy._compile import _CACHE_LIMIT
+from handrail.policy._patterns import action_matches
 
 BOT = Principal(agent="bot", roles=frozenset({"reader"}))
 SEGMENTS = st.sampled_from(["crm", "contact", "read", "x", "*"])

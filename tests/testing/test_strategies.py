@@ -17,8 +17,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from handrail import ActionRequest, Effect, Policy, Principal, Resource, Rule, User
 from handrail.clock import Clock, SystemClock
 from handrail.policy import AllOf, AnyOf, Compare, Condition, Exists, Not
-from handrail.policy._compile import action_matches
-from handrail.policy._conditions import parse_condition
+from handrail.policy._condition_syntax import parse_condition
+from handrail.policy._patterns import action_matches
 from handrail.testing import (
     FakeClock,
     action_requests,
@@ -196,14 +196,14 @@ def test_values_are_of_the_kinds_conditions_compare(scalar: Any, attribute: Any)
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: action_requests(actions=["not an action"]), "neither an action name"),
+        (lambda: action_requests(actions=["not an action"]), "malformed action pattern"),
         (lambda: action_requests(actions=[]), "actions must not be empty"),
         (lambda: principals(agents=[]), "agents must not be empty"),
         (lambda: conditions(paths=["nowhere.x"]), "must start with one of"),
         (lambda: conditions(regexes=["("]), "invalid regular expression"),
         (lambda: conditions(operators=["equals"]), "unknown operators equals"),
         (lambda: conditions(max_depth=-1), "max_depth must be 0 or more"),
-        (lambda: rules(actions=["crm..read"]), "neither an action name"),
+        (lambda: rules(actions=["crm..read"]), "malformed action pattern"),
         (lambda: policies(max_rules=-1), "max_rules must be 0 or more"),
     ],
 )

@@ -7,8 +7,8 @@ with ``AuditEntry.of`` or ``AuditEntry.for_decision``) and returns the
 chain; ``AuditLog.checkpoint`` anchors it.
 """
 
+from .._encoding import args_digest
 from .._errors import AuditError, AuditIntegrityError
-from ._encoding import args_digest
 from ._entry import AuditEntry
 from ._jsonl import JSONLSink
 from ._log import AuditLog

@@ -16,9 +16,9 @@ from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 from .._errors import AuditError, AuditIntegrityError, ConfigurationError
 from ..clock import Clock, SystemClock
 from ..redaction import Redactor
-from ._encoding import GENESIS_HASH, check_line, format_timestamp
 from ._entry import AuditEntry
 from ._jsonl import JSONLSink, TornTail
+from ._line import GENESIS_HASH, check_line, format_timestamp
 from ._memory import MemorySink
 from ._outcome import Outcome
 from ._record import AuditRecord, Prepared, UnreadableRecord, chain, decode, prepare, validate

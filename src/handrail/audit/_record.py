@@ -23,9 +23,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .._effect import Effect
-from ._encoding import canonical, digest_text, encode_revealing, format_timestamp
+from .._encoding import canonical, digest_text, encode_revealing
+from .._ids import new_id
 from ._entry import AuditEntry
-from ._ids import new_id
+from ._line import format_timestamp
 from ._outcome import Outcome
 from ._redact import PartRedactor
 

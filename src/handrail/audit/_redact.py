@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import SecretBytes, SecretStr
 
+from .._encoding import is_plain, plain
 from ..redaction import Redactor
-from ._encoding import is_plain, plain
 
 __all__ = ["PartRedactor", "Redacted"]
 

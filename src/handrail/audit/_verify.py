@@ -38,11 +38,12 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._errors import AuditIntegrityError
-from ._encoding import GENESIS_HASH, check_line
+from ._line import GENESIS_HASH, check_line
 
 __all__ = ["Anchor", "Checkpoint", "ProblemKind", "VerifyReport", "verify_lines"]
 
 ProblemKind = Literal["edited", "deleted", "inserted", "reordered", "torn", "corrupt"]
+"""What ``verify`` found wrong with a record (``VerifyReport.problem.kind``)."""
 
 
 class Checkpoint(BaseModel):

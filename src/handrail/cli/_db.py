@@ -11,8 +11,13 @@ import argparse
 from typing import Any, NoReturn
 
 from .._errors import ConfigurationError, HandrailError
-from ..escalation import _postgres, _sqlite
-from ..escalation._open import check_store, redact_store, scrub_store, upgrade_store
+from ..escalation import (
+    check_store,
+    redact_store,
+    scrub_store,
+    store_schema_version,
+    upgrade_store,
+)
 from ._terminal import say, warn
 
 __all__ = ["add_commands"]
@@ -69,7 +74,7 @@ def _upgrade(args: argparse.Namespace) -> int:
     except HandrailError as exc:
         warn(f"error: {scrub_store(str(exc), location)}")
         return 1
-    version = _postgres.SCHEMA_VERSION if postgres else _sqlite.SCHEMA_VERSION
+    version = store_schema_version(location)
     if applied:
         say(f"{where}: upgraded to version {version} ({applied} step(s) applied)")
     else:

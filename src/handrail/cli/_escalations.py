@@ -37,10 +37,19 @@ from typing import Any, NoReturn
 
 from .._errors import ConfigurationError, HandrailError, PolicyError
 from .._names import canonical_name
-from ..escalation import Escalation, EscalationRouter, EscalationState
-from ..escalation._open import STORE_ENV, check_store, open_store, redact_store, scrub_store
-from ..escalation._router import _summary
-from ..escalation._routes_file import RoutesFile, load_routes
+from ..escalation import (
+    STORE_ENV,
+    Escalation,
+    EscalationRouter,
+    EscalationState,
+    RoutesFile,
+    check_store,
+    load_routes,
+    open_store,
+    redact_store,
+    scrub_store,
+    summarize,
+)
 from ..identity import User
 from ._terminal import safe, say, say_json, warn
 
@@ -387,7 +396,7 @@ def _describe(escalation: Escalation, routes: RoutesFile | None) -> list[str]:
         policy += f" by rule {rule!r}"
     if decision.get("reason"):
         policy += f": {decision['reason']}"
-    fields: list[tuple[str, str]] = [("request", _summary(e))]
+    fields: list[tuple[str, str]] = [("request", summarize(e))]
     if e.external_id is not None:
         fields.append(("external id", e.external_id))
     if request.get("resource"):

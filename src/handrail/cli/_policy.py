@@ -17,7 +17,6 @@ from ..identity import Principal
 from ..policy import ActionRequest, Policy, PolicyCases, PolicyError, Resource
 
 if TYPE_CHECKING:
-    from .._files import LineMap
     from ..escalation import RoutesFile
 
 __all__ = ["add_commands"]
@@ -147,13 +146,12 @@ def _read(load: Callable[[Path], _T], path: Path) -> _T:
 
 def _check(args: argparse.Namespace) -> int:
     from ..escalation import load_routes  # here: only --routes needs the escalation package
-    from ..policy._load import load_located
 
     path: Path = args.file
     try:
-        policy, lines = _read(load_located, path)
+        policy = _read(Policy.from_file, path)
         if args.routes is not None:
-            _check_routes(policy, lines, path, _read(load_routes, args.routes))
+            _check_routes(policy, path, _read(load_routes, args.routes))
     except PolicyError as exc:
         if not args.json:
             _print_problems(exc)
@@ -182,10 +180,8 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_routes(policy: Policy, lines: LineMap, path: Path, routes: RoutesFile) -> None:
+def _check_routes(policy: Policy, path: Path, routes: RoutesFile) -> None:
     """PolicyError listing every escalating rule whose route the routes file lacks."""
-    from .._files import line_of
-
     names = {route.name for route in routes.routes}
     known = ", ".join(sorted(names)) or "none"
     problems = [
@@ -193,11 +189,11 @@ def _check_routes(policy: Policy, lines: LineMap, path: Path, routes: RoutesFile
             f"no route {rule.escalate_to!r} in {routes.source} (its routes: {known}): "
             "add the route there, or name one of these",
             path,
-            line_of(("rules", index, "escalate_to"), lines),
+            policy.line_of(rule.id, "escalate_to"),
             rule.id,
             "escalate_to",
         )
-        for index, rule in enumerate(policy.rules)
+        for rule in policy.rules
         if rule.escalate_to is not None and rule.escalate_to not in names
     ]
     if problems:

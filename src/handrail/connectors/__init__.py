@@ -11,18 +11,12 @@ lazy pagination and the shadow-mode stop.  See ``docs/connectors.md``.
 
 from .._errors import ConnectorError, InvalidInput
 from ._connector import BaseConnector, Connector, ConnectorDescription
-from ._credentials import (
-    CallableCredentials,
-    Credential,
-    CredentialProvider,
-    EnvCredentials,
-    FileCredentials,
-    OAuth2ClientCredentials,
-    credential_auth,
-)
+from ._credentials import Credential, CredentialProvider, credential_auth
 from ._fake import FakeConnector, fake_connector
 from ._http import HTTPConnector
+from ._oauth2 import OAuth2ClientCredentials
 from ._operation import Operation, operation
+from ._providers import CallableCredentials, EnvCredentials, FileCredentials
 from ._quarantine import (
     InvalidRecord,
     JSONLQuarantine,

@@ -35,6 +35,7 @@ import httpx
 from opentelemetry import trace
 
 from .._errors import ConfigurationError, ConnectorError
+from .._retry_after import parse_retry_after
 from ..audit import AuditLog
 from ..escalation import EscalationRouter
 from ..guard import Guard, current_call
@@ -42,7 +43,6 @@ from ..permissions import current_principal
 from ..policy import Policy
 from ..redaction import MASK, Redactor
 from ..resilience import CircuitBreaker, CircuitBreakers, RetryPolicy, current_idempotency_key
-from ..resilience._classify import parse_retry_after  # TODO(core): public after the merge
 from ..shadow import ShadowIntercepted, ShadowRequest, in_shadow
 from ..telemetry import Telemetry
 from ._connector import BaseConnector

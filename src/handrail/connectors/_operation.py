@@ -44,6 +44,7 @@ from ._quarantine import Validation
 __all__ = ["Operation", "OperationKind", "OperationMethod", "ResourceSpec", "operation"]
 
 OperationKind = Literal["read", "write"]
+"""A read (retried, run in shadow mode) or a write (retried only with its idempotency key)."""
 
 ResourceSpec = Resource | Mapping[str, Any] | Callable[..., Resource | Mapping[str, Any] | None]
 """What ``@operation(resource=...)`` takes: a resource, or a function of the input's fields."""

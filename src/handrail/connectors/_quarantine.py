@@ -42,8 +42,8 @@ from pydantic_core import to_jsonable_python
 from pydantic_core.core_schema import ErrorType
 
 from .._errors import ConfigurationError, HandrailError
+from .._ids import new_id
 from .._version import __version__
-from ..audit._ids import new_id
 from ..clock import Clock, SystemClock
 from ..guard import current_call
 from ..redaction import Redactor

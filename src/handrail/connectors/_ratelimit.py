@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._errors import ConfigurationError
+from .._sleep import async_sleep, sleep
 from ..clock import Clock, SystemClock
-from ..resilience._sleep import async_sleep, sleep
 
 __all__ = ["RateLimits", "TokenBucket", "default_rate_limits"]
 

@@ -14,15 +14,8 @@ from .._errors import (
     UnknownEscalation,
 )
 from ._calendar import BusinessHours
-from ._channels import (
-    CallableChannel,
-    Channel,
-    EmailChannel,
-    LogChannel,
-    SlackWebhookChannel,
-    WebhookChannel,
-    verify_signature,
-)
+from ._channels import CallableChannel, Channel, LogChannel
+from ._email import EmailChannel
 from ._fingerprint import request_fingerprint
 from ._memory import MemoryStore
 from ._model import (
@@ -36,12 +29,15 @@ from ._model import (
     OnTimeout,
     Route,
 )
-from ._open import open_store, upgrade_store
+from ._open import STORE_ENV, check_store, open_store, redact_store, scrub_store, upgrade_store
 from ._postgres import PostgresStore, upgrade_schema
 from ._resume import current_resume, resuming
 from ._router import EscalationRouter, TickReport
+from ._schema import store_schema_version
 from ._sqlite import SQLiteStore
 from ._store import Change, EscalationStore
+from ._summary import summarize
+from ._webhook import SlackWebhookChannel, WebhookChannel, verify_signature
 
 if TYPE_CHECKING:
     from ._routes_file import (
@@ -84,18 +80,24 @@ __all__ = [
     "Route",
     "RoutesFile",
     "SQLiteStore",
+    "STORE_ENV",
     "SlackWebhookChannel",
     "TickReport",
     "UnknownEscalation",
     "WebhookChannel",
+    "check_store",
     "current_resume",
     "load_routes",
     "open_store",
     "parse_duration",
+    "redact_store",
     "request_fingerprint",
     "resuming",
     "routes_from_dict",
     "routes_from_yaml",
+    "scrub_store",
+    "store_schema_version",
+    "summarize",
     "upgrade_schema",
     "upgrade_store",
     "verify_signature",

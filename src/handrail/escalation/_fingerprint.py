@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from .._encoding import args_digest
 from .._errors import ConfigurationError
 from .._text import printable
 from .._values import OpaqueValue
-from ..audit._encoding import args_digest
 from ..policy import ActionRequest
 
 __all__ = ["request_fingerprint"]

@@ -32,6 +32,7 @@ from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
+from .._encoding import plain
 from .._errors import (
     ConfigurationError,
     ExternalIdConflict,
@@ -41,7 +42,6 @@ from .._errors import (
 from .._names import canonical_name, canonical_names
 from .._text import printable
 from ..audit import AuditEntry
-from ..audit._encoding import plain
 from ..clock import Clock, SystemClock
 from ..identity import Principal, User
 from ..policy import ActionRequest, Decision, Effect
@@ -61,6 +61,7 @@ from ._model import (
     check_external_id,
 )
 from ._store import Change, EscalationStore
+from ._summary import summarize
 
 if TYPE_CHECKING:
     from ..audit import AuditLog
@@ -215,7 +216,7 @@ class EscalationRouter:
             found = self.store.find(key)
             if found is not None:
                 return _same_request(found, request, key)
-        from ..audit._ids import new_id
+        from .._ids import new_id
 
         now = self.clock.now()
         rule = decision.rule
@@ -724,7 +725,7 @@ class EscalationRouter:
             recipients=level.notify,
             deciders=escalation.deciders,
             due=None if escalation.is_terminal else due,
-            summary=_summary(escalation),
+            summary=summarize(escalation),
             action=escalation.action,
             agent=str(request.get("agent", "")),
             on_behalf_of=request.get("on_behalf_of"),
@@ -1052,18 +1053,6 @@ def _principal(request: Mapping[str, Any]) -> Principal:
     return Principal(
         agent=str(request.get("agent") or "unknown"), on_behalf_of=request.get("on_behalf_of")
     )
-
-
-def _summary(escalation: Escalation) -> str:
-    request = escalation.request
-    who = str(request.get("agent", ""))
-    if request.get("on_behalf_of"):
-        who += f" for {request['on_behalf_of']}"
-    resource = request.get("resource") or {}
-    target = f" on {resource.get('type')}:{resource.get('id')}" if resource else ""
-    rule = escalation.decision.get("rule_id")
-    why = f" (rule {rule})" if rule else ""
-    return f"{who} wants to {escalation.action}{target}{why}"
 
 
 def _same_request(found: Escalation, request: Mapping[str, Any], external_id: str) -> Escalation:

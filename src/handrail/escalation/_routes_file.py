@@ -44,17 +44,23 @@ from typing import Any, TypeAlias
 from pydantic import TypeAdapter, ValidationError
 
 from .._errors import ConfigurationError, PolicyError, PolicyProblem
-from .._files import LineMap, Location, line_of, read_text, read_toml
+from .._files import (
+    Issue,
+    LineMap,
+    Location,
+    describe,
+    expected_text,
+    line_of,
+    loc_key,
+    located_problems,
+    read_text,
+    show,
+    unknown_key,
+)
 from .._names import canonical_name, canonical_names
 from .._text import problem
-from ..policy._load import (
-    _describe,
-    _dotted,
-    _expected_text,
-    _show,
-    _unknown_key,
-    read_yaml,
-)
+from .._toml import read_toml
+from .._yaml import read_yaml
 from ._calendar import BusinessHours
 from ._model import _NAME_RE, Level, OnTimeout, Route
 
@@ -169,8 +175,8 @@ def routes_from_yaml(
     ``external_groups`` as for ``load_routes``.
     """
     where = None if source is None else Path(source)
-    data, lines, problems = read_yaml(text, where)
-    return _build(data, where, lines, problems, external_groups)
+    data, lines, issues = read_yaml(text, where)
+    return _build(data, where, lines, located_problems(issues, where, lines), external_groups)
 
 
 def routes_from_toml(
@@ -210,7 +216,7 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         duration = value
     elif isinstance(value, bool) or value is None:
-        raise ValueError(f"expected a duration {_DURATION_FORMS}, got {_describe(value)}")
+        raise ValueError(f"expected a duration {_DURATION_FORMS}, got {describe(value)}")
     elif isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"expected a duration {_DURATION_FORMS}, got {value}")
@@ -221,9 +227,9 @@ def parse_duration(value: object) -> timedelta:
     elif isinstance(value, str):
         duration = _parse_text(value)
     else:
-        raise ValueError(f"expected a duration {_DURATION_FORMS}, got {_describe(value)}")
+        raise ValueError(f"expected a duration {_DURATION_FORMS}, got {describe(value)}")
     if duration <= timedelta(0):
-        shown = _show(value) if not isinstance(value, timedelta) else str(value)
+        shown = show(value) if not isinstance(value, timedelta) else str(value)
         raise ValueError(f"a duration must be longer than zero, got {shown}")
     return duration
 
@@ -254,7 +260,7 @@ def _parse_text(value: str) -> timedelta:
 
 
 def _too_long(value: object) -> str:
-    shown = value if isinstance(value, str) else _show(value)
+    shown = value if isinstance(value, str) else show(value)
     return (
         f"the duration {shown!s:.40} is too long: a duration is at most "
         f"{timedelta.max.days:,} days; write a shorter one"
@@ -262,12 +268,6 @@ def _too_long(value: object) -> str:
 
 
 # -- building -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Issue:
-    loc: Location
-    message: str
 
 
 def _build(
@@ -279,27 +279,27 @@ def _build(
 ) -> RoutesFile:
     if not isinstance(external_groups, bool):
         external_groups = canonical_names(list(external_groups), "external_groups")
-    issues: list[_Issue] = []
+    issues: list[Issue] = []
     routes: list[tuple[int, Route]] = []
     groups: dict[str, frozenset[str]] = {}
     if not isinstance(data, Mapping):
         issues.append(
-            _Issue(
+            Issue(
                 (),
                 "a routes file is a mapping with a 'routes' list at the top level, "
-                f"got {_describe(data)}",
+                f"got {describe(data)}",
             )
         )
     else:
         for key in data:
             if key not in _TOP_KEYS:
-                issues.append(_Issue((_key(key),), _unknown_key(key, _TOP_KEYS, "a routes file")))
+                issues.append(Issue((loc_key(key),), unknown_key(key, _TOP_KEYS, "a routes file")))
         version = data.get("version", 1)
         if type(version) is not int or version != 1:
             issues.append(
-                _Issue(
+                Issue(
                     ("version",),
-                    f"unsupported version {_describe(version)}: this handrail reads "
+                    f"unsupported version {describe(version)}: this handrail reads "
                     "version 1 (write version: 1, or leave it out)",
                 )
             )
@@ -315,16 +315,14 @@ def _build(
                 declared |= {k.lower() if isinstance(k, str) else k for k in raw_groups}
             known = declared | (external_groups or frozenset())
             _check_groups(routes, known, issues)
-    problems = [*problems, *(_place(issue, source, lines) for issue in issues)]
+    problems = [*problems, *located_problems(issues, source, lines)]
     if problems:
         problems.sort(key=lambda p: p.line or 0)
         raise PolicyError(problems)
     return RoutesFile(tuple(route for _, route in routes), MappingProxyType(groups), source)
 
 
-def _check_groups(
-    routes: list[tuple[int, Route]], known: set[object], issues: list[_Issue]
-) -> None:
+def _check_groups(routes: list[tuple[int, Route]], known: set[object], issues: list[Issue]) -> None:
     """Every ``group:NAME`` decider names a known group, or nobody could decide that level."""
     for index, route in routes:
         for number, level in enumerate(route.levels):
@@ -334,7 +332,7 @@ def _check_groups(
                     continue
                 defined = ", ".join(sorted(str(k) for k in known)) or "none"
                 issues.append(
-                    _Issue(
+                    Issue(
                         ("routes", index, "levels", number, "deciders", position),
                         f"group {name!r} is not defined (the file's groups: {defined}): "
                         f"add '{name}: [user, ...]' under groups:, or load the file with "
@@ -343,33 +341,27 @@ def _check_groups(
                 )
 
 
-def _place(issue: _Issue, source: Path | None, lines: LineMap | None) -> PolicyProblem:
-    return problem(
-        issue.message, source, line_of(issue.loc, lines), field=_dotted(issue.loc) or None
-    )
-
-
-def _groups(raw: object, present: bool, issues: list[_Issue]) -> dict[str, frozenset[str]]:
+def _groups(raw: object, present: bool, issues: list[Issue]) -> dict[str, frozenset[str]]:
     if not present:
         return {}
     if not isinstance(raw, Mapping):
         issues.append(
-            _Issue(
+            Issue(
                 ("groups",),
                 "expected a mapping of group names to lists of user ids "
-                f"(groups: {{sales-leads: [maria, li]}}), got {_describe(raw)}",
+                f"(groups: {{sales-leads: [maria, li]}}), got {describe(raw)}",
             )
         )
         return {}
     groups: dict[str, frozenset[str]] = {}
     for name, members in raw.items():
-        here: Location = ("groups", _key(name))
+        here: Location = ("groups", loc_key(name))
         group = _name(name, "a group name", here, issues)
         if group is None:
             continue
         items = [members] if isinstance(members, str) else members
         if not isinstance(items, list | tuple):
-            issues.append(_Issue(here, f"expected a list of user ids, got {_describe(members)}"))
+            issues.append(Issue(here, f"expected a list of user ids, got {describe(members)}"))
             continue
         canonical = [
             _name(member, "a user id", here if isinstance(members, str) else (*here, i), issues)
@@ -380,14 +372,14 @@ def _groups(raw: object, present: bool, issues: list[_Issue]) -> dict[str, froze
     return groups
 
 
-def _name(value: object, what: str, here: Location, issues: list[_Issue]) -> str | None:
+def _name(value: object, what: str, here: Location, issues: list[Issue]) -> str | None:
     """``value`` in canonical form (the one name rule, as on a ``User``), or None and an issue."""
     if isinstance(value, str) and _NAME_RE.fullmatch(unicodedata.normalize("NFKC", value)):
         try:
             return canonical_name(value, what)
         except ConfigurationError:
             pass
-    issues.append(_Issue(here, _bad_name(value, what)))
+    issues.append(Issue(here, _bad_name(value, what)))
     return None
 
 
@@ -397,22 +389,22 @@ def _bad_name(value: object, what: str) -> str:
             f"{value!r} is not {what}: use letters, digits and _ . : @ -, "
             "starting with a letter or digit"
         )
-    return f"expected {what}, got {_describe(value)}"
+    return f"expected {what}, got {describe(value)}"
 
 
 def _routes(
-    data: Mapping[Any, Any], lines: LineMap | None, issues: list[_Issue]
+    data: Mapping[Any, Any], lines: LineMap | None, issues: list[Issue]
 ) -> list[tuple[int, Route]]:
     if "routes" not in data:
-        issues.append(_Issue(("routes",), "missing: a routes file lists its routes under 'routes'"))
+        issues.append(Issue(("routes",), "missing: a routes file lists its routes under 'routes'"))
         return []
     raw_routes = data["routes"]
     if not isinstance(raw_routes, list | tuple):
         issues.append(
-            _Issue(
+            Issue(
                 ("routes",),
                 "expected a list of routes (YAML '- name: ...' items, TOML [[routes]] tables), "
-                f"got {_describe(raw_routes)}",
+                f"got {describe(raw_routes)}",
             )
         )
         return []
@@ -422,9 +414,9 @@ def _routes(
         here: Location = ("routes", index)
         if not isinstance(raw, Mapping):
             issues.append(
-                _Issue(
+                Issue(
                     here,
-                    f"expected a route (a mapping with name and levels), got {_describe(raw)}",
+                    f"expected a route (a mapping with name and levels), got {describe(raw)}",
                 )
             )
             continue
@@ -434,7 +426,7 @@ def _routes(
                 line = line_of(("routes", first_seen[name], "name"), lines)
                 where = f"the route at line {line}" if line else f"routes[{first_seen[name]}]"
                 issues.append(
-                    _Issue(
+                    Issue(
                         (*here, "name"),
                         f"duplicate route name: already used by {where}; give each route "
                         "its own name",
@@ -448,9 +440,9 @@ def _routes(
     return routes
 
 
-def _route(raw: Mapping[Any, Any], here: Location, issues: list[_Issue]) -> Route | None:
+def _route(raw: Mapping[Any, Any], here: Location, issues: list[Issue]) -> Route | None:
     """One route, its durations and times read first so pydantic sees plain values."""
-    found: list[_Issue] = []
+    found: list[Issue] = []
     prepared = dict(raw)
     levels = raw.get("levels")
     if isinstance(levels, list | tuple):
@@ -464,7 +456,7 @@ def _route(raw: Mapping[Any, Any], here: Location, issues: list[_Issue]) -> Rout
             value = hours.get(name)
             if isinstance(value, int) and not isinstance(value, bool):
                 found.append(
-                    _Issue(
+                    Issue(
                         (*here, "hours", name),
                         f"expected a time such as '17:00' in quotes, got number {value} "
                         "(YAML reads an unquoted 17:00 as the number 1020)",
@@ -477,19 +469,19 @@ def _route(raw: Mapping[Any, Any], here: Location, issues: list[_Issue]) -> Rout
     except ValidationError as exc:
         for loc, message in _explain(exc):
             if not any(loc[: len(done)] == done for done in reported):
-                found.append(_Issue((*here, *loc), message))
+                found.append(Issue((*here, *loc), message))
     issues.extend(found)
     return None if found else route
 
 
-def _level(raw: Mapping[Any, Any], here: Location, found: list[_Issue]) -> dict[Any, Any]:
+def _level(raw: Mapping[Any, Any], here: Location, found: list[Issue]) -> dict[Any, Any]:
     level = dict(raw)
     for name in _DURATION_FIELDS:
         if name in level and level[name] is not None:
             try:
                 level[name] = parse_duration(level[name])
             except ValueError as exc:
-                found.append(_Issue((*here, name), str(exc)))
+                found.append(Issue((*here, name), str(exc)))
     return level
 
 
@@ -504,39 +496,39 @@ def _explain(exc: ValidationError) -> Iterator[tuple[Location, str]]:
         if kind == "too_short" and isinstance(value, list | tuple) and value:
             continue  # pydantic counts only the valid items; the others are reported
         if kind == "extra_forbidden":
-            yield loc, _unknown_key(last, *_owner(loc))
+            yield loc, unknown_key(last, *_owner(loc))
         elif kind == "missing" and loc[-1:] in _MISSING:
             yield loc, _MISSING[loc[-1:]]
         elif kind == "enum" and loc == ("on_timeout",):
-            yield loc, f"unknown on_timeout {_show(value)} (expected {_ON_TIMEOUT})"
+            yield loc, f"unknown on_timeout {show(value)} (expected {_ON_TIMEOUT})"
         elif kind == "too_short" and last == "levels":
             yield loc, "is empty: a route needs at least one level"
         elif kind == "too_short" and last == "deciders":
             yield loc, "is empty: name at least one decider (a user id or group:NAME)"
         elif loc[-1:] == ("repeat_last",) and kind.startswith(("greater_than", "int")):
-            yield loc, f"expected a whole number, 0 or more, got {_describe(value)}"
+            yield loc, f"expected a whole number, 0 or more, got {describe(value)}"
         elif loc[-2:-1] == ("days",) or (loc[-1:] == ("days",) and kind.endswith("_type")):
-            yield loc, f"expected ISO weekdays, 1=Monday ... 7=Sunday, got {_describe(value)}"
+            yield loc, f"expected ISO weekdays, 1=Monday ... 7=Sunday, got {describe(value)}"
         elif kind == "model_type" and last == "hours":
             yield (
                 loc,
                 "expected a mapping of timezone, days, start, end and holidays, "
-                f"got {_describe(value)}",
+                f"got {describe(value)}",
             )
         elif kind == "model_type":
             yield (
                 loc,
                 "expected a level (a mapping with deciders and resolve_within), "
-                f"got {_describe(value)}",
+                f"got {describe(value)}",
             )
         elif "is not after start" in message and last == "hours":
             yield (*loc, "end"), message
         elif "ack_within" in message and kind == "value_error" and len(loc) == 2:
             yield (*loc, "ack_within"), message  # ack longer than resolve: point at ack
         elif kind == "string_type":
-            yield loc, _expected_text(value)
+            yield loc, expected_text(value)
         elif kind.endswith(("_type", "_parsing")):
-            yield loc, f"{message}, got {_describe(value)}"
+            yield loc, f"{message}, got {describe(value)}"
         else:
             yield loc, message
 
@@ -549,7 +541,3 @@ def _owner(loc: Location) -> tuple[tuple[str, ...], str]:
     if len(parent) == 2 and parent[0] == "levels":
         return _LEVEL_FIELDS, "a level"
     return _ROUTE_FIELDS, "a route"
-
-
-def _key(key: object) -> str | int:
-    return key if isinstance(key, str | int) else repr(key)

@@ -35,16 +35,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
 
-from .._errors import (
-    AuditError,
-    ConfigurationError,
-    EscalationError,
-    EscalationRequired,
-    PermissionDenied,
-)
+from .._errors import AuditError, ConfigurationError, EscalationError
 from ..audit import AuditEntry, AuditLog, AuditRecord
 from ..clock import Clock
-from ..policy import Decision, Effect
+from ..policy import Decision, Effect, EscalationRequired, PermissionDenied
 from ..resilience import AttemptDetails, CircuitBreakers, RetryPolicy, using_idempotency_key
 from ..shadow import ShadowIntercepted, ShadowRequest, shadowing
 from ..telemetry import ActionScope, Telemetry
@@ -696,7 +690,7 @@ def _denied(decision: Decision, reason: str) -> Decision:
 
 
 def _plain(value: Any) -> Any:
-    from ..audit._encoding import plain  # TODO(core): foundation after the merge
+    from .._encoding import plain
 
     return plain(value)
 

@@ -19,12 +19,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from .._errors import ConfigurationError, PermissionDenied
+from .._errors import ConfigurationError
 from .._names import check_action
 from ..audit import AuditLog
 from ..clock import Clock, SystemClock
 from ..permissions import current_policy
-from ..policy import ActionRequest, Decision, Effect, Policy
+from ..policy import ActionRequest, Decision, Effect, PermissionDenied, Policy
 from ..resilience import CircuitBreakers, RetryPolicy
 from ..shadow import shadow_from_environment
 from ..telemetry import Telemetry, default_telemetry

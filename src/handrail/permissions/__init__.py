@@ -1,6 +1,6 @@
 """Who is acting and under which policy: the context every guarded call reads."""
 
-from .._errors import EscalationRequired, PermissionDenied
+from ..policy import EscalationRequired, PermissionDenied
 from ._context import (
     acting_as,
     current_context,

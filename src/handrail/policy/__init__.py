@@ -19,6 +19,7 @@ from ._conditions import (
 from ._decision import Decision, Explanation, RuleTrace
 from ._model import ActionRequest, Effect, PrincipalMatch, Resource, Rule
 from ._policy import Policy
+from ._refusals import EscalationRequired, PermissionDenied
 from ._regex import REGEX_INPUT_LIMIT, regex_engine, set_regex_engine
 
 __all__ = [
@@ -30,10 +31,12 @@ __all__ = [
     "Condition",
     "Decision",
     "Effect",
+    "EscalationRequired",
     "Exists",
     "Explanation",
     "MAX_CONDITION_DEPTH",
     "Not",
+    "PermissionDenied",
     "Policy",
     "PolicyCases",
     "PolicyError",

@@ -322,7 +322,7 @@ class PolicyCases:
         Raises ``PolicyError`` naming the file, line and field of every problem;
         a file with any problem yields no cases.
         """
-        from ._load import read_text
+        from .._files import read_text
 
         path = Path(path)
         text = read_text(path, "test file")
@@ -331,12 +331,13 @@ class PolicyCases:
     @classmethod
     def from_yaml(cls, text: str, *, source: str | os.PathLike[str] | None = None) -> PolicyCases:
         """Read cases from YAML text (``source`` names it in errors)."""
-        from ._load import read_yaml  # here, not at the top: it imports yaml
+        from .._files import located_problems
+        from .._yaml import read_yaml  # here, not at the top: it imports yaml
 
         path = None if source is None else Path(source)
-        data, lines, problems = read_yaml(text, path)
-        if problems:  # keys given twice: PyYAML would silently keep one
-            raise PolicyError(problems)
+        data, lines, issues = read_yaml(text, path)
+        if issues:  # keys given twice: PyYAML would silently keep one
+            raise PolicyError(located_problems(issues, path, lines))
         return _from_data(data, path, _LineMap(lines))
 
     @classmethod

@@ -5,117 +5,30 @@ dict lookup for the rules that cover the action and a short loop over them:
 it grows with the rules that share an action, not with the policy's size.
 
 The rules covering an action name never seen before are found through a trie
-over the patterns' segments (literal segments, ``*`` and a trailing ``*``), so
-a new name costs a walk down a few levels, not a pass over every wildcard
-rule.  The caches are bounded and keep working when full: the least recently
-used action is evicted, and the oldest plan.
+over the patterns' segments (``_patterns``), so a new name costs a walk down
+a few levels, not a pass over every wildcard rule.  The caches are bounded
+and keep working when full: the least recently used action is evicted, and
+the oldest plan.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from .._names import ACTION_RE, canonical_name, canonical_names
-from .._text import printable
+from .._names import canonical_name, canonical_names, check_action
 from ..identity import Principal, User
-from ._conditions import Test
+from ._comparisons import Test
 from ._decision import Decision, Explanation, RuleTrace
 from ._model import ActionRequest, Effect, Rule, trusted_request
+from ._patterns import PatternTrie
 
 # Bound the caches so a stream of distinct (possibly hostile) action names or
 # principals cannot grow memory without limit.
 _CACHE_LIMIT = 4096
-
-
-def _pattern_matcher(pattern: str) -> Callable[[tuple[str, ...]], bool]:
-    """``*`` matches one segment; a trailing ``*`` one or more; ``*`` alone anything."""
-    parts = tuple(pattern.split("."))
-    if parts == ("*",):
-        return lambda segments: True
-    trailing = parts[-1] == "*"
-    fixed = parts[:-1] if trailing else parts
-    n = len(fixed)
-
-    def matches(segments: tuple[str, ...]) -> bool:
-        if trailing:
-            if len(segments) <= n:
-                return False
-        elif len(segments) != n:
-            return False
-        return all(p in ("*", s) for p, s in zip(fixed, segments, strict=False))
-
-    return matches
-
-
-def action_matches(pattern: str, action: str) -> bool:
-    """True when the action pattern covers the action name."""
-    return _pattern_matcher(pattern)(tuple(action.split(".")))
-
-
-@dataclass(slots=True, eq=False)
-class _TrieNode:
-    """One segment position of the wildcard patterns.
-
-    ``literal`` and ``star`` lead to the next segment; ``end`` holds the rules
-    whose pattern ends here, ``rest`` those whose pattern ends here with a
-    trailing ``*`` (one or more segments more).
-    """
-
-    literal: dict[str, _TrieNode] = field(default_factory=dict)
-    star: _TrieNode | None = None
-    end: list[_CompiledRule] = field(default_factory=list)
-    rest: list[_CompiledRule] = field(default_factory=list)
-
-
-class _PatternTrie:
-    """Wildcard action patterns by segment: the rules covering a name, in a few steps."""
-
-    __slots__ = ("_root",)
-
-    def __init__(self) -> None:
-        self._root = _TrieNode()
-
-    def add(self, pattern: str, compiled: _CompiledRule) -> None:
-        parts = pattern.split(".")
-        trailing = parts[-1] == "*"
-        node = self._root
-        for part in parts[:-1] if trailing else parts:
-            if part == "*":
-                if node.star is None:
-                    node.star = _TrieNode()
-                node = node.star
-            else:
-                node = node.literal.setdefault(part, _TrieNode())
-        (node.rest if trailing else node.end).append(compiled)
-
-    def covering(self, segments: list[str], found: dict[_CompiledRule, None]) -> None:
-        """Add to ``found`` every rule whose pattern covers ``segments``.
-
-        Level by level: the nodes the first segments lead to (at most two
-        ways per level: the literal segment and ``*``), stopping early when
-        no pattern goes further.
-        """
-        nodes = [self._root]
-        for segment in segments:
-            following = []
-            for node in nodes:
-                for compiled in node.rest:
-                    found[compiled] = None
-                child = node.literal.get(segment)
-                if child is not None:
-                    following.append(child)
-                if node.star is not None:
-                    following.append(node.star)
-            if not following:
-                return
-            nodes = following
-        for node in nodes:
-            for compiled in node.end:
-                found[compiled] = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: rules are compared by object
@@ -307,7 +220,7 @@ class CompiledPolicy:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._rules = tuple(_CompiledRule.of(r) for r in rules)
         self._exact: dict[str, list[_CompiledRule]] = {}
-        self._wildcard = _PatternTrie()
+        self._wildcard: PatternTrie[_CompiledRule] = PatternTrie()
         for compiled in self._rules:
             for pattern in compiled.rule.actions:
                 if "*" in pattern:
@@ -335,15 +248,11 @@ class CompiledPolicy:
             except KeyError:  # evicted by another thread meanwhile: nothing to refresh
                 pass
             return found
-        if type(action) is not str or not ACTION_RE.fullmatch(action):
-            # Only a request built without validation gets here: refused (evaluate denies),
-            # never split into segments a wildcard could match ("billing.refund.").
-            raise ValueError(
-                f"action {printable(str.__str__(action))[:200]!r} is not a dotted name "
-                "(letters, digits, '_' and '-' between single dots)"
-                if isinstance(action, str)
-                else f"action must be a string, got {type(action).__name__}"
-            )
+        # Only a request built without validation can fail these: refused (evaluate
+        # denies), never split into segments a wildcard could match ("billing.refund.").
+        if type(action) is not str:  # a str subclass could answer split() as it likes
+            raise ValueError(f"action must be a plain str, got {type(action).__name__}")
+        check_action(action)
         chosen = dict.fromkeys(self._exact.get(action, ()))
         self._wildcard.covering(action.split("."), chosen)
         # Sorted once here, so the rules a decision matches come out in

@@ -4,7 +4,7 @@ Loading reports every problem at once, each naming the file, the line, the
 rule and the field, and saying how to fix it; a policy with any problem is
 never built, so nothing of it is used.
 
-Reading goes through ``handrail._files``, which bounds what a hostile file
+Reading goes through ``handrail._yaml`` and ``handrail._toml``, which bound what a hostile file
 can cost (nesting depth, alias expansion, number length) and escapes control
 characters in every message.
 
@@ -24,7 +24,6 @@ Where lines come from:
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -34,27 +33,27 @@ from pydantic import ValidationError
 
 from .._errors import PolicyError, PolicyProblem
 from .._files import Issue as _Issue
-from .._files import LineMap, Location, is_too_long, line_of, read_text
-from .._files import read_toml as _read_toml_data
-from .._files import read_yaml as _read_yaml
+from .._files import (
+    LineMap,
+    Location,
+    describe,
+    dotted,
+    expected_text,
+    line_of,
+    loc_key,
+    read_text,
+    show,
+    unknown_key,
+)
+from .._names import ACTION_PATTERN_RE
 from .._text import problem
+from .._toml import read_toml
+from .._yaml import read_yaml as _read_yaml
 from ._conditions import ConditionSyntaxError
-from ._model import ACTION_PATTERN_RE, PrincipalMatch, Rule
+from ._model import PrincipalMatch, Rule
 from ._policy import Policy
 
-__all__ = [
-    "LineMap",
-    "Location",
-    "dumps",
-    "from_data",
-    "line_of",
-    "load_file",
-    "load_located",
-    "loads",
-    "read_text",
-    "read_yaml",
-    "to_data",
-]
+__all__ = ["dumps", "from_data", "load_file", "load_located", "loads", "to_data"]
 
 Format: TypeAlias = Literal["yaml", "toml"]
 
@@ -105,22 +104,8 @@ def load_located(path: Path) -> tuple[Policy, LineMap]:
     return _located(read_text(path, "policy file"), fmt, path)
 
 
-def read_yaml(text: str, source: Path | None) -> tuple[Any, LineMap, list[PolicyProblem]]:
-    """YAML text as data, the line of every key and item, and the problems in its values.
-
-    Raises PolicyError for a syntax error and for a document beyond the
-    reader's bounds (depth, aliases).  Shared with the test-case and routes loaders.
-    """
-    data, lines, issues = _read_yaml(text, source)
-    problems = [
-        problem(i.message, source, i.line or line_of(i.loc, lines), field=_dotted(i.loc) or None)
-        for i in issues
-    ]
-    return data, lines, problems
-
-
 def _read_toml(text: str, source: Path | None) -> tuple[Any, LineMap, list[_Issue]]:
-    data, lines = _read_toml_data(text, source)
+    data, lines = read_toml(text, source)
     return data, lines, []
 
 
@@ -140,7 +125,22 @@ def _located(text: str, fmt: Format, source: Path | None) -> tuple[Policy, LineM
         data, lines, issues = _read_toml(text, source)
     else:
         raise ValueError(f"unknown policy format {fmt!r} (expected 'yaml' or 'toml')")
-    return _build(data, source, lines, issues), lines
+    policy = _build(data, source, lines, issues)
+    policy._lines = _rule_lines(lines)
+    return policy, lines
+
+
+def _rule_lines(lines: LineMap) -> dict[tuple[int, str], int]:
+    """The line of each rule and of each of its fields: a policy keeps no map of every key."""
+    kept: dict[tuple[int, str], int] = {}
+    for loc, line in lines.items():
+        if len(loc) not in (2, 3) or loc[0] != "rules" or type(loc[1]) is not int:
+            continue
+        if len(loc) == 2:
+            kept[loc[1], ""] = line
+        elif isinstance(loc[2], str):
+            kept[loc[1], loc[2]] = line
+    return kept
 
 
 def from_data(data: Mapping[str, Any], source: Path | None, lines: LineMap | None = None) -> Policy:
@@ -159,22 +159,21 @@ def _build(
         issues.append(
             _Issue(
                 (),
-                "a policy is a mapping with a 'rules' list at the top level, "
-                f"got {_describe(data)}",
+                f"a policy is a mapping with a 'rules' list at the top level, got {describe(data)}",
             )
         )
         raise _error(issues, data, source, lines)
 
     for key in data:
         if key not in _TOP_KEYS:
-            issues.append(_Issue((_loc_key(key),), _unknown_key(key, _TOP_KEYS, "a policy")))
+            issues.append(_Issue((loc_key(key),), unknown_key(key, _TOP_KEYS, "a policy")))
     if "version" in data:
         version = data["version"]
         if type(version) is not int or version != 1:
             issues.append(
                 _Issue(
                     ("version",),
-                    f"unsupported version {_describe(version)}: "
+                    f"unsupported version {describe(version)}: "
                     "this handrail reads version 1 (write version: 1, or leave it out)",
                 )
             )
@@ -184,7 +183,7 @@ def _build(
         if isinstance(value, str):
             texts[key] = value
         else:
-            issues.append(_Issue((key,), _expected_text(value)))
+            issues.append(_Issue((key,), expected_text(value)))
 
     rules: list[Rule] = []
     raw_rules = data.get("rules")
@@ -199,7 +198,7 @@ def _build(
             _Issue(
                 ("rules",),
                 "expected a list of rules (YAML '- id: ...' items, TOML [[rules]] tables), "
-                f"got {_describe(raw_rules)}",
+                f"got {describe(raw_rules)}",
             )
         )
     else:
@@ -211,7 +210,7 @@ def _build(
                     _Issue(
                         here,
                         "expected a rule (a mapping with id, effect and actions), "
-                        f"got {_describe(raw)}",
+                        f"got {describe(raw)}",
                     )
                 )
                 continue
@@ -254,9 +253,9 @@ def _explain(exc: ValidationError, raw: Mapping[Any, Any]) -> Iterator[tuple[Loc
             yield ("when", *cause.loc), cause.message
         elif kind == "extra_forbidden":
             if loc[:1] == ("principals",) and len(loc) == 2:
-                yield loc, _unknown_key(loc[-1], _PRINCIPAL_FIELDS, "principals")
+                yield loc, unknown_key(loc[-1], _PRINCIPAL_FIELDS, "principals")
             else:
-                yield loc, _unknown_key(loc[-1], _RULE_FIELDS, "a rule")
+                yield loc, unknown_key(loc[-1], _RULE_FIELDS, "a rule")
         elif kind == "missing" and len(loc) == 1 and loc[0] in _MISSING_FIELD:
             yield loc, _MISSING_FIELD[str(loc[0])]
         elif not loc:
@@ -264,25 +263,25 @@ def _explain(exc: ValidationError, raw: Mapping[Any, Any]) -> Iterator[tuple[Loc
             has_route = raw.get("escalate_to") is not None
             yield ("escalate_to",) if has_route else ("effect",), message
         elif field == "effect" and kind == "enum":
-            yield loc, f"unknown effect {_show(value)} (expected {_EFFECTS})"
+            yield loc, f"unknown effect {show(value)} (expected {_EFFECTS})"
         elif field == "actions" and kind == "value_error":
             yield _bad_action(raw.get("actions")), message
         elif field == "actions" and kind.endswith("_type") and len(loc) == 1:
-            yield loc, f"expected an action pattern or a list of them, got {_describe(value)}"
+            yield loc, f"expected an action pattern or a list of them, got {describe(value)}"
         elif field == "actions" and kind == "too_short":
             yield loc, "is empty: list at least one action pattern, such as crm.contact.update"
         elif field == "principals" and len(loc) == 1 and kind.endswith("_type"):
             yield (
                 loc,
                 f"expected a mapping of {', '.join(_PRINCIPAL_FIELDS)} to lists of names, "
-                f"got {_describe(value)}",
+                f"got {describe(value)}",
             )
         elif field == "principals" and len(loc) == 2 and kind.endswith("_type"):
-            yield loc, f"expected a list of names, got {_describe(value)}: write {loc[1]}: [...]"
+            yield loc, f"expected a list of names, got {describe(value)}: write {loc[1]}: [...]"
         elif field == "when":
-            yield loc, f"{_CONDITION_SHAPE}, got {_describe(value)}"
+            yield loc, f"{_CONDITION_SHAPE}, got {describe(value)}"
         elif kind == "string_type":
-            yield loc, _expected_text(value)
+            yield loc, expected_text(value)
         else:
             yield loc, message
 
@@ -294,53 +293,6 @@ def _bad_action(actions: object) -> Location:
             if not (isinstance(pattern, str) and ACTION_PATTERN_RE.fullmatch(pattern)):
                 return ("actions", index)
     return ("actions",)
-
-
-def _unknown_key(key: object, allowed: tuple[str, ...], owner: str) -> str:
-    message = f"unknown field {key!r}"
-    close = difflib.get_close_matches(str(key), allowed, n=1)
-    if close:
-        message += f": did you mean {close[0]!r}?"
-    return f"{message} ({owner} takes {', '.join(allowed)})"
-
-
-def _expected_text(value: object) -> str:
-    if value is None:
-        return "is empty: give it a value or remove the key"
-    if isinstance(value, bool | int | float):
-        return f"expected text, got {_describe(value)}: quote it ('{_show(value)}')"
-    return f"expected text, got {_describe(value)}"
-
-
-def _show(value: object) -> str:
-    """A value as the file would spell it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int) and is_too_long(value):
-        return "(a number too long to show)"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null (an empty value)"
-    if isinstance(value, bool):
-        return f"boolean {_show(value)}"
-    if isinstance(value, int | float):
-        return f"number {_show(value)}"
-    if isinstance(value, str):
-        return f"text {value!r}"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
-
-
-def _loc_key(key: object) -> str | int:
-    return key if isinstance(key, str | int) else repr(key)
 
 
 # -- placing problems: rule, field and line ------------------------------------
@@ -365,7 +317,7 @@ def _place(
         rule_id = _rule_id(data, loc[1])
         if rule_id is not None:
             field_loc = loc[2:]
-    return problem(issue.message, source, line, rule_id, _dotted(field_loc) or None)
+    return problem(issue.message, source, line, rule_id, dotted(field_loc) or None)
 
 
 def _rule_id(data: object, index: int) -> str | None:
@@ -375,14 +327,6 @@ def _rule_id(data: object, index: int) -> str | None:
         if isinstance(rule, Mapping) and isinstance(rule.get("id"), str) and rule["id"]:
             return str(rule["id"])
     return None
-
-
-def _dotted(loc: Location) -> str:
-    """``("when", "all", 1, "args.x")`` -> ``when.all[1].args.x``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) and not isinstance(part, bool) else f".{part}"
-    return text.lstrip(".")
 
 
 # -- writing -------------------------------------------------------------------
@@ -491,7 +435,7 @@ def _plain_rules(rules: list[dict[str, Any]], fmt: Format) -> list[dict[str, Any
         found: list[tuple[Location, str]] = []
         plain.append({**rule, "when": _plain(rule["when"], ("when",), fmt, found)})
         problems.extend(
-            PolicyProblem(message, rule_id=rule["id"], field=_dotted(loc)) for loc, message in found
+            PolicyProblem(message, rule_id=rule["id"], field=dotted(loc)) for loc, message in found
         )
     if problems:
         raise PolicyError(problems)

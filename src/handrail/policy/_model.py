@@ -17,17 +17,15 @@ from pydantic import (
     model_validator,
 )
 
-# Re-exported: Effect lives in the foundation (audit records it without importing policy),
-# and the action-name rules live with the name rule; both are imported from here.
+# Re-exported: Effect lives in the foundation (audit records it without importing policy).
 from .._effect import Effect
-from .._names import ACTION_PATTERN_RE, ACTION_RE, canonical_names
+from .._names import canonical_names, check_action, check_action_pattern
 from .._values import normalise_mapping
 from ..identity import Principal
-from ._conditions import Condition, _finish, parse_condition
+from ._condition_syntax import parse_condition
+from ._conditions import Condition, _finish
 
 __all__ = [
-    "ACTION_PATTERN_RE",
-    "ACTION_RE",
     "ActionRequest",
     "Effect",
     "PrincipalMatch",
@@ -85,12 +83,7 @@ class ActionRequest(BaseModel):
     @field_validator("action")
     @classmethod
     def _valid_action(cls, value: str) -> str:
-        if not ACTION_RE.fullmatch(value):
-            raise ValueError(
-                f"action {value!r} is not a dotted name such as 'crm.contact.update' "
-                "(letters, digits, '_' and '-' between dots)"
-            )
-        return value
+        return check_action(value)
 
     @field_validator("args", "context")
     @classmethod
@@ -222,11 +215,7 @@ class Rule(BaseModel):
     @classmethod
     def _valid_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in value:
-            if not ACTION_PATTERN_RE.fullmatch(pattern):
-                raise ValueError(
-                    f"malformed action pattern {pattern!r}: use dotted names where a whole "
-                    "segment may be '*', such as 'crm.*.read', 'crm.contact.*' or '*'"
-                )
+            check_action_pattern(pattern)
         return value
 
     @field_validator("when", mode="before")

@@ -29,7 +29,7 @@ class Policy:
     Thread-safe and async-safe: nothing about a policy changes after it is built.
     """
 
-    __slots__ = ("_compiled", "_rules", "description", "name", "source")
+    __slots__ = ("_compiled", "_lines", "_rules", "description", "name", "source")
 
     def __init__(
         self,
@@ -71,6 +71,8 @@ class Policy:
         self.description = description
         self.source = source
         self._compiled = CompiledPolicy(self._rules)
+        # (rule index, field or "") -> line, for a policy read from text (set by _load).
+        self._lines: Mapping[tuple[int, str], int] = {}
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -83,6 +85,22 @@ class Policy:
             if rule.id == rule_id:
                 return rule
         raise KeyError(f"no rule {rule_id!r} in policy {self.name or '(unnamed)'}")
+
+    def line_of(self, rule_id: str, field: str | None = None) -> int | None:
+        """The line of ``source`` where the rule (or its ``field``, such as ``"escalate_to"``)
+        is written; None for a policy not read from YAML or TOML text, or a field not written.
+
+        For tools that check a policy against something else (``handrail policy
+        check --routes``) and point at the line to change.  Raises ``KeyError``
+        for an unknown ``rule_id``, as ``rule`` does.
+        """
+        index = next((i for i, rule in enumerate(self._rules) if rule.id == rule_id), None)
+        if index is None:
+            raise KeyError(f"no rule {rule_id!r} in policy {self.name or '(unnamed)'}")
+        lines = self._lines
+        if field is None:
+            return lines.get((index, ""))
+        return lines.get((index, field), lines.get((index, "")))
 
     def with_rules(self, *rules: Rule) -> Policy:
         """A new policy with these rules added (ids must stay unique)."""

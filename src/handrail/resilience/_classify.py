@@ -12,21 +12,19 @@ httpx is consulted only if the application has already imported it, so
 
 from __future__ import annotations
 
-import email.utils
-import math
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from .._errors import CircuitOpen, EscalationRequired, PermissionDenied, WriteNotRetried
+from .._errors import CircuitOpen, Refusal, WriteNotRetried
+from .._retry_after import parse_retry_after
 
 __all__ = [
     "TRANSIENT_STATUS_CODES",
     "is_never_transient",
     "is_transient",
-    "parse_retry_after",
     "retry_after",
 ]
 
@@ -35,15 +33,11 @@ TRANSIENT_STATUS_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 # Refusals and broken input: the same call fails the same way every time.
 _NEVER_TRANSIENT: tuple[type[BaseException], ...] = (
-    PermissionDenied,
-    EscalationRequired,
+    Refusal,  # PermissionDenied, EscalationRequired
     CircuitOpen,
     WriteNotRetried,
     ValidationError,
 )
-
-# A Retry-After beyond this is nonsense; clamp it so timedelta cannot overflow.
-_LONGEST_RETRY_AFTER = timedelta(days=365)
 
 
 def is_never_transient(error: BaseException) -> bool:
@@ -103,29 +97,6 @@ def retry_after(error: BaseException, *, now: datetime | None = None) -> timedel
     if value is None:
         return None
     return parse_retry_after(value, now=now)
-
-
-def parse_retry_after(value: str, *, now: datetime | None = None) -> timedelta | None:
-    """A ``Retry-After`` header value (seconds or HTTP-date) as a wait, or None if malformed."""
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        return _wait_until(value, now)
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return timedelta(seconds=min(seconds, _LONGEST_RETRY_AFTER.total_seconds()))
-
-
-def _wait_until(value: str, now: datetime | None) -> timedelta | None:
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000": RFC 5322 for "UTC, source unknown"
-        when = when.replace(tzinfo=UTC)
-    wait = when - (now if now is not None else datetime.now(UTC))
-    return max(timedelta(0), min(wait, _LONGEST_RETRY_AFTER))
 
 
 def _httpx() -> Any:

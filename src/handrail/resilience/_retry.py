@@ -23,11 +23,11 @@ import tenacity
 from tenacity.wait import wait_random_exponential
 
 from .._errors import ConfigurationError, WriteNotRetried
+from .._sleep import async_sleep, sleep
 from ..redaction import Redactor
 from ..telemetry import Telemetry, default_telemetry
 from ._classify import is_never_transient, is_transient, retry_after
 from ._idempotency import using_idempotency_key
-from ._sleep import async_sleep, sleep
 
 __all__ = ["AttemptDetails", "OnAttempt", "RetryPolicy", "retry"]
 

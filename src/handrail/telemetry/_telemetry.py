@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from opentelemetry import metrics, trace
@@ -29,14 +29,42 @@ from opentelemetry.metrics import _internal as _metrics_module
 from opentelemetry.trace import SpanKind, Status, StatusCode, format_span_id, format_trace_id
 
 from .._version import __version__
+from ..identity import Principal
 from ..redaction import Redactor
-
-if TYPE_CHECKING:
-    from ..policy import ActionRequest, Decision
 
 __all__ = ["ActionScope", "AuditUnavailableWarning", "Telemetry", "default_telemetry"]
 
 _SCOPE = "handrail"
+
+
+# Telemetry is the foundation, below policy: it reads requests and decisions
+# through what they have (handrail.ActionRequest and Decision have it), never
+# their classes.
+
+
+class _Request(Protocol):
+    @property
+    def action(self) -> str: ...
+    @property
+    def principal(self) -> Principal: ...
+    @property
+    def resource(self) -> object: ...
+    @property
+    def args(self) -> Mapping[str, Any]: ...
+    @property
+    def context(self) -> Mapping[str, Any]: ...
+
+
+class _Effect(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class _Decision(Protocol):
+    @property
+    def effect(self) -> _Effect: ...
+    @property
+    def rule_id(self) -> str | None: ...
 
 
 def _is_api_only(provider: object) -> bool:
@@ -185,7 +213,7 @@ class Telemetry:
     # -- actions ----------------------------------------------------------------
 
     def action(
-        self, request: ActionRequest, *, tool_name: str | None = None
+        self, request: _Request, *, tool_name: str | None = None
     ) -> AbstractContextManager[ActionScope]:
         """Instrument one guarded action: a span, the decision and duration metrics, a log event.
 
@@ -315,11 +343,11 @@ class ActionScope:
         "trace_id",
     )
 
-    def __init__(self, telemetry: Telemetry, request: ActionRequest, tool_name: str | None) -> None:
+    def __init__(self, telemetry: Telemetry, request: _Request, tool_name: str | None) -> None:
         self._telemetry = telemetry
         self.request = request
         self.tool_name = tool_name
-        self.decision: Decision | None = None
+        self.decision: _Decision | None = None
         self.span: trace.Span | None = None
         self.trace_id: str | None = None
         self.span_id: str | None = None
@@ -342,7 +370,7 @@ class ActionScope:
             attributes["gen_ai.operation.name"] = "execute_tool"
         return attributes
 
-    def decided(self, decision: Decision) -> None:
+    def decided(self, decision: _Decision) -> None:
         """Record the policy's decision on the span."""
         self.decision = decision
         if self.span is not None:
@@ -500,7 +528,7 @@ class _NoopScope(ActionScope):
     def __exit__(self, *exc_info: object) -> None:
         return None
 
-    def decided(self, decision: Decision) -> None:
+    def decided(self, decision: _Decision) -> None:
         return None
 
     def finished(self, outcome: str, **_: Any) -> None:

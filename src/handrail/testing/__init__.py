@@ -12,6 +12,7 @@ the rest of this package, and ``import handrail``, never do.
 ``PostgresServer`` is loaded on first use too.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._approver import FakeApprover
@@ -22,20 +23,11 @@ from ._telemetry import CapturedTelemetry, MetricPoint, capture_telemetry
 
 if TYPE_CHECKING:
     from ._hostile import hostile_json, hostile_toml, hostile_yaml
+    from ._hostile_values import look_alike_names, numeric_like_values
     from ._postgres import PostgresServer
-    from ._strategies import (
-        action_requests,
-        attribute_values,
-        conditions,
-        look_alike_names,
-        numeric_like_values,
-        policies,
-        principals,
-        resources,
-        rules,
-        scalar_values,
-        users,
-    )
+    from ._rule_strategies import conditions, policies, rules
+    from ._strategies import action_requests, principals, resources, users
+    from ._vocabulary import attribute_values, scalar_values
 
 __all__ = [
     "CapturedTelemetry",
@@ -64,38 +56,29 @@ __all__ = [
     "users",
 ]
 
-_STRATEGIES = frozenset(
-    {
-        "action_requests",
-        "attribute_values",
-        "conditions",
-        "look_alike_names",
-        "numeric_like_values",
-        "policies",
-        "principals",
-        "resources",
-        "rules",
-        "scalar_values",
-        "users",
-    }
-)
-
-
-_HOSTILE = frozenset({"hostile_json", "hostile_toml", "hostile_yaml"})
+# Loaded on first use: the strategies and hostile documents import Hypothesis,
+# PostgresServer starts processes.  Each name -> the module that defines it.
+_LAZY = {
+    "PostgresServer": "_postgres",
+    "action_requests": "_strategies",
+    "attribute_values": "_vocabulary",
+    "conditions": "_rule_strategies",
+    "hostile_json": "_hostile",
+    "hostile_toml": "_hostile",
+    "hostile_yaml": "_hostile",
+    "look_alike_names": "_hostile_values",
+    "numeric_like_values": "_hostile_values",
+    "policies": "_rule_strategies",
+    "principals": "_strategies",
+    "resources": "_strategies",
+    "rules": "_rule_strategies",
+    "scalar_values": "_vocabulary",
+    "users": "_strategies",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Strategies load Hypothesis, so they are imported on first use only.
-    if name in _HOSTILE:
-        from . import _hostile
-
-        return getattr(_hostile, name)
-    if name in _STRATEGIES:
-        from . import _strategies
-
-        return getattr(_strategies, name)
-    if name == "PostgresServer":
-        from ._postgres import PostgresServer
-
-        return PostgresServer
-    raise AttributeError(f"module 'handrail.testing' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'handrail.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

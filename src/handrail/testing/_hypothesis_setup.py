@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from ..identity import Principal, User
 from ..policy import ActionRequest, Policy, Resource, Rule
-from . import _strategies
+from . import _rule_strategies, _strategies
 
 
 def _register() -> None:
-    """Register a strategy for each of handrail's main types (the defaults of ``_strategies``).
+    """Register a strategy for each of handrail's main types (the strategies' defaults).
 
     Registered as functions, so nothing is built until a test asks for the type.
     """
@@ -22,5 +22,5 @@ def _register() -> None:
     st.register_type_strategy(Principal, lambda _: _strategies.principals())
     st.register_type_strategy(Resource, lambda _: _strategies.resources())
     st.register_type_strategy(ActionRequest, lambda _: _strategies.action_requests())
-    st.register_type_strategy(Rule, lambda _: _strategies.rules())
-    st.register_type_strategy(Policy, lambda _: _strategies.policies())
+    st.register_type_strategy(Rule, lambda _: _rule_strategies.rules())
+    st.register_type_strategy(Policy, lambda _: _rule_strategies.policies())

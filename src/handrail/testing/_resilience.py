@@ -6,6 +6,6 @@ no_waits():`` turns it on for a block.  The state lives in
 ``handrail.resilience`` so that retrying never imports this package.
 """
 
-from ..resilience._sleep import is_no_waits, no_waits, set_no_waits
+from .._sleep import is_no_waits, no_waits, set_no_waits
 
 __all__ = ["is_no_waits", "no_waits", "set_no_waits"]

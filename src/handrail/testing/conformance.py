@@ -37,7 +37,8 @@ from typing import Any, ClassVar
 import httpx
 import structlog
 
-from .._names import ACTION_RE
+from .._errors import ConfigurationError
+from .._names import check_action
 from ..audit import AuditLog
 from ..connectors import BaseConnector, Operation
 from ..guard import AsyncRecorded
@@ -118,9 +119,10 @@ class ConnectorConformance:
     def test_every_write_declares_a_permission(self) -> None:
         for op in self._operations():
             if op.kind == "write":
-                assert ACTION_RE.fullmatch(op.permission), (
-                    f"{op.name}: a write must declare the permission (action) it needs"
-                )
+                try:
+                    check_action(op.permission, f"{op.name}: a write's permission")
+                except ConfigurationError as exc:
+                    raise AssertionError(str(exc)) from None
 
     def test_schemas_are_json_schema(self) -> None:
         for op in self._operations():

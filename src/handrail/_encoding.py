@@ -1,19 +1,16 @@
-"""How a record becomes bytes: plain data, canonical JSON, its SHA-256, and the stored line.
+"""Plain data and canonical JSON: one spelling for each value, and digests of it.
 
-Pure functions, no I/O.  The rules, which ``verify`` relies on:
+Pure functions, no I/O, shared by every package that writes what a call was
+given: the audit trail (records and their hash chain), the escalation router
+(a case's arguments and their digest) and the guard.
 
-* the *body* of a record is every field but ``hash``, encoded as canonical
-  JSON: keys sorted, no whitespace (``","`` and ``":"``), UTF-8 rather than
-  ``\\u`` escapes;
-* ``hash`` is the SHA-256 (hex) of the body's UTF-8 bytes; the body includes
-  ``prev_hash``, so each hash covers the whole chain before it;
-* the stored *line* is the body with ``,"hash":"<hex>"`` spliced in before the
-  closing brace, then a newline.  Parsing a line and encoding it again gives
-  the same bytes, so any change of any byte is visible.
-
-Values that are not JSON (datetimes, ``Decimal``, ``bytes``, sets, models,
-dataclasses, ...) are turned into stable JSON forms first; anything else
-unknown is stored as its ``repr()``.
+* ``plain`` turns values that are not JSON (datetimes, ``Decimal``, ``bytes``,
+  sets, models, dataclasses, ...) into stable JSON forms; anything else
+  unknown becomes its ``repr()``;
+* ``canonical`` writes plain data as canonical JSON: keys sorted, no
+  whitespace (``","`` and ``":"``), UTF-8 rather than ``\\u`` escapes;
+* ``args_digest`` is the SHA-256 (or HMAC) of a call's full arguments,
+  secrets included, so whoever holds them can show they were the ones used.
 """
 
 from __future__ import annotations
@@ -35,20 +32,13 @@ from typing import Any
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 __all__ = [
-    "GENESIS_HASH",
     "args_digest",
     "canonical",
-    "check_line",
     "digest_text",
     "encode_revealing",
-    "format_timestamp",
     "is_plain",
     "plain",
-    "seal",
 ]
-
-GENESIS_HASH = "0" * 64
-"""The ``prev_hash`` of a log's first record."""
 
 _SCALARS = (str, int, float, bool, type(None))
 _JSON_TYPES = frozenset(_SCALARS)
@@ -92,67 +82,6 @@ def canonical(value: Any) -> str:
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)``.
     """
     return _encode(value)
-
-
-def seal(body: dict[str, Any]) -> tuple[bytes, str]:
-    """The stored line (with its newline) and the hash for a record ``body`` without ``hash``."""
-    text = _encode(body)
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate cannot be stored as UTF-8: replace it, so the
-        # line written is the line that verifies.
-        body = _without_surrogates(body)
-        text = _encode(body)
-        data = text.encode("utf-8")
-    digest = hashlib.sha256(data).hexdigest()
-    return b'%s,"hash":"%s"}\n' % (data[:-1], digest.encode("ascii")), digest
-
-
-def check_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """Parse one stored line (newline stripped) and check it: (its fields, what is wrong or None).
-
-    What can be wrong: ``"unreadable"`` (not UTF-8, not a JSON object, no
-    ``hash``), ``"hash"`` (the content does not match the stored hash) or
-    ``"form"`` (the hash matches but the bytes are not the canonical encoding,
-    so something that does not change the meaning was changed).
-    """
-    try:
-        fields = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None, "unreadable"
-    if type(fields) is not dict or type(fields.get("hash")) is not str:
-        return None, "unreadable"
-    stored: str = fields.pop("hash")
-    try:
-        data = _encode(fields).encode("utf-8")
-    except (UnicodeEncodeError, ValueError):  # a lone surrogate: never written by seal
-        fields["hash"] = stored
-        return fields, "form"
-    fields["hash"] = stored
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != stored:
-        return fields, "hash"
-    if raw != b'%s,"hash":"%s"}' % (data[:-1], digest.encode("ascii")):
-        return fields, "form"
-    return fields, None
-
-
-def _without_surrogates(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_without_surrogates(v) for v in value]
-    return value
-
-
-def format_timestamp(when: dt.datetime) -> str:
-    """``when`` in UTC as ``2025-01-01T12:00:00.000000Z``: fixed width, so it sorts by time."""
-    if when.tzinfo is not dt.UTC:
-        when = when.astimezone(dt.UTC)
-    return when.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 # -- plain data ------------------------------------------------------------------

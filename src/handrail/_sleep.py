@@ -1,8 +1,9 @@
 """How retries wait between attempts, and the process-wide switch that makes them not wait.
 
 The switch is public as ``handrail.testing.set_no_waits`` / ``is_no_waits`` /
-``no_waits``; it lives here so that ``handrail.resilience`` can read it
-without importing ``handrail.testing`` (and with it, Hypothesis).
+``no_waits``; it lives in the foundation so that retries (``handrail.resilience``)
+and rate limits (``handrail.connectors``) read the same switch without
+importing ``handrail.testing`` (and with it, Hypothesis).
 """
 
 from __future__ import annotations
