@@ -11,7 +11,7 @@ from handrail import ActionRequest, ConfigurationError, Guard, Policy, Principal
 from handrail._names import check_action, check_action_pattern
 from handrail.audit import AuditLog, MemorySink
 from handrail.connectors import operation
-from handrail.permissions import requires_permission
+from handrail import requires_permission
 
 BAD_NAMES = ["crm..read", "crm.contact.", ".crm", "crm contact", "crm.*.read", "", "crm.cöntact"]
 
@@ -47,7 +47,7 @@ def _guard(name: str) -> None:
 
 
 def _audited(name: str) -> None:
-    from handrail.audit import audited
+    from handrail import audited
 
     audited(AuditLog(MemorySink()), action=name)
 

@@ -54,34 +54,9 @@ LAYERS: dict[str, float] = {
 TOP = 100.0
 """The layer of the facade: ``handrail`` itself and ``handrail.__main__``."""
 
-# Violations in files that are being rewritten elsewhere right now (issue #11):
-# each is listed with the reason it is still here.  The test fails when one of
+# Violations allowed for now, each with the reason.  The test fails when one of
 # them disappears, so the list only ever shrinks: delete the entry then.
-_KNOWN_VIOLATIONS: frozenset[str] = frozenset(
-    {
-        # audit/_audited.py: @audited becomes a guard with only an audit log (lead).
-        "audit/_audited.py -> permissions (up from layer 1 to 1.5)",
-        "audit/_audited.py -> permissions._request (private)",
-        "audit/_audited.py -> permissions._request (up from layer 1 to 1.5)",
-        "audit/_audited.py -> policy (sideways in layer 1)",
-        "audit/_audited.py -> policy._model (private)",
-        "audit/_audited.py -> policy._model (sideways in layer 1)",
-        # audit/_log.py, audit/_record.py: records become one AuditEntry knowing no policy (H1).
-        "audit/_log.py -> policy (sideways in layer 1)",
-        "audit/_record.py -> policy (sideways in layer 1)",
-        # guard/_guard.py: the one core, over public names of permissions (lead).
-        "guard/_guard.py -> permissions._context (private)",
-        "guard/_guard.py -> permissions._decorator (private)",
-        "guard/_guard.py -> permissions._request (private)",
-        "guard/_guard.py -> policy._model (private)",
-        "guard/_guard.py -> resilience._idempotency (private)",
-        # permissions/_request.py: the request builder moves into the core (lead).
-        "permissions/_request.py -> policy._model (private)",
-        # connectors/_operation.py takes ResourceSpec from permissions' request builder,
-        # which the lead's core replaces.
-        "connectors/_operation.py -> permissions._request (private)",
-    }
-)
+_KNOWN_VIOLATIONS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -135,9 +135,9 @@ class OperationMethod(Generic[P, R]):
         resource: ResourceSpec | None,
         idempotency_key: str | None = None,
     ) -> None:
-        check_action(name, "@operation")
+        check_action(name, "@operation name")
         if permission is not None:
-            check_action(permission, f"@operation({name!r}) permission")
+            check_action(permission, "@operation permission")
         if kind not in ("read", "write"):
             raise ConfigurationError(f"@operation({name!r}): kind must be 'read' or 'write'")
         if validation not in (None, "strict", "quarantine"):
@@ -293,7 +293,7 @@ def operation(
     its own retries: two calls with the same arguments are two writes.
     It must name a field of the input model (checked on first use).
     """
-    check_action(name, "@operation")
+    check_action(name, "@operation name")
     if kind not in ("read", "write"):
         raise ConfigurationError(f"@operation({name!r}): kind must be 'read' or 'write'")
     _check_key_field(name, kind, idempotency_key)

@@ -30,7 +30,7 @@ from ._model import (
     Route,
 )
 from ._open import STORE_ENV, check_store, open_store, redact_store, scrub_store, upgrade_store
-from ._postgres import PostgresStore, upgrade_schema
+from ._postgres import PostgresStore
 from ._resume import current_resume, resuming
 from ._router import EscalationRouter, TickReport
 from ._schema import store_schema_version
@@ -98,7 +98,6 @@ __all__ = [
     "scrub_store",
     "store_schema_version",
     "summarize",
-    "upgrade_schema",
     "upgrade_store",
     "verify_signature",
 ]

@@ -14,7 +14,6 @@ from .._names import check_action
 from ..identity import Principal
 from ..permissions import current_context, current_principal
 from ..policy import ActionRequest, Decision, Effect, Resource
-from ..policy._model import resource_from, trusted_request
 
 __all__ = ["ContextSpec", "RequestBuilder", "ResourceSpec", "build_request", "refusal"]
 
@@ -97,7 +96,7 @@ class RequestBuilder:
             return refusal(self.action, None, _no_principal(principal, self.principal_arg))
         skipped = self._skipped
         call_args = {k: v for k, v in bound.items() if k not in skipped}
-        return trusted_request(principal, self.action, resource, call_args, context)
+        return ActionRequest.of(principal, self.action, resource, call_args, context)
 
     def _resource_for(self, bound: dict[str, Any]) -> Resource | None:
         spec = self.resource
@@ -106,7 +105,7 @@ class RequestBuilder:
         value = spec(**bound) if callable(spec) else spec
         if value is None or type(value) is Resource or isinstance(value, Resource):
             return value
-        return resource_from(value)
+        return Resource.of(value)
 
     def _context_for(self, bound: dict[str, Any]) -> Mapping[str, Any]:
         scope = current_context()
@@ -147,7 +146,7 @@ def build_request(
         if value is None or type(value) is Resource or isinstance(value, Resource):
             found = value
         else:
-            found = resource_from(value)
+            found = Resource.of(value)
         scope = current_context()
         merged = {**scope, **context} if context and scope else (context or scope)
     except Exception as exc:
@@ -155,7 +154,7 @@ def build_request(
         return refusal(action, who, f"could not build the request: {type(exc).__name__}: {exc}")
     if type(principal) is not Principal and not isinstance(principal, Principal):
         return refusal(action, None, _no_principal(principal, "principal"))
-    return trusted_request(principal, action, found, bound, merged)
+    return ActionRequest.of(principal, action, found, bound, merged)
 
 
 def _no_principal(principal: object, argument: str) -> str:
@@ -169,6 +168,6 @@ def _no_principal(principal: object, argument: str) -> str:
 
 def refusal(action: str, principal: Principal | None, reason: str) -> Decision:
     """A DENY decision made by the guard itself, not by a policy."""
-    request: ActionRequest = trusted_request(principal or _NOBODY, action, None, {}, {})
+    request: ActionRequest = ActionRequest.of(principal or _NOBODY, action, None, {}, {})
     subject = f"agent:{principal.agent}" if principal is not None else "nobody"
     return Decision(Effect.DENY, reason, request, subject=subject)

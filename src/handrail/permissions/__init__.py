@@ -1,6 +1,5 @@
 """Who is acting and under which policy: the context every guarded call reads."""
 
-from ..policy import EscalationRequired, PermissionDenied
 from ._context import (
     acting_as,
     current_context,
@@ -11,8 +10,6 @@ from ._context import (
 )
 
 __all__ = [
-    "EscalationRequired",
-    "PermissionDenied",
     "acting_as",
     "current_context",
     "current_policy",
