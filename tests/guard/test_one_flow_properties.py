@@ -36,16 +36,19 @@ from handrail import (
     requires_permission,
 )
 from handrail.audit import AuditLog, AuditRecord
+from handrail.connectors import BaseConnector, MemoryQuarantine, operation
 from handrail.escalation import EscalationError, EscalationRouter, Level, MemoryStore, Route
 from handrail.guard import Guard
 from handrail.resilience import RetryPolicy, current_idempotency_key
 from handrail.shadow import ShadowResult
-from handrail.testing import FakeClock, no_waits
+from handrail.testing import FakeClock, capture_telemetry, no_waits
+from pydantic import BaseModel
 
 POLICY = Policy.from_yaml(
     """
 rules:
-  - {id: reads, effect: allow, actions: [crm.contact.read, crm.contact.list]}
+  - {id: reads, effect: allow, actions: [crm.contact.read, crm.contact.list, crm.note.list]}
+  - {id: notes, effect: allow, actions: [crm.note.create]}
   - {id: updates, effect: allow, actions: [crm.contact.update]}
   - {id: refunds, effect: allow, actions: [billing.refund.create]}
   - id: big-refunds
@@ -72,6 +75,41 @@ class Boom(RuntimeError):
     """A tool's own failure."""
 
 
+class Note(BaseModel):
+    id: str
+    text: str
+
+
+class NoteQuery(BaseModel):
+    fail_after: int | None = None
+
+
+class NewNote(BaseModel):
+    text: str
+
+
+class Notes(BaseConnector):
+    """A connector front end: a list read (one record in four malformed) and a write."""
+
+    name = "notes"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.written = 0
+
+    @operation("crm.note.list")
+    def list_notes(self, params: NoteQuery) -> Iterator[Note]:
+        for n in range(8):
+            if params.fail_after is not None and n == params.fail_after:
+                raise Boom("page failed")
+            yield {"id": f"n-{n}", "text": "hi"} if n % 4 else {"id": f"n-{n}"}  # type: ignore[misc]
+
+    @operation("crm.note.create", kind="write")
+    def create_note(self, params: NewNote) -> Note:
+        self.written += 1
+        return Note(id="n-new", text=params.text)
+
+
 class OneFlow(RuleBasedStateMachine):
     """Random calls through every front end; the audit trail must tell exactly what happened."""
 
@@ -94,6 +132,7 @@ class OneFlow(RuleBasedStateMachine):
             return phone
 
         self.update = update
+        self.notes = Notes(guard=self.guard, quarantine=MemoryQuarantine())
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -177,6 +216,43 @@ class OneFlow(RuleBasedStateMachine):
             with pytest.raises(Boom):
                 list(records)
             assert self.last_final().outcome == "failed"
+
+    @rule(how=st.sampled_from(["consume", "close", "fail"]))
+    def connector_list_read(self, how: str) -> None:
+        self.calls += 1
+        before = len(finals(self.log))
+        with acting_as(BOT):
+            notes = self.notes.list_notes(fail_after=5 if how == "fail" else None)
+            assert len(finals(self.log)) == before
+            if how == "consume":
+                assert [n.id for n in notes] == ["n-1", "n-2", "n-3", "n-5", "n-6", "n-7"]
+            elif how == "close":
+                next(iter(notes))
+                notes.close()
+            else:
+                with pytest.raises(Boom):
+                    list(notes)
+        record = self.last_final()
+        assert record.outcome == ("failed" if how == "fail" else "executed")
+        assert record.details is not None
+        if how == "consume":
+            assert (record.details["records"], record.details["quarantined"]) == (6, 2)
+
+    @rule()
+    def connector_write(self) -> None:
+        self.calls += 1
+        before = self.notes.written
+        with acting_as(BOT):
+            result = self.notes.create_note(text="hello")
+        if self.guard.shadow:
+            assert isinstance(result, ShadowResult)
+            assert self.notes.written == before
+            assert self.last_final().outcome == "shadowed"
+        else:
+            assert result.id == "n-new"
+            assert self.notes.written == before + 1
+            self.writes_run += 1
+            assert self.last_final().outcome == "executed"
 
     @rule(target=cases, is_async=st.booleans(), call_id=st.uuids())
     def big_refund(self, is_async: bool, call_id: Any) -> str:
@@ -266,7 +342,7 @@ class OneFlow(RuleBasedStateMachine):
     @invariant()
     def no_write_without_its_record(self) -> None:
         written = [r for r in finals(self.log) if r.outcome in ("executed", "failed")]
-        writes = [r for r in written if r.action != "crm.contact.list"]
+        writes = [r for r in written if r.action not in ("crm.contact.list", "crm.note.list")]
         assert self.writes_run == len(writes)
 
     @invariant()
@@ -283,10 +359,23 @@ TestOneFlow.settings = settings(max_examples=40, stateful_step_count=25, deadlin
 
 
 def _script_records(is_async: bool, script: list[tuple[str, int]]) -> list[tuple[Any, ...]]:
+    with capture_telemetry() as captured:
+        records = _run_script(is_async, script, captured.telemetry)
+    spans = [
+        {k: v for k, v in span.attributes.items() if k != "handrail.audit.record_id"}
+        for span in captured.spans
+        if span.name.startswith("handrail.action") or "handrail.action" in (span.attributes or {})
+    ]
+    return [*records, ("spans", spans)]
+
+
+def _run_script(
+    is_async: bool, script: list[tuple[str, int]], telemetry: Any
+) -> list[tuple[Any, ...]]:
     clock = FakeClock()
     log = AuditLog.memory(clock=clock)
     router = EscalationRouter([LEADS], MemoryStore(), clock=clock, audit=log)
-    guard = Guard(POLICY, audit=log, escalations=router, shadow=False)
+    guard = Guard(POLICY, audit=log, escalations=router, shadow=False, telemetry=telemetry)
 
     def run(req: ActionRequest, fn: Any, **options: Any) -> Any:
         if not is_async:
@@ -347,7 +436,8 @@ def _script_records(is_async: bool, script: list[tuple[str, int]]) -> list[tuple
     )
 )
 def test_the_sync_and_async_drivers_leave_the_same_records(script: list[tuple[str, int]]) -> None:
-    """A differential property: one script, driven both ways, leaves the same audit trail."""
+    """A differential property: one script, driven both ways, leaves the same audit trail and
+    the same span attributes."""
     assert _script_records(False, script) == _script_records(True, script)
 
 
