@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+from pydantic import BaseModel
 
 from handrail import (
     ActionRequest,
@@ -42,7 +43,6 @@ from handrail.guard import Guard
 from handrail.resilience import RetryPolicy, current_idempotency_key
 from handrail.shadow import ShadowResult
 from handrail.testing import FakeClock, capture_telemetry, no_waits
-from pydantic import BaseModel
 
 POLICY = Policy.from_yaml(
     """
