@@ -31,6 +31,7 @@ import platform
 import random
 import statistics
 import subprocess
+import tempfile
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,13 +56,23 @@ print(json.dumps([
 """
 
 
-def _environment() -> dict[str, str]:
-    """The child's environment: this interpreter's handrail first on its path."""
+def _environment(pycache: str) -> dict[str, str]:
+    """The child's environment: this interpreter's handrail first on its path.
+
+    Bytecode is cached for handrail and its dependencies alike, in ``pycache``
+    (a directory of this run): an installed package has its ``.pyc`` files,
+    and ``PYTHONDONTWRITEBYTECODE`` in the caller's environment would
+    otherwise make handrail compile its source on every import while the
+    dependencies load theirs from site-packages.
+    """
     import handrail
 
     source = str(Path(handrail.__file__).resolve().parents[1])
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": source if not path else f"{source}{os.pathsep}{path}"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = pycache
+    env["PYTHONPATH"] = source if not path else f"{source}{os.pathsep}{path}"
+    return env
 
 
 def _python(code: str, env: Mapping[str, str], *options: str) -> subprocess.CompletedProcess[str]:
@@ -113,7 +124,11 @@ def own_modules(env: Mapping[str, str], top: int = 8) -> list[tuple[str, int]]:
 def run(*, quick: bool = False, repetitions: int | None = None) -> dict[str, Any]:
     """Time both imports, alternating; return the figures as JSON-ready data."""
     reps = repetitions or (2 if quick else 15)
-    env = _environment()
+    with tempfile.TemporaryDirectory(prefix="handrail-pycache-") as pycache:
+        return _run(reps, quick, _environment(pycache))
+
+
+def _run(reps: int, quick: bool, env: Mapping[str, str]) -> dict[str, Any]:
     modules = dependencies(env)
     codes = {
         "import handrail": timed("import handrail", modules),
