@@ -31,8 +31,8 @@ import platform
 import random
 import statistics
 import subprocess
-import tempfile
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
