@@ -632,3 +632,33 @@ class TestSecretsInRetryLogs:
             FAST.call(fetch, telemetry=recorded.telemetry)
         (event,) = recorded.events("handrail.retry")
         assert event["error"] == "reset by https://***@h.example/x?***"
+
+
+def test_waits_and_the_budget_go_through_the_policys_clock() -> None:
+    """With a FakeClock the backoff moves fake time: nothing really sleeps, and the time
+    budget is counted on that clock (a 30 s budget ends the retries, not real seconds)."""
+    import time as _time
+
+    from handrail.testing import FakeClock
+
+    clock = FakeClock()
+    policy = RetryPolicy(
+        attempts=50,
+        timeout=timedelta(seconds=30),
+        wait_initial=timedelta(seconds=4),
+        wait_max=timedelta(seconds=8),
+        clock=clock,
+    )
+    calls = 0
+
+    def down() -> None:
+        nonlocal calls
+        calls += 1
+        raise httpx.ConnectError("refused")
+
+    started = _time.monotonic()
+    with pytest.raises(httpx.ConnectError):
+        policy.call(down)
+    assert _time.monotonic() - started < 20  # generous: the fake waits add up to ~30 s
+    assert 1 < calls < 50  # stopped by the budget on the fake clock, not the attempts
+    assert clock.monotonic() <= 30

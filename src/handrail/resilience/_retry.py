@@ -24,6 +24,7 @@ from tenacity.wait import wait_random_exponential
 
 from .._errors import ConfigurationError, WriteNotRetried
 from .._sleep import async_sleep, sleep
+from ..clock import Clock
 from ..redaction import Redactor
 from ..telemetry import Telemetry, default_telemetry
 from ._classify import is_never_transient, is_transient, retry_after
@@ -70,6 +71,10 @@ class RetryPolicy:
     ``is_transient``'s decision (``handrail.resilience.is_transient`` by
     default), except that refusals and validation errors never are.
 
+    ``clock`` times the budget and the waits (default: the real clock).  A
+    clock with ``sleep``/``asleep`` — ``handrail.testing.FakeClock`` — waits
+    through them, so a test's retries move fake time and never really sleep.
+
     Immutable and thread-safe: share one policy between calls.  Raises
     ``ConfigurationError`` for a bound that makes no sense.
     """
@@ -79,6 +84,7 @@ class RetryPolicy:
     wait_initial: timedelta = timedelta(milliseconds=100)
     wait_max: timedelta = timedelta(seconds=10)
     is_transient: Callable[[BaseException], bool] = is_transient
+    clock: Clock | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
@@ -303,7 +309,7 @@ def _call(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], r
         try:
             if not (run.is_retryable_write and run.policy.attempts > 1 and run.should_retry(first)):
                 raise first
-            retrying = tenacity.Retrying(sleep=sleep, **run.tenacity_arguments())
+            retrying = tenacity.Retrying(sleep=run.sleep, **run.tenacity_arguments())
             run.replay = first
             return cast(R, retrying(_attempt, fn, args, kwargs, run))
         except Exception as exc:
@@ -326,7 +332,7 @@ async def _acall(
         try:
             if not (run.is_retryable_write and run.policy.attempts > 1 and run.should_retry(first)):
                 raise first
-            retrying = tenacity.AsyncRetrying(sleep=async_sleep, **run.tenacity_arguments())
+            retrying = tenacity.AsyncRetrying(sleep=run.asleep, **run.tenacity_arguments())
             run.replay = first
             return cast(R, await retrying(_async_attempt, fn, args, kwargs, run))
         except Exception as exc:
@@ -411,6 +417,25 @@ class _Run:
         self.started = 0.0
         self.call: tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]] | None = None
 
+    def monotonic(self) -> float:
+        clock = self.policy.clock
+        return time.monotonic() if clock is None else clock.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait between attempts: through the policy's clock when it can sleep."""
+        pause = getattr(self.policy.clock, "sleep", None)
+        if pause is None:
+            sleep(seconds)
+        elif seconds > 0:  # fake time costs nothing: no-waits mode need not skip it
+            pause(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        pause = getattr(self.policy.clock, "asleep", None)
+        if pause is None:
+            await async_sleep(seconds)
+        elif seconds > 0:
+            await pause(seconds)
+
     @property
     def is_retryable_write(self) -> bool:
         return not self.is_write or self.key is not None
@@ -420,7 +445,7 @@ class _Run:
 
     def tenacity_arguments(self) -> dict[str, Any]:
         attempts = self.policy.attempts if self.is_retryable_write else 1
-        schedule = _Schedule(self.policy, attempts, self.started)
+        schedule = _Schedule(self.policy, attempts, self.started, self.monotonic)
         return {
             "stop": schedule.stop,
             "wait": schedule.wait,
@@ -432,7 +457,7 @@ class _Run:
 
     def first_attempt(self) -> None:
         """Start the clock and report attempt 1 (made outside tenacity)."""
-        self.started = time.monotonic()
+        self.started = self.monotonic()
         if self.on_attempt is not None:
             self.on_attempt(AttemptDetails(self.action, 1, None, timedelta(0), timedelta(0)))
 
@@ -440,7 +465,7 @@ class _Run:
         if state.attempt_number == 1:
             return  # reported by first_attempt; this is its replay
         if self.on_attempt is not None:
-            elapsed = timedelta(seconds=time.monotonic() - self.started)
+            elapsed = timedelta(seconds=self.monotonic() - self.started)
             details = AttemptDetails(
                 self.action, state.attempt_number, self.error, self.wait, elapsed
             )
@@ -499,9 +524,12 @@ class _Schedule:
     that will really be made.
     """
 
-    __slots__ = ("_attempts", "_budget", "_jitter", "_planned", "_started")
+    __slots__ = ("_attempts", "_budget", "_jitter", "_monotonic", "_planned", "_started")
 
-    def __init__(self, policy: RetryPolicy, attempts: int, started: float) -> None:
+    def __init__(
+        self, policy: RetryPolicy, attempts: int, started: float, monotonic: Callable[[], float]
+    ) -> None:
+        self._monotonic = monotonic
         self._attempts = attempts
         self._started = started  # the call's start: tenacity's starts after attempt 1
         self._budget = policy.timeout.total_seconds()
@@ -514,7 +542,7 @@ class _Schedule:
         """Stop when the attempts are used up, or when the next wait would end past the budget."""
         if state.attempt_number >= self._attempts:
             return True
-        elapsed = time.monotonic() - self._started
+        elapsed = self._monotonic() - self._started
         return elapsed + self.wait(state) >= self._budget
 
     def wait(self, state: tenacity.RetryCallState) -> float:
