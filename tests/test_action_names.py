@@ -7,11 +7,18 @@ from collections.abc import Callable
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from handrail import ActionRequest, ConfigurationError, Guard, Policy, Principal, Rule
+from handrail import (
+    ActionRequest,
+    ConfigurationError,
+    Guard,
+    Policy,
+    Principal,
+    Rule,
+    requires_permission,
+)
 from handrail._names import check_action, check_action_pattern
 from handrail.audit import AuditLog, MemorySink
 from handrail.connectors import operation
-from handrail import requires_permission
 
 BAD_NAMES = ["crm..read", "crm.contact.", ".crm", "crm contact", "crm.*.read", "", "crm.cöntact"]
 
