@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from handrail.audit import AuditEntry, AuditLog, FsyncMode
-from handrail.audit._log import RECOVERED_ACTION
+from handrail.audit._reopen import RECOVERED_ACTION
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 

@@ -21,9 +21,10 @@ from handrail.audit import (
     MemorySink,
     Outcome,
 )
-from handrail.audit._log import RECOVERED_ACTION, _Writer
 from handrail.audit._record import prepare
 from handrail.audit._redact import PartRedactor
+from handrail.audit._reopen import RECOVERED_ACTION
+from handrail.audit._writer import Writer
 from handrail.redaction import Redactor
 from handrail.testing import FakeClock
 
@@ -111,7 +112,7 @@ def test_a_batch_is_due_an_interval_after_its_first_record_however_long_a_flush_
     during_sync: list[Callable[[], object]] = []
     sink = SlowSyncSink(now, during_sync)
     # The test plays the flusher thread: it asks when the batch is due, and flushes.
-    writer = _Writer(sink, "batch", 1000, 0.2, monotonic=lambda: now[0], background=False)
+    writer = Writer(sink, "batch", 1000, 0.2, monotonic=lambda: now[0], background=False)
     redaction = PartRedactor(Redactor())
 
     def append() -> None:

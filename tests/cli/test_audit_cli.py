@@ -349,7 +349,7 @@ def quarantine_file(path: Path) -> Path:
     """A quarantine file: JSON lines, but not audit records."""
     from pydantic import BaseModel
 
-    from handrail.connectors._quarantine import open_quarantine, validate_records
+    from handrail.connectors import open_quarantine, validate_records
 
     class Contact(BaseModel):
         id: int

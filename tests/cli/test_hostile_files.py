@@ -36,7 +36,7 @@ def seed_lines(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """One real audit record and one real quarantined record, as parsed JSON."""
     from pydantic import BaseModel
 
-    from handrail.connectors._quarantine import open_quarantine, validate_records
+    from handrail.connectors import open_quarantine, validate_records
 
     class Contact(BaseModel):
         id: int

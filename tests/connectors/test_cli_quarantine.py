@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from handrail.cli import main
-from handrail.connectors._quarantine import QuarantinedRecord, open_quarantine, validate_records
+from handrail.connectors import QuarantinedRecord, open_quarantine, validate_records
 from handrail.testing import FakeClock
 
 START = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError, field_validator
 
 from handrail._errors import ConfigurationError, HandrailError
-from handrail.connectors._quarantine import (
+from handrail.connectors import (
     InvalidRecord,
     JSONLQuarantine,
     MemoryQuarantine,
@@ -32,12 +32,11 @@ from handrail.connectors._quarantine import (
     QuarantineSink,
     QuarantineWarning,
     SQLiteQuarantine,
-    _quarantined_counter,
-    keep_extra,
     open_quarantine,
     validate_one,
     validate_records,
 )
+from handrail.connectors._validation import _quarantined_counter, keep_extra
 from handrail.testing import FakeClock, capture_telemetry
 
 START = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)

@@ -23,7 +23,8 @@ import pytest
 from handrail import ConfigurationError, HandrailError
 from handrail.escalation import EscalationError, EscalationRouter, MemoryStore
 from handrail.escalation._open import STORE_ENV, open_store, upgrade_store
-from handrail.escalation._postgres import PostgresStore, redact_url, upgrade_schema
+from handrail.escalation._postgres import PostgresStore, upgrade_schema
+from handrail.escalation._postgres_urls import redact_url
 from handrail.escalation._sqlite import SQLiteStore
 from handrail.testing import PostgresServer
 
@@ -425,7 +426,7 @@ def test_a_postgres_schema_written_before_external_ids_is_migrated_on_open(
 ) -> None:
     """Tables of schema version 1 (the released first step, holding the cases of the version 1
     dump) are migrated when a store opens them: cases and deliveries kept, external ids unique."""
-    from handrail.escalation._postgres import _MIGRATIONS
+    from handrail.escalation._postgres_schema import _MIGRATIONS
 
     schema = new_schema()
     with sqlite3.connect(":memory:") as raw:

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from handrail import Policy, Principal, acting_as
 from handrail.audit import AuditLog
-from handrail.connectors._http import SHADOW_HEADERS_SHOWN, shadow_request
+from handrail.connectors._shadow_stop import SHADOW_HEADERS_SHOWN, shadow_request
 from handrail.guard import Guard
 from handrail.resilience import RetryPolicy
 from handrail.testing import no_waits, principals

@@ -1,36 +1,38 @@
-"""``AuditLog``: appends hash-chained, redacted records to a sink, and reads and verifies them."""
+"""``AuditLog``: appends hash-chained, redacted records to a sink, and reads and verifies them.
+
+The writer it appends through (the chain's head, the batch buffer, the
+flusher thread) is in ``_writer``; what reopening does about a torn last
+line, in ``_reopen``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
 import os
-import threading
-import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
+from typing import TypedDict, Unpack
 
 from .._errors import AuditError, AuditIntegrityError, ConfigurationError
 from ..clock import Clock, SystemClock
 from ..redaction import Redactor
 from ._entry import AuditEntry
-from ._jsonl import JSONLSink, TornTail
-from ._line import GENESIS_HASH, check_line, format_timestamp
+from ._jsonl import JSONLSink
+from ._line import format_timestamp
 from ._memory import MemorySink
 from ._outcome import Outcome
-from ._record import AuditRecord, Prepared, UnreadableRecord, chain, decode, prepare, validate
+from ._record import AuditRecord, UnreadableRecord, decode, prepare, validate
 from ._redact import PartRedactor
+from ._reopen import last_record, recover_torn_tail
 from ._sink import FSYNC_MODES, FsyncMode, Sink
 from ._sqlite import SQLiteSink
 from ._verify import Anchor, Checkpoint, VerifyReport, verify_lines
+from ._writer import Writer
 
-__all__ = ["RECOVERED_ACTION", "AuditLog", "is_sqlite_path"]
-
-RECOVERED_ACTION = "handrail.audit.recovered"
-"""The action of the record a log appends when it reopens after a torn write."""
+__all__ = ["AuditLog", "is_sqlite_path"]
 
 _SQLITE_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -45,11 +47,6 @@ class _Options(TypedDict, total=False):
     batch_interval: dt.timedelta
     verify_on_open: bool
     digest_key: bytes | None
-
-
-@runtime_checkable
-class _SetsAsideTornTails(Protocol):
-    def set_aside_torn_tail(self) -> TornTail | None: ...
 
 
 class AuditLog:
@@ -120,7 +117,7 @@ class AuditLog:
         self._clock: Clock = options.get("clock") or SystemClock()
         self._digest_key = options.get("digest_key")
         self._read_only = read_only
-        self._writer = _Writer(sink, fsync, batch_records, batch_interval.total_seconds())
+        self._writer = Writer(sink, fsync, batch_records, batch_interval.total_seconds())
         # Write what is buffered if the log is dropped or the interpreter exits unclosed.
         self._finalizer = weakref.finalize(self, self._writer.close)
         if not read_only:
@@ -399,50 +396,10 @@ class AuditLog:
                 report.raise_for_problem()
             count, head, torn = report.count, report.head_hash, report.kind == "torn"
         else:
-            count, head, torn = _last_record(sink.read(), sink.path)
+            count, head, torn = last_record(sink.read(), sink.path)
         self._writer.start(count, head)
         if torn:
-            self._recover_torn_tail(sink)
-
-    def _recover_torn_tail(self, sink: Sink) -> None:
-        if not isinstance(sink, _SetsAsideTornTails):
-            raise AuditIntegrityError(
-                f"{self._where()}the last record is torn and this sink cannot set it aside",
-                path=sink.path,
-                kind="torn",
-            )
-        tail = sink.set_aside_torn_tail()
-        if tail is None:  # pragma: no cover - it was there a moment ago
-            return
-        logger = _logger()
-        if logger is not None:
-            logger.warning(
-                "handrail.audit.torn_tail",
-                path=str(sink.path),
-                bytes=tail.size,
-                sha256=tail.sha256,
-                sidecar=str(tail.sidecar),
-            )
-        message = (
-            f"the last write before this reopening was cut short: {tail.size} bytes "
-            f"(SHA-256 {tail.sha256}) moved to {tail.sidecar}"
-        )
-        recovered = AuditEntry(
-            action=RECOVERED_ACTION,
-            agent="handrail",
-            outcome=Outcome.FAILED,
-            args={
-                "torn_bytes": tail.size,
-                "torn_sha256": tail.sha256,
-                "log_offset": tail.log_offset,
-                "sidecar": str(tail.sidecar),
-                "sidecar_offset": tail.sidecar_offset,
-            },
-            error_type="handrail.audit.TornWrite",
-            error_message=message,
-        )
-        self._writer.append(prepare(self._redaction, recovered), self._clock)
-        self._writer.flush(sync=True)
+            recover_torn_tail(self._writer, sink, self._redaction, self._clock)
 
 
 def is_sqlite_path(path: str | os.PathLike[str]) -> bool:
@@ -463,294 +420,3 @@ def _aware(when: dt.datetime, name: str) -> dt.datetime:
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {when.isoformat()}")
     return when
-
-
-def _last_record(lines: Iterator[bytes], path: Path | None) -> tuple[int, str, bool]:
-    """(next seq, head hash, torn?) from the last complete line, checking only that line."""
-    last: bytes | None = None
-    index = -1
-    torn = False
-    for raw in lines:
-        if not raw.endswith(b"\n"):
-            torn = True
-            break
-        last = raw
-        index += 1
-    if last is None:
-        return 0, GENESIS_HASH, torn
-    fields, problem = check_line(last[:-1])
-    seq = None if fields is None else fields.get("seq")
-    if problem is not None or fields is None or type(seq) is not int:
-        raise AuditIntegrityError(
-            f"{'' if path is None else f'{path}: '}record #{index}, the last, fails verification: "
-            "a log is never extended from a record that does not verify",
-            path=path,
-            index=index,
-            kind="edited" if problem in ("hash", "form") else "corrupt",
-        )
-    return seq + 1, str(fields["hash"]), torn
-
-
-class _Writer:
-    """The chain's head, the batch buffer and the sink: everything an append touches.
-
-    Separate from ``AuditLog`` so the finalizer and the flusher thread can
-    hold it without keeping the log alive.  ``lock`` guards the head and the
-    buffer; ``io_lock`` orders batch writes.  In ``always`` and ``never``
-    modes the sink is called under ``lock``; in ``batch`` mode under
-    ``io_lock`` only, so appends go on while a batch is fsynced.
-    """
-
-    __slots__ = (
-        "background",
-        "batch_records",
-        "closed",
-        "failure",
-        "fsync",
-        "head",
-        "interval",
-        "io_lock",
-        "lock",
-        "monotonic",
-        "oldest",
-        "pending",
-        "seq",
-        "sink",
-        "stop",
-        "thread",
-        "wakeup",
-    )
-
-    def __init__(
-        self,
-        sink: Sink,
-        fsync: FsyncMode,
-        batch_records: int,
-        interval: float,
-        *,
-        monotonic: Callable[[], float] = time.monotonic,
-        background: bool = True,
-    ) -> None:
-        self.sink = sink
-        self.fsync = fsync
-        self.batch_records = batch_records
-        self.interval = interval
-        # Real elapsed time, not the log's Clock: a FakeClock given for the
-        # records' timestamps must not stop the flusher.
-        self.monotonic = monotonic
-        self.lock = threading.Lock()
-        self.wakeup = threading.Condition(self.lock)  # an append or close wakes the flusher
-        self.io_lock = threading.Lock()
-        self.pending: list[bytes] = []
-        self.oldest: float | None = None  # when the oldest pending record was appended
-        self.seq = 0
-        self.head = GENESIS_HASH
-        self.failure: AuditError | None = None
-        self.closed = False
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.background = background  # False: no flusher thread; the caller flushes (tests)
-
-    def start(self, seq: int, head: str) -> None:
-        with self.lock:
-            self.seq, self.head = seq, head
-
-    def position(self) -> tuple[int, str]:
-        with self.lock:
-            return self.seq, self.head
-
-    def append(self, prepared: Prepared, clock: Clock) -> AuditRecord:
-        """Chain and store one record; in batch mode, buffer it and write a batch that is full."""
-        if self.fsync == "batch":
-            record, due = self.buffer(prepared, clock)
-            if due:
-                self.flush(sync=True)
-            return record
-        with self.lock:
-            if self.closed or self.failure is not None:
-                self.check()
-            line, record = chain(prepared, seq=self.seq, prev_hash=self.head, now=clock.now())
-            try:
-                self.sink.append((line,))
-                if self.fsync == "always":
-                    self.sink.sync()
-            except BaseException as exc:
-                failure = self._fail(exc)
-                if failure is exc or not isinstance(exc, Exception):
-                    raise
-                raise failure from exc
-            self.seq += 1
-            self.head = record.hash
-        return record
-
-    def buffer(self, prepared: Prepared, clock: Clock) -> tuple[AuditRecord, bool]:
-        """Batch mode: chain one record into the buffer; True if the batch is due (full).
-
-        Writes nothing: the caller flushes a batch that is due (``aappend``
-        does so in a thread, off the event loop).
-        """
-        with self.lock:
-            if self.closed or self.failure is not None:
-                self.check()
-            line, record = chain(prepared, seq=self.seq, prev_hash=self.head, now=clock.now())
-            if not self.pending:
-                self.oldest = self.monotonic()
-                self.wakeup.notify()
-            self.pending.append(line)
-            due = len(self.pending) >= self.batch_records
-            if self.thread is None and self.background:
-                self._start_flusher()
-            self.seq += 1
-            self.head = record.hash
-        return record, due
-
-    def flush(self, *, sync: bool, strict: bool = True) -> None:
-        """Write the buffered records (fsynced); with ``sync``, fsync even if none were buffered.
-
-        Not ``strict`` (before reading): a closed or failed log is left as it is.
-        """
-        batched = self.fsync == "batch"
-        with self.io_lock if batched else self.lock:
-            if batched:
-                with self.lock:
-                    if self.closed or (self.failure is not None and not strict):
-                        return
-                    self.check()
-                    pending, self.pending = self.pending, []
-                    self.oldest = None
-            else:
-                if self.closed or (self.failure is not None and not strict):
-                    return
-                self.check()
-                pending = []
-            try:
-                if pending:
-                    self.sink.append(pending)
-                if pending or sync:
-                    self.sink.sync()
-            except BaseException as exc:
-                with self.lock if batched else _NO_LOCK:
-                    failure = self._fail(exc)
-                if failure is exc or not isinstance(exc, Exception):
-                    raise
-                raise failure from exc
-
-    def next_flush_at(self) -> float | None:
-        """When (``monotonic`` seconds) the buffered records are due; None if none are.
-
-        ``interval`` after the oldest of them was appended, however long the
-        flush before took: that is what bounds how old a record lost in a
-        crash can be.
-        """
-        with self.lock:
-            return None if self.oldest is None else self.oldest + self.interval
-
-    def wait_until_due(self) -> bool:
-        """Block the flusher until buffered records are due (True) or the log closes (False)."""
-        with self.lock:
-            while not self.stop.is_set():
-                if self.oldest is None:
-                    self.wakeup.wait()
-                    continue
-                delay = self.oldest + self.interval - self.monotonic()
-                if delay <= 0:
-                    return True
-                self.wakeup.wait(delay)
-            return False
-
-    def close(self) -> None:
-        """Stop the flusher, write what is buffered, close the sink.  Idempotent."""
-        if self.closed:
-            return
-        self.stop.set()
-        with self.lock:
-            self.wakeup.notify_all()
-        thread = self.thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        try:
-            if self.failure is None:
-                self.flush(sync=self.fsync != "never")
-        finally:
-            with self.lock:
-                self.closed = True
-            self.sink.close()
-
-    def check(self) -> None:
-        """Raise ``AuditError`` if the log is closed or a write failed.
-
-        Reads two attributes, each set once and never cleared: safe without ``lock``.
-        """
-        if self.closed:
-            raise AuditError(f"{_where(self.sink)}the audit log is closed")
-        if self.failure is not None:
-            raise AuditError(
-                f"{_where(self.sink)}the audit log stopped after a failed write ({self.failure}); "
-                "reopen it to continue the chain"
-            ) from self.failure
-
-    def _fail(self, exc: BaseException) -> AuditError:
-        """Remember that a write failed (the log refuses appends from now on); the error to raise.
-
-        Any exception counts, not only a sink's ``AuditError``: a custom sink
-        may raise ``OSError``, and an interrupted write may have left half a
-        line.  Either way the chain cannot safely continue.
-        """
-        if isinstance(exc, AuditError):
-            failure = exc
-        else:
-            what = "was interrupted" if not isinstance(exc, Exception) else "failed"
-            failure = AuditError(
-                f"{_where(self.sink)}writing the audit log {what}: {type(exc).__name__}: {exc}"
-            )
-            failure.__cause__ = exc
-        self.failure = failure
-        return failure
-
-    def _start_flusher(self) -> None:
-        thread = threading.Thread(
-            target=_flush_periodically, args=(self,), name="handrail-audit-flusher", daemon=True
-        )
-        self.thread = thread
-        thread.start()
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
-
-
-def _logger() -> Any:
-    """handrail's structlog logger, or None while structlog is unconfigured.
-
-    Through ``handrail.telemetry`` like every other event: a library never
-    prints to a stdout it does not own (structlog's default would).
-    """
-    from ..telemetry import default_telemetry  # here: `import handrail.audit` stays light
-
-    return default_telemetry().logger
-
-
-def _where(sink: Sink) -> str:
-    return "" if sink.path is None else f"{sink.path}: "
-
-
-def _flush_periodically(writer: _Writer) -> None:
-    """The batch flusher: write each batch ``interval`` after its first record, until closed."""
-    while writer.wait_until_due():
-        try:
-            writer.flush(sync=False)
-        except AuditError as exc:
-            # The failure is kept; the next append, flush or close raises it.
-            logger = _logger()
-            if logger is not None:
-                logger.error(
-                    "handrail.audit.write_failed", path=str(writer.sink.path), error=str(exc)
-                )
-            return

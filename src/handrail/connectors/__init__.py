@@ -18,19 +18,17 @@ from ._oauth2 import OAuth2ClientCredentials
 from ._operation import Operation, operation
 from ._providers import CallableCredentials, EnvCredentials, FileCredentials
 from ._quarantine import (
-    InvalidRecord,
     JSONLQuarantine,
     MemoryQuarantine,
-    QuarantinedRecord,
     QuarantineError,
     QuarantineSink,
     QuarantineWarning,
     SQLiteQuarantine,
     open_quarantine,
-    validate_one,
-    validate_records,
 )
+from ._quarantined import InvalidRecord, QuarantinedRecord
 from ._ratelimit import RateLimits, TokenBucket, default_rate_limits
+from ._validation import validate_one, validate_records
 
 __all__ = [
     "BaseConnector",

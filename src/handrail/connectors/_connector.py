@@ -33,7 +33,8 @@ from ..resilience import CircuitBreakers, RetryPolicy
 from ..telemetry import Telemetry
 from ._operation import NoInput, Operation, OperationMethod
 from ._pagination import current_page_source
-from ._quarantine import QuarantineSink, Validation, open_quarantine, validate_one, validate_records
+from ._quarantine import QuarantineSink, open_quarantine
+from ._validation import Validation, validate_one, validate_records
 
 __all__ = ["BaseConnector", "Connector", "ConnectorDescription"]
 

@@ -8,7 +8,7 @@ is left here are transport concerns, each in httpx's own mechanism::
     send_request ── retried by the guard's RetryPolicy, per request (a write only
     │               with the call's idempotency key, sent as ``Idempotency-Key``)
     └▶ httpx: auth ─▶ request hook (span event; shadow mode stops a write here)
-          ─▶ _HostTransport: the host's token bucket ─▶ the host's breaker
+          ─▶ HostTransport: the host's token bucket ─▶ the host's breaker
              ─▶ current_call().attempted() ─▶ the transport (the network, or a test's)
           ─▶ response hook (span event); a 429/503 Retry-After penalizes the host's bucket
 
@@ -16,34 +16,31 @@ Retries are per request, not per operation, so a lazy list read retries the
 page that failed, not the pages before it; the guard then does not retry the
 operation as a whole (``retries_each_request``), and the audit record counts
 every request that reached the transport.
+
+The hooks and the shadow-mode stop are in ``_shadow_stop``, the transports in
+``_transport``, the reading of response bodies in ``_responses``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json as jsonlib
 import math
 import os
 import threading
-import time
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote, quote_plus
 
 import httpx
-from opentelemetry import trace
 
 from .._errors import ConfigurationError, ConnectorError
-from .._retry_after import parse_retry_after
 from ..audit import AuditLog
 from ..escalation import EscalationRouter
-from ..guard import Guard, current_call
+from ..guard import Guard
 from ..permissions import current_principal
 from ..policy import Policy
-from ..redaction import MASK, Redactor
 from ..resilience import CircuitBreaker, CircuitBreakers, RetryPolicy, current_idempotency_key
-from ..shadow import ShadowIntercepted, ShadowRequest, in_shadow
+from ..shadow import in_shadow
 from ..telemetry import Telemetry
 from ._connector import BaseConnector
 from ._credentials import CredentialProvider, credential_auth
@@ -61,11 +58,19 @@ from ._pagination import (
 )
 from ._quarantine import QuarantineSink
 from ._ratelimit import RateLimits, TokenBucket, default_rate_limits
+from ._responses import checked, describe, json_body, pluck
+from ._shadow_stop import (
+    PLAIN_HEADERS,
+    SAFE_METHODS,
+    MarkedAuth,
+    aon_request,
+    aon_response,
+    on_request,
+    on_response,
+)
+from ._transport import AsyncHostTransport, HostTransport, host_key
 
 __all__ = ["SAFE_METHODS", "HTTPConnector", "Records"]
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-"""Methods that read: sent in shadow mode, retried without an idempotency key."""
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -74,10 +79,6 @@ Records = str | Callable[[Any], Any] | None
 function of the body, or ``None`` for the body itself."""
 
 _DEFAULT_RETRY = RetryPolicy()
-_REDACTOR = Redactor()
-# Request extensions: httpx hands them to the transport, which ignores names it does not know.
-_PLAIN_HEADERS = "handrail.plain_headers"  # header names set before the auth flow ran
-_STARTED = "handrail.started"
 
 
 class HTTPConnector(BaseConnector):
@@ -189,8 +190,8 @@ class HTTPConnector(BaseConnector):
                         auth=self._auth,
                         timeout=self.timeout,
                         headers=self.headers,
-                        transport=_HostTransport(self._transport or httpx.HTTPTransport(), self),
-                        event_hooks={"request": [_on_request], "response": [_on_response]},
+                        transport=HostTransport(self._transport or httpx.HTTPTransport(), self),
+                        event_hooks={"request": [on_request], "response": [on_response]},
                     )
         return client
 
@@ -207,10 +208,10 @@ class HTTPConnector(BaseConnector):
                         auth=self._auth,
                         timeout=self.timeout,
                         headers=self.headers,
-                        transport=_AsyncHostTransport(
+                        transport=AsyncHostTransport(
                             self._async_transport or httpx.AsyncHTTPTransport(), self
                         ),
-                        event_hooks={"request": [_aon_request], "response": [_aon_response]},
+                        event_hooks={"request": [aon_request], "response": [aon_response]},
                     )
         return client
 
@@ -259,12 +260,12 @@ class HTTPConnector(BaseConnector):
         limit = self._rate_limit
         if isinstance(limit, TokenBucket):
             return limit
-        return (limit if limit is not None else default_rate_limits()).for_host(_host(url))
+        return (limit if limit is not None else default_rate_limits()).for_host(host_key(url))
 
     def breaker_for(self, url: httpx.URL) -> CircuitBreaker | None:
         """The guard's circuit breaker for the host of ``url``, or None without ``breakers``."""
         breakers = self.guard.breakers
-        return breakers.for_key(_host(url)) if breakers is not None else None
+        return breakers.for_key(host_key(url)) if breakers is not None else None
 
     def _prepare(self, request: httpx.Request) -> str | None:
         """Add the idempotency key to a write; return it (None for a read or without a key)."""
@@ -274,11 +275,11 @@ class HTTPConnector(BaseConnector):
             key = request.headers.get(IDEMPOTENCY_HEADER) or current_idempotency_key()
             if key is not None:
                 request.headers[IDEMPOTENCY_HEADER] = key
-        request.extensions[_PLAIN_HEADERS] = frozenset(request.headers.keys())
+        request.extensions[PLAIN_HEADERS] = frozenset(request.headers.keys())
         return key
 
     def _retry_action(self, request: httpx.Request) -> str:
-        return f"{self.name} {request.method} {_host(request.url)}"
+        return f"{self.name} {request.method} {host_key(request.url)}"
 
     def send_request(self, request: httpx.Request) -> httpx.Response:
         """Send a request built with ``self.client.build_request``, as ``send`` does."""
@@ -289,7 +290,7 @@ class HTTPConnector(BaseConnector):
             return client.send(request)  # stops in the request hook: nothing to retry
 
         def attempt() -> httpx.Response:
-            return _checked(client.send(request))
+            return checked(client.send(request))
 
         retry = self.guard.retry
         if retry is None:
@@ -311,7 +312,7 @@ class HTTPConnector(BaseConnector):
             return await client.send(request)
 
         async def attempt() -> httpx.Response:
-            return _checked(await client.send(request))
+            return checked(await client.send(request))
 
         retry = self.guard.retry
         if retry is None:
@@ -376,7 +377,7 @@ class HTTPConnector(BaseConnector):
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """GET ``path`` and return its JSON body (None for an empty one); as ``send``."""
-        return _json(self.send("GET", path, params=params, headers=headers), self.name)
+        return json_body(self.send("GET", path, params=params, headers=headers), self.name)
 
     async def aget_json(
         self,
@@ -386,7 +387,7 @@ class HTTPConnector(BaseConnector):
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """``get_json`` for async code."""
-        return _json(await self.asend("GET", path, params=params, headers=headers), self.name)
+        return json_body(await self.asend("GET", path, params=params, headers=headers), self.name)
 
     def paginate_cursor(
         self,
@@ -518,12 +519,12 @@ class HTTPConnector(BaseConnector):
         return alink_pages(first, fetch, records=lambda response: self._records(response, records))
 
     def _records(self, response: httpx.Response, where: Records) -> Sequence[Any]:
-        found = _pluck(_json(response, self.name), where)
+        found = pluck(json_body(response, self.name), where)
         if not isinstance(found, list):
             raise ConnectorError(
                 self.name,
                 f"{shown_url(response.url)}: expected a list of records at "
-                f"{_describe(where)}, got {type(found).__name__}",
+                f"{describe(where)}, got {type(found).__name__}",
             )
         return found
 
@@ -533,12 +534,12 @@ class HTTPConnector(BaseConnector):
         where: Records,
         next_cursor: str | Callable[[Any], str | None],
     ) -> Page[Any]:
-        body = _json(response, self.name)
-        following = _pluck(body, next_cursor)
+        body = json_body(response, self.name)
+        following = pluck(body, next_cursor)
         if following is not None and not isinstance(following, str | int):
             raise ConnectorError(
                 self.name,
-                f"{shown_url(response.url)}: the next cursor at {_describe(next_cursor)} "
+                f"{shown_url(response.url)}: the next cursor at {describe(next_cursor)} "
                 f"is a {type(following).__name__}, not a string",
             )
         return Page(
@@ -578,9 +579,9 @@ def _auth(credentials: CredentialProvider | httpx.Auth | None, owner: str) -> ht
     if credentials is None:
         return None
     if isinstance(credentials, httpx.Auth):
-        return _MarkedAuth(credentials)
+        return MarkedAuth(credentials)
     if isinstance(credentials, CredentialProvider):
-        return _MarkedAuth(credential_auth(credentials, for_user=_acting_user))
+        return MarkedAuth(credential_auth(credentials, for_user=_acting_user))
     raise ConfigurationError(
         f"{owner}: credentials must be a CredentialProvider or an httpx.Auth, "
         f"got {type(credentials).__name__}"
@@ -600,326 +601,7 @@ def _rate_limit(
     )
 
 
-class _MarkedAuth(httpx.Auth):
-    """Runs another auth flow, first noting which headers the request had before it.
-
-    Whatever the flow adds (``Authorization``, an API-key header of any
-    name) is then known to be a credential, and masked in shadow requests.
-    """
-
-    def __init__(self, auth: httpx.Auth) -> None:
-        self.auth = auth
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        _mark(request)
-        yield from self.auth.sync_auth_flow(request)
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        _mark(request)
-        flow = self.auth.async_auth_flow(request)
-        try:
-            following = await anext(flow)
-            while True:
-                response = yield following
-                try:
-                    following = await flow.asend(response)
-                except StopAsyncIteration:
-                    break
-        finally:
-            await flow.aclose()
-
-    def __repr__(self) -> str:
-        return repr(self.auth)
-
-
-def _mark(request: httpx.Request) -> None:
-    if _PLAIN_HEADERS not in request.extensions:
-        request.extensions[_PLAIN_HEADERS] = frozenset(request.headers.keys())
-
-
-# -- the event hooks: span events, and the shadow-mode stop -----------------------------------
-
-
-def _on_request(request: httpx.Request) -> None:
-    """Stop a write in shadow mode; otherwise note the request on the current span."""
-    span = trace.get_current_span()
-    if in_shadow() and request.method not in SAFE_METHODS:
-        intercepted = shadow_request(request)
-        if span.is_recording():
-            span.add_event(
-                "handrail.http.shadowed",
-                {"http.request.method": request.method, "url.full": intercepted.url},
-            )
-        raise ShadowIntercepted(intercepted)
-    request.extensions[_STARTED] = time.perf_counter()
-    if span.is_recording():
-        span.add_event(
-            "handrail.http.request",
-            {"http.request.method": request.method, "url.full": shown_url(request.url)},
-        )
-
-
-def _on_response(response: httpx.Response) -> None:
-    """Note the response's status and the time it took on the current span (never the body)."""
-    span = trace.get_current_span()
-    if not span.is_recording():
-        return
-    request = response.request
-    started = request.extensions.get(_STARTED)
-    attributes: dict[str, str | int | float] = {
-        "http.request.method": request.method,
-        "url.full": shown_url(request.url),
-        "http.response.status_code": response.status_code,
-    }
-    if isinstance(started, float):
-        attributes["handrail.http.duration_ms"] = (time.perf_counter() - started) * 1000
-    span.add_event("handrail.http.response", attributes)
-
-
-async def _aon_request(request: httpx.Request) -> None:
-    _on_request(request)
-
-
-async def _aon_response(response: httpx.Response) -> None:
-    _on_response(response)
-
-
-SHADOW_HEADERS_SHOWN = frozenset(
-    {
-        "accept",
-        "accept-charset",
-        "accept-encoding",
-        "accept-language",
-        "cache-control",
-        "connection",
-        "content-encoding",
-        "content-language",
-        "content-length",
-        "content-type",
-        "expect",
-        "host",
-        "idempotency-key",
-        "if-match",
-        "if-modified-since",
-        "if-none-match",
-        "if-unmodified-since",
-        "pragma",
-        "prefer",
-        "traceparent",
-        "tracestate",
-        "transfer-encoding",
-        "user-agent",
-    }
-)
-"""Headers whose values a ``ShadowRequest`` shows: known to carry no secret.  Every other
-header's value is masked, whatever its name (``X-Auth-Key``, ``Ocp-Apim-Subscription-Key``)."""
-
-
-def shadow_request(request: httpx.Request) -> ShadowRequest:
-    """The request a shadowed write would have sent: secrets in its URL, headers and body masked.
-
-    Fails closed: every header's value is masked except those in
-    ``SHADOW_HEADERS_SHOWN`` (``Content-Type``, ``Accept``, ``If-Match``,
-    ``Idempotency-Key``, ...), and even those when the auth flow added them.
-    The masked values are also masked wherever else they appear: in the URL
-    (whose credentials and secret-looking query values are masked anyway)
-    and in the body.
-    """
-    plain = request.extensions.get(_PLAIN_HEADERS)
-    headers: dict[str, str] = {}
-    secrets: set[str] = set()
-    for name, value in request.headers.items():
-        added_by_auth = plain is not None and name not in plain
-        if added_by_auth or name.lower() not in SHADOW_HEADERS_SHOWN:
-            headers[name] = MASK
-            # "Bearer <token>", "Basic <base64>": the credential alone may appear elsewhere,
-            # and in a URL percent-encoded.
-            for raw in (value, value.rpartition(" ")[2]):
-                secrets.update((raw, quote_plus(raw, safe=""), quote(raw, safe="")))
-        else:
-            headers[name] = value
-    # Longest first, so no secret is half-masked by a shorter one inside it.
-    ordered = sorted((s for s in secrets if len(s) >= _MIN_SHADOW_SECRET), key=len, reverse=True)
-    return ShadowRequest(
-        method=request.method,
-        url=_without(shown_url(request.url), ordered),
-        headers=headers,
-        body=_scrubbed(_REDACTOR.redact(_body(request)), ordered),
-    )
-
-
-# As Redactor.secrets_in: shorter values are too likely to occur by chance.
-_MIN_SHADOW_SECRET = 4
-
-
-def _without(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
-
-
-def _scrubbed(value: Any, secrets: Sequence[str]) -> Any:
-    """``value`` (plain JSON data) with every secret masked inside its strings."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        return _without(value, secrets)
-    if isinstance(value, list):
-        return [_scrubbed(item, secrets) for item in value]
-    if isinstance(value, dict):
-        return {key: _scrubbed(item, secrets) for key, item in value.items()}
-    return value
-
-
-def _body(request: httpx.Request) -> Any:
-    content = request.read()
-    if not content:
-        return None
-    text = content.decode("utf-8", errors="replace")
-    if "json" in request.headers.get("content-type", ""):
-        try:
-            return jsonlib.loads(text)
-        except ValueError:
-            return text
-    return text
-
-
-# -- the transports: the host's rate limit and breaker, and the attempt count ------------------
-
-
-class _HostTransport(httpx.BaseTransport):
-    """Every request on its way to the network: the host's token bucket, then its breaker.
-
-    Each request that gets through is one attempt of the guarded call in
-    progress (``current_call().attempted()``).  A 429 or 503 with
-    ``Retry-After`` holds the host's bucket for everyone sharing it.
-    """
-
-    def __init__(self, inner: httpx.BaseTransport, connector: HTTPConnector) -> None:
-        self._inner = inner
-        self._connector = connector
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        bucket = self._connector.bucket_for(request.url)
-        breaker = self._connector.breaker_for(request.url)
-        bucket.acquire()
-        if breaker is not None:
-            breaker.before_call()
-        _attempted()
-        try:
-            response = self._inner.handle_request(request)
-        except BaseException as exc:
-            if breaker is not None:
-                breaker.record_failure(exc)
-            raise
-        _answered(request, response, bucket, breaker)
-        return response
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-class _AsyncHostTransport(httpx.AsyncBaseTransport):
-    """``_HostTransport`` for the async client."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, connector: HTTPConnector) -> None:
-        self._inner = inner
-        self._connector = connector
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        bucket = self._connector.bucket_for(request.url)
-        breaker = self._connector.breaker_for(request.url)
-        await bucket.aacquire()
-        if breaker is not None:
-            breaker.before_call()
-        _attempted()
-        try:
-            response = await self._inner.handle_async_request(request)
-        except BaseException as exc:
-            if breaker is not None:
-                breaker.record_failure(exc)
-            raise
-        _answered(request, response, bucket, breaker)
-        return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-def _attempted() -> None:
-    progress = current_call()
-    if progress is not None:
-        progress.attempted()
-
-
-def _answered(
-    request: httpx.Request,
-    response: httpx.Response,
-    bucket: TokenBucket,
-    breaker: CircuitBreaker | None,
-) -> None:
-    """Tell the bucket about a server's Retry-After, and the breaker how the host answered."""
-    if response.status_code in (429, 503):
-        value = response.headers.get("retry-after")
-        wait = parse_retry_after(value, now=bucket.clock.now()) if value else None
-        if wait is not None:
-            bucket.penalize(wait)
-    if breaker is None:
-        return
-    if response.status_code >= 400:
-        # Classified as the error the caller will see: only transient statuses count against it.
-        error = httpx.HTTPStatusError(f"{response.status_code}", request=request, response=response)
-        breaker.record_failure(error)
-    else:
-        breaker.record_success()
-
-
-# -- responses ------------------------------------------------------------------------------
-
-
-def _checked(response: httpx.Response) -> httpx.Response:
-    """Raise ``HTTPStatusError`` for a non-2xx response."""
-    response.raise_for_status()
-    return response
-
-
-def _json(response: httpx.Response, connector: str) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise ConnectorError(
-            connector,
-            f"{response.request.method} {shown_url(response.url)} answered "
-            f"{response.status_code} with a body that is not JSON "
-            f"(content-type {response.headers.get('content-type', 'missing')!r})",
-        ) from exc
-
-
-def _pluck(body: Any, where: str | Callable[[Any], Any] | None) -> Any:
-    if where is None:
-        return body
-    if callable(where):
-        return where(body)
-    value = body
-    for part in where.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _describe(where: str | Callable[[Any], Any] | None) -> str:
-    if where is None:
-        return "the top of the body"
-    if callable(where):
-        return getattr(where, "__name__", "the given function")
-    return repr(where)
+# -- queries ------------------------------------------------------------------------------
 
 
 def _with(params: Mapping[str, Any] | None, name: str, value: object) -> dict[str, Any]:
@@ -927,8 +609,3 @@ def _with(params: Mapping[str, Any] | None, name: str, value: object) -> dict[st
     if value is not None:
         query[name] = value
     return query
-
-
-def _host(url: httpx.URL) -> str:
-    """``host``, or ``host:port`` for a port not the scheme's: the key of limits and breakers."""
-    return url.host if url.port is None else f"{url.host}:{url.port}"

@@ -39,7 +39,7 @@ from .._errors import ConfigurationError
 from .._names import check_action
 from ..policy import Resource
 from ..shadow import ShadowResult
-from ._quarantine import Validation
+from ._validation import Validation
 
 __all__ = ["Operation", "OperationKind", "OperationMethod", "ResourceSpec", "operation"]
 

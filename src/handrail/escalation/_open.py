@@ -168,7 +168,7 @@ def check_store(target: str | os.PathLike[str] | None) -> tuple[str, bool]:
 def redact_store(location: str) -> str:
     """``location`` with any password masked: in a URL's ``user:password@`` or
     ``?password=``, or a ``password=`` keyword.  Safe for SQLite paths too."""
-    from ._postgres import redact_url
+    from ._postgres_urls import redact_url
 
     if _URL.match(location.lstrip()):
         return redact_url(location)
@@ -185,21 +185,21 @@ def scrub_store(text: str, location: str) -> str:
     password, raw or percent-decoded, URL credentials and ``password=``
     keywords are masked anywhere else in ``text``.
     """
-    from ._postgres import _scrub
+    from ._postgres_urls import scrub
 
     if not location:
-        return _mask_keywords(_scrub(text, location))
+        return _mask_keywords(scrub(text, location))
     # The location (raw or already redacted) stands aside while the rest is scrubbed,
     # then comes back redacted: scrubbing it as free text would also hide its user name.
     shown = redact_store(location)
     text = text.replace(location, _PLACEHOLDER).replace(shown, _PLACEHOLDER)
-    return _mask_keywords(_scrub(text, location)).replace(_PLACEHOLDER, shown)
+    return _mask_keywords(scrub(text, location)).replace(_PLACEHOLDER, shown)
 
 
 def _mask_keywords(text: str) -> str:
-    from ._postgres import _KEY_VALUE_PASSWORD
+    from ._postgres_urls import KEY_VALUE_PASSWORD
 
-    return _KEY_VALUE_PASSWORD.sub(rf"\g<1>{MASK}", text)
+    return KEY_VALUE_PASSWORD.sub(rf"\g<1>{MASK}", text)
 
 
 def _parse_conninfo(location: str) -> dict[str, Any] | None:

@@ -12,14 +12,15 @@ each other's.  Each call is one transaction.
 psycopg 3 is imported when a store is opened (``pip install
 'handrail[postgres]'``).  A URL's password never appears in a repr, an
 error or a log line.
+
+The tables and their migrations are in ``_postgres_schema``; the masking of
+passwords in ``_postgres_urls``.
 """
 
 from __future__ import annotations
 
 import builtins
-import re
 import threading
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -30,9 +31,16 @@ import pydantic_core
 from pydantic import ValidationError
 
 from .._errors import ConfigurationError, EscalationError, HandrailError, UnknownEscalation
-from ..redaction import MASK, Redactor
 from ._memory import _check_version
 from ._model import Delivery, Escalation, EscalationState
+from ._postgres_schema import (
+    SCHEMA_VERSION,
+    check_schema,
+    outdated,
+    read_version,
+    upgrade_tables,
+)
+from ._postgres_urls import redact_url, scrub
 from ._store import Change
 
 if TYPE_CHECKING:
@@ -41,61 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore", "upgrade_schema"]
 
-_COMPONENT = "escalations"
 _INSTALL = "pip install 'handrail[postgres]'"
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-# Each step moves the schema up one version; a step, once released, never
-# changes (add a new one instead).  ``{s}`` is the quoted schema name.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE {s}.escalations (
-            id text PRIMARY KEY,
-            state text NOT NULL,
-            route text NOT NULL,
-            opened_at timestamptz NOT NULL,
-            next_due timestamptz,
-            version integer NOT NULL,
-            body jsonb NOT NULL
-        )""",
-        "CREATE INDEX escalations_next_due ON {s}.escalations (next_due) "
-        "WHERE next_due IS NOT NULL",
-        "CREATE INDEX escalations_opened ON {s}.escalations (opened_at, id)",
-        "CREATE INDEX escalations_state ON {s}.escalations (state, opened_at, id)",
-        # seq is the order deliveries were written in.
-        """CREATE TABLE {s}.deliveries (
-            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            id text NOT NULL UNIQUE,
-            escalation_id text NOT NULL,
-            target text NOT NULL,
-            payload jsonb NOT NULL,
-            not_before timestamptz NOT NULL,
-            attempts integer NOT NULL DEFAULT 0,
-            last_error text,
-            lease_until timestamptz,
-            status text NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'done', 'given_up'))
-        )""",
-        "CREATE INDEX deliveries_pending ON {s}.deliveries (seq) WHERE status = 'pending'",
-        "CREATE INDEX deliveries_escalation ON {s}.deliveries (escalation_id, seq)",
-    ),
-    # 2: external ids (a framework's tool-call id), one case each.  Cases stored
-    # before keep NULL: they were opened without one.
-    (
-        "ALTER TABLE {s}.escalations ADD COLUMN external_id text",
-        "CREATE UNIQUE INDEX escalations_external_id ON {s}.escalations (external_id) "
-        "WHERE external_id IS NOT NULL",
-    ),
-)
-
-SCHEMA_VERSION = len(_MIGRATIONS)
-"""The schema version this release of handrail reads and writes."""
-
-_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS {s}.handrail_schema (
-    component text PRIMARY KEY,
-    version integer NOT NULL,
-    upgraded_at timestamptz NOT NULL DEFAULT now()
-)"""
 
 _STATEMENTS = {
     "get": "SELECT body::text FROM {s}.escalations WHERE id = %s",
@@ -170,7 +124,7 @@ class PostgresStore:
         connect_timeout: timedelta = timedelta(seconds=10),
         create: bool = True,
     ) -> None:
-        _check_schema(schema)
+        check_schema(schema)
         _psycopg()  # fail first, and clearly, without the extra
         self._url = url
         self._schema = schema
@@ -183,11 +137,11 @@ class PostgresStore:
         try:
             with _translated(url, f"set up schema {schema!r}", ConfigurationError):
                 if create:
-                    _upgrade(self._connection, schema)
+                    upgrade_tables(self._connection, schema)
                 else:
-                    version = _read_version(self._connection, schema)
+                    version = read_version(self._connection, schema)
                     if version != SCHEMA_VERSION:
-                        raise _outdated(url, schema, version)
+                        raise outdated(url, schema, version)
         except BaseException:
             self._connection.close()
             raise
@@ -204,7 +158,7 @@ class PostgresStore:
         advisory lock serializes them).
         """
         with self._locked() as connection, _translated(self._url, "upgrade the schema"):
-            return _upgrade(connection, self._schema)
+            return upgrade_tables(connection, self._schema)
 
     # -- escalations ----------------------------------------------------------------
 
@@ -495,11 +449,11 @@ def upgrade_schema(
     (without the URL's password) when the database cannot be reached or the
     schema is newer than this handrail.
     """
-    _check_schema(schema)
+    check_schema(schema)
     connection = _connect(url, connect_timeout)
     try:
         with _translated(url, f"upgrade schema {schema!r}", ConfigurationError):
-            return _upgrade(connection, schema)
+            return upgrade_tables(connection, schema)
     finally:
         connection.close()
 
@@ -525,7 +479,7 @@ def _connect(url: str, timeout: timedelta) -> psycopg.Connection[Any]:
         # ``from None``: libpq's message may quote a malformed URL, password included;
         # what it says, scrubbed, is in ours.
         raise ConfigurationError(
-            f"{redact_url(url)}: cannot connect to PostgreSQL: {_scrub(str(exc), url)}"
+            f"{redact_url(url)}: cannot connect to PostgreSQL: {scrub(str(exc), url)}"
         ) from None
     try:
         # Times come back in UTC, whatever the server's or role's default zone.
@@ -533,7 +487,7 @@ def _connect(url: str, timeout: timedelta) -> psycopg.Connection[Any]:
     except psycopg_module.Error as exc:
         connection.close()
         raise ConfigurationError(
-            f"{redact_url(url)}: cannot set up the connection: {_scrub(str(exc), url)}"
+            f"{redact_url(url)}: cannot set up the connection: {scrub(str(exc), url)}"
         ) from None
     return connection
 
@@ -546,15 +500,7 @@ def _translated(url: str, doing: str, kind: type[HandrailError] = HandrailError)
     try:
         yield
     except psycopg.Error as exc:
-        raise kind(f"{redact_url(url)}: cannot {doing}: {_scrub(str(exc).strip(), url)}") from exc
-
-
-def _check_schema(schema: str) -> None:
-    if not _SCHEMA_NAME.fullmatch(schema):
-        raise ConfigurationError(
-            f"schema must be a plain PostgreSQL name (a letter or _, then letters, digits "
-            f"or _, at most 63), got {schema!r}"
-        )
+        raise kind(f"{redact_url(url)}: cannot {doing}: {scrub(str(exc).strip(), url)}") from exc
 
 
 def _compile(schema: str) -> dict[str, sql.Composed]:
@@ -562,78 +508,6 @@ def _compile(schema: str) -> dict[str, sql.Composed]:
 
     name = sql.Identifier(schema)
     return {key: sql.SQL(text).format(s=name) for key, text in _STATEMENTS.items()}
-
-
-# -- schema ------------------------------------------------------------------------------
-
-
-def _read_version(connection: psycopg.Connection[Any], schema: str) -> int:
-    from psycopg import sql
-
-    exists = connection.execute(
-        "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = %s",
-        (schema, "handrail_schema"),
-    ).fetchone()
-    if exists is None:
-        return 0
-    found = connection.execute(
-        sql.SQL("SELECT version FROM {s}.handrail_schema WHERE component = %s").format(
-            s=sql.Identifier(schema)
-        ),
-        (_COMPONENT,),
-    ).fetchone()
-    return 0 if found is None else int(found[0])
-
-
-def _upgrade(connection: psycopg.Connection[Any], schema: str) -> int:
-    from psycopg import sql
-
-    if _read_version(connection, schema) == SCHEMA_VERSION:
-        return 0  # the common case, without taking the lock
-    name = sql.Identifier(schema)
-    with connection.transaction():
-        # Upgrades of one schema queue here, whichever process runs them.
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
-        exists = connection.execute(
-            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (schema,)
-        ).fetchone()
-        if exists is None:  # checked first: CREATE needs a privilege an existing schema does not
-            connection.execute(sql.SQL("CREATE SCHEMA {s}").format(s=name))
-        connection.execute(sql.SQL(_VERSION_TABLE).format(s=name))
-        version = _read_version(connection, schema)
-        if version > SCHEMA_VERSION:
-            raise _outdated("", schema, version)
-        for steps in _MIGRATIONS[version:]:
-            for statement in steps:
-                connection.execute(sql.SQL(statement).format(s=name))
-        connection.execute(
-            sql.SQL(
-                "INSERT INTO {s}.handrail_schema (component, version) VALUES (%s, %s) "
-                "ON CONFLICT (component) DO UPDATE SET version = excluded.version, "
-                "upgraded_at = now()"
-            ).format(s=name),
-            (_COMPONENT, SCHEMA_VERSION),
-        )
-    return SCHEMA_VERSION - version
-
-
-def _lock_key(schema: str) -> int:
-    """A stable 64-bit advisory lock key for upgrading ``schema``."""
-    key = zlib.crc32(f"handrail.escalations:{schema}".encode())
-    return key - (1 << 32) if key >= 1 << 31 else key
-
-
-def _outdated(url: str, schema: str, version: int) -> ConfigurationError:
-    where = f"{redact_url(url)}: " if url else ""
-    if version > SCHEMA_VERSION:
-        return ConfigurationError(
-            f"{where}schema {schema!r} is at version {version}, newer than this handrail "
-            f"supports ({SCHEMA_VERSION}); upgrade handrail"
-        )
-    return ConfigurationError(
-        f"{where}schema {schema!r} is at version {version}, this handrail needs "
-        f"{SCHEMA_VERSION}; run `handrail db upgrade URL --schema {schema}`"
-    )
 
 
 # -- values ------------------------------------------------------------------------------
@@ -661,61 +535,3 @@ def _aware(when: datetime, name: str) -> datetime:
             f"{name} must be a timezone-aware datetime, got naive {when.isoformat()}"
         )
     return when.astimezone(UTC)
-
-
-# -- passwords ---------------------------------------------------------------------------
-
-_REDACTOR = Redactor()
-_KEY_VALUE_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-_QUERY_PASSWORD = re.compile(r"([?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password masked, for reprs, errors and logs.
-
-    Masks the password in ``user:password@`` (as libpq reads it: up to the
-    first ``@`` before any ``/``), in ``?password=`` parameters and in
-    ``key=value`` connection strings.  The user, host and database stay.
-    """
-    masked = rf"\g<1>{MASK}"
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return _KEY_VALUE_PASSWORD.sub(masked, url)
-    end = len(rest)
-    for stop in "/?":
-        found = rest.find(stop)
-        if found != -1:
-            end = min(end, found)
-    at = rest.rfind("@", 0, end)
-    if at != -1:
-        user, colon, _ = rest[:at].partition(":")
-        rest = f"{user}{':' + MASK if colon else ''}{rest[at:]}"
-    return f"{scheme}://{_QUERY_PASSWORD.sub(masked, rest)}"
-
-
-def _password(url: str) -> str | None:
-    """The password in ``url``, raw and percent-decoded forms, if it has one."""
-    _, sep, rest = url.partition("://")
-    if not sep:
-        found = _KEY_VALUE_PASSWORD.search(url)
-        return None if found is None else found.group(2).strip("'")
-    end = min([i for i in (rest.find("/"), rest.find("?")) if i != -1] or [len(rest)])
-    at = rest.rfind("@", 0, end)
-    if at == -1:
-        return None
-    _, colon, password = rest[:at].partition(":")
-    return password if colon and password else None
-
-
-def _scrub(text: str, url: str) -> str:
-    """``text`` on one line, ``url``'s password (raw or decoded) and URL credentials masked."""
-    from urllib.parse import unquote
-
-    secrets: set[str] = set()
-    password = _password(url)
-    if password:
-        secrets |= {password, unquote(password)}
-    for found in _QUERY_PASSWORD.finditer(url):
-        value = url[found.end(1) : found.end()]
-        secrets |= {value, unquote(value)}
-    return " ".join(_REDACTOR.scrub(text, secrets).split())

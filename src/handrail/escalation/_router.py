@@ -17,6 +17,10 @@ Every method that does I/O has an async twin named ``a`` + its name
 (``open``/``aopen``, ``wait_decision``/``await_decision``, ``tick``/``atick``):
 the twin runs the store work in a thread, so it never blocks the event loop.
 Every wait reads and pauses through the router's ``Clock``.
+
+The class is written in parts: the waits (``_waiting``), the outbox and its
+delivery (``_outbox``), the audit records of case events (``_audit_events``)
+and the argument checks (``_router_checks``).
 """
 
 from __future__ import annotations
@@ -27,27 +31,25 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._encoding import plain
 from .._errors import (
     ConfigurationError,
-    ExternalIdConflict,
     NotADecider,
     UnknownEscalation,
 )
 from .._names import canonical_name, canonical_names
-from .._text import printable
-from ..audit import AuditEntry
 from ..clock import Clock, SystemClock
-from ..identity import Principal, User
+from ..identity import User
 from ..policy import ActionRequest, Decision, Effect
 from ..redaction import Redactor
 from ..telemetry import Telemetry, default_telemetry
 from . import _machine
+from ._audit_events import AUDIT_TARGET
 from ._fingerprint import request_fingerprint
 from ._model import (
     Delivery,
@@ -55,13 +57,21 @@ from ._model import (
     EscalationPreview,
     EscalationState,
     Event,
-    Notification,
     OnTimeout,
     Route,
     check_external_id,
 )
+from ._outbox import Outbox
+from ._router_checks import (
+    check_channels,
+    check_decider,
+    check_duration,
+    check_routes,
+    check_same_request,
+    without_password,
+)
 from ._store import Change, EscalationStore
-from ._summary import summarize
+from ._waiting import Waiting
 
 if TYPE_CHECKING:
     from ..audit import AuditLog
@@ -69,37 +79,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EscalationRouter", "TickReport"]
 
-AUDIT_TARGET = "audit"
-NOTIFY_TARGET = "notify"
-
-# An audit delivery is appended by the router that made the change, right
-# after the commit; the outbox copy becomes claimable only after this grace,
-# so a concurrent worker does not append it a second time.
-_AUDIT_GRACE = timedelta(seconds=60)
 _LEASE = timedelta(seconds=60)
-
-_EVENT_OUTCOMES = {
-    "opened": "opened",
-    "escalated": "reassigned",
-    "warned": "warned",
-    "breached": "breached",
-    "timed_out": "breached",
-    "acknowledged": "acknowledged",
-    "approved": "approved",
-    "rejected": "rejected",
-    "expired": "expired",
-    "cancelled": "cancelled",
-}
-_NOTIFY_KINDS = {
-    "opened": "opened",
-    "escalated": "escalated",
-    "warned": "warning",
-    "timed_out": "warning",
-    "approved": "resolved",
-    "rejected": "resolved",
-    "expired": "resolved",
-    "cancelled": "resolved",
-}
 
 Resolved = Callable[[Escalation], object]
 Decider = str | User
@@ -114,7 +94,7 @@ class TickReport(NamedTuple):
     failed: int
 
 
-class EscalationRouter:
+class EscalationRouter(Waiting, Outbox):
     """Routes escalated decisions to the humans who may decide them, under SLA timers.
 
     ``routes`` are the ``Route``\\ s a rule's ``escalate_to`` may name;
@@ -153,7 +133,7 @@ class EscalationRouter:
         max_delivery_attempts: int = 10,
         poll_interval: timedelta = timedelta(milliseconds=200),
     ) -> None:
-        self.routes = _routes(routes)
+        self.routes = check_routes(routes)
         self._owns_store = not isinstance(store, EscalationStore)
         if isinstance(store, EscalationStore):
             self.store = store
@@ -163,7 +143,7 @@ class EscalationRouter:
             self.store = open_store(store)
             if store_hint is None:
                 store_hint = os.fspath(store)
-        self.channels = _channels(channels)
+        self.channels = check_channels(channels)
         self.clock: Clock = clock or SystemClock()
         self.audit = audit
         # Group names and members are names like a User's (handrail._names).
@@ -177,15 +157,15 @@ class EscalationRouter:
             [on_resolved] if callable(on_resolved) else list(on_resolved)
         )
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
-        self.store_hint = None if store_hint is None else _without_password(store_hint)
+        self.store_hint = None if store_hint is None else without_password(store_hint)
         if batch_size < 1 or max_delivery_attempts < 1:
             raise ConfigurationError(
                 "EscalationRouter: batch_size and max_delivery_attempts must be >= 1"
             )
         self.batch_size = batch_size
-        self.delivery_backoff = _duration("delivery_backoff", delivery_backoff)
+        self.delivery_backoff = check_duration("delivery_backoff", delivery_backoff)
         self.max_delivery_attempts = max_delivery_attempts
-        self.poll_interval = _duration("poll_interval", poll_interval)
+        self.poll_interval = check_duration("poll_interval", poll_interval)
         self._poll = self.poll_interval.total_seconds()
         self._changed = threading.Condition()
         self._generation = 0  # bumped under _changed by every change this router makes
@@ -215,7 +195,7 @@ class EscalationRouter:
         if key is not None:
             found = self.store.find(key)
             if found is not None:
-                return _same_request(found, request, key)
+                return check_same_request(found, request, key)
         from .._ids import new_id
 
         now = self.clock.now()
@@ -241,7 +221,7 @@ class EscalationRouter:
                 )
             if stored.id != escalation.id:  # another router opened this external id first
                 assert key is not None
-                return _same_request(stored, request, key)
+                return check_same_request(stored, request, key)
             self._after([(None, escalation, deliveries)])
         return escalation
 
@@ -281,7 +261,7 @@ class EscalationRouter:
 
     def acknowledge(self, escalation_id: str, *, by: Decider) -> Escalation:
         """``open → acknowledged``: ``by`` (a decider at the current level) takes the case."""
-        who, groups = _who(by)
+        who, groups = check_decider(by)
         return self._change(
             escalation_id,
             "acknowledge",
@@ -299,7 +279,7 @@ class EscalationRouter:
     ) -> Escalation:
         """Approve or reject: final.  Only a decider at the current level may; others are
         refused with ``NotADecider`` (audited) and nothing changes."""
-        who, groups = _who(by)
+        who, groups = check_decider(by)
         return self._change(
             escalation_id,
             "approve" if approve else "reject",
@@ -412,61 +392,6 @@ class EscalationRouter:
         """``list`` for async code: the store work runs in a thread."""
         return await asyncio.to_thread(self.list, state=state, route=route, limit=limit)
 
-    def wait_decision(self, escalation_id: str, timeout: timedelta | None = None) -> Escalation:
-        """Block until the escalation is final or ``timeout`` passes on the router's clock.
-
-        Returns the escalation either way: check ``.is_terminal`` and
-        ``.allowed``.  The deadline is read from ``clock.monotonic()`` and
-        every pause goes through the clock: a ``FakeClock`` moves its own
-        time forward (a 30-minute wait returns at once, the case still
-        pending), a ``SystemClock`` really waits and changes made by this
-        router wake it at once.  A clock without ``sleep`` (your own
-        ``Clock``) is waited on in real time until its ``monotonic()``
-        passes the deadline.  Changes made elsewhere (the CLI, another
-        process) are seen within ``poll_interval``.  ``timeout`` is a
-        ``timedelta`` (``None``: wait until final).
-        """
-        end = None
-        if timeout is not None:
-            limit = _duration("timeout", timeout, allow_zero=True)
-            end = self.clock.monotonic() + limit.total_seconds()
-        while True:
-            seen = self._generation  # read before get(): a change after it is not slept through
-            escalation = self.get(escalation_id)
-            if escalation.is_terminal:
-                return escalation
-            pause = self._poll
-            if end is not None:
-                remaining = end - self.clock.monotonic()
-                if remaining <= 0:
-                    return escalation
-                pause = min(pause, remaining)
-            self._pause(pause, seen)
-
-    async def await_decision(
-        self, escalation_id: str, timeout: timedelta | None = None
-    ) -> Escalation:
-        """``wait_decision`` for async code: never blocks the event loop.
-
-        Reads the case in a thread and pauses with the clock's ``asleep``
-        (``asyncio.sleep`` for a ``SystemClock`` or a clock without one).
-        """
-        end = None
-        if timeout is not None:
-            limit = _duration("timeout", timeout, allow_zero=True)
-            end = self.clock.monotonic() + limit.total_seconds()
-        while True:
-            escalation = await self.aget(escalation_id)
-            if escalation.is_terminal:
-                return escalation
-            pause = self._poll
-            if end is not None:
-                remaining = end - self.clock.monotonic()
-                if remaining <= 0:
-                    return escalation
-                pause = min(pause, remaining)
-            await self._apause(pause)
-
     def on_resolved(self, callback: Resolved) -> Resolved:
         """Register ``callback(escalation)`` for final states reached through this router.
 
@@ -530,7 +455,7 @@ class EscalationRouter:
         ``stop`` is set.  Async only: a worker loop belongs on an event loop
         (sync code calls ``tick()`` on its own schedule).
         """
-        pause = _duration("interval", interval).total_seconds()
+        pause = check_duration("interval", interval).total_seconds()
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:
@@ -570,41 +495,6 @@ class EscalationRouter:
                 f"{decision.rule_id!r} escalates to it); routes: {known}"
             )
         return route
-
-    def _pause(self, seconds: float, seen: int) -> None:
-        """Pause a sync wait through the clock (see ``wait_decision``).
-
-        The real clock's pause is this router's condition, so a change it
-        makes meanwhile (``seen`` is the generation read before the case)
-        ends the pause at once.
-        """
-        sleep = getattr(self.clock, "sleep", None)
-        if sleep is not None and getattr(sleep, "__func__", None) is not SystemClock.sleep:
-            sleep(seconds)
-            return
-        with self._changed:
-            if self._generation == seen:
-                self._changed.wait(seconds)
-
-    async def _apause(self, seconds: float, stop: asyncio.Event | None = None) -> None:
-        """Pause an async wait through the clock's ``asleep``; end early once ``stop`` is set."""
-        asleep = getattr(self.clock, "asleep", None) or asyncio.sleep
-        if stop is None:
-            await asleep(seconds)
-            return
-        if stop.is_set():
-            return  # a fake clock's pause would move its time for nothing
-        pause = asyncio.ensure_future(asleep(seconds))
-        stopped = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait((pause, stopped), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (pause, stopped):
-                task.cancel()
-            await asyncio.gather(pause, stopped, return_exceptions=True)
-        error = None if pause.cancelled() else pause.exception()
-        if error is not None:  # the clock's own failure is not swallowed
-            raise error
 
     def _change(
         self,
@@ -662,79 +552,6 @@ class EscalationRouter:
             if handled < self.batch_size or not done:
                 return fired
 
-    def _deliveries(
-        self, old: Escalation | None, new: Escalation, now: datetime
-    ) -> builtins.list[Delivery]:
-        """The outbox entries a change causes: one audit entry and one notice per new event."""
-        events = new.history[len(old.history) if old is not None else 0 :]
-        out: builtins.list[Delivery] = []
-        for index, event in enumerate(events, start=len(new.history) - len(events)):
-            if self.audit is not None and event.kind in _EVENT_OUTCOMES:
-                out.append(
-                    Delivery(
-                        id=f"{new.id}:{index}:audit",
-                        escalation_id=new.id,
-                        target=AUDIT_TARGET,
-                        payload=event.model_dump(mode="json"),
-                        not_before=now + _AUDIT_GRACE,
-                    )
-                )
-            kind = _NOTIFY_KINDS.get(event.kind)
-            if kind is None or (event.kind == "escalated" and event.level != new.level):
-                continue
-            notice = self._notification(new, event, kind, f"{new.id}:{index}")
-            level = new.route.level(event.level)
-            out.append(
-                Delivery(
-                    id=f"{new.id}:{index}:notify",
-                    escalation_id=new.id,
-                    target=NOTIFY_TARGET,
-                    payload={
-                        "notification": notice.to_payload(),
-                        "channels": None if level.channels is None else list(level.channels),
-                    },
-                    not_before=now,
-                )
-            )
-        return out
-
-    def _notification(
-        self, escalation: Escalation, event: Event, kind: str, notice_id: str
-    ) -> Notification:
-        level = escalation.route.level(event.level)
-        request = escalation.request
-        due = escalation.ack_due or escalation.resolve_due
-        store = f" --store {self.store_hint}" if self.store_hint else ""
-        commands = (
-            ()
-            if escalation.is_terminal
-            else (
-                f"handrail escalations ack {escalation.id} --by USER{store}",
-                f"handrail escalations approve {escalation.id} --by USER --reason '...'{store}",
-                f"handrail escalations reject {escalation.id} --by USER --reason '...'{store}",
-            )
-        )
-        return Notification(
-            id=notice_id,
-            escalation_id=escalation.id,
-            kind=kind,
-            route=escalation.route.name,
-            level=event.level,
-            level_name=level.name,
-            state=escalation.state,
-            recipients=level.notify,
-            deciders=escalation.deciders,
-            due=None if escalation.is_terminal else due,
-            summary=summarize(escalation),
-            action=escalation.action,
-            agent=str(request.get("agent", "")),
-            on_behalf_of=request.get("on_behalf_of"),
-            resource=request.get("resource"),
-            reason=event.reason or str(escalation.decision.get("reason") or ""),
-            created_at=event.at,
-            commands=commands,
-        )
-
     def _after(
         self, changes: Sequence[tuple[Escalation | None, Escalation, Sequence[Delivery]]]
     ) -> None:
@@ -778,192 +595,6 @@ class EscalationRouter:
             self._generation += 1
             self._changed.notify_all()
 
-    def _audit_event(self, escalation: Escalation, event: Event) -> None:
-        audit = self.audit
-        if audit is None:
-            return
-        request = escalation.request
-        decision = escalation.decision
-        audit.append(
-            AuditEntry.of(
-                _principal(request),
-                escalation.action,
-                _EVENT_OUTCOMES[event.kind],
-                resource=request.get("resource"),
-                args=request.get("args") or {},
-                context={
-                    "event": event.kind,
-                    "event_at": event.at.isoformat(),
-                    "level": event.level,
-                    "by": event.by,
-                    "route": escalation.route.name,
-                    "state": escalation.state.value,
-                },
-                effect=Effect.ESCALATE,
-                rule_id=decision.get("rule_id"),
-                reason=event.reason or None,
-                escalation_id=escalation.id,
-            )
-        )
-
-    def _refused(
-        self, escalation_id: str, refusal: NotADecider, attempted: str, now: datetime
-    ) -> None:
-        escalation = self.store.get(escalation_id)
-        telemetry = self.telemetry or default_telemetry()
-        telemetry.escalation_event(
-            "refused", escalation_id=escalation_id, by=refusal.by, level=refusal.level
-        )
-        if self.audit is None or escalation is None:
-            return
-        self.audit.append(
-            AuditEntry.of(
-                _principal(escalation.request),
-                escalation.action,
-                "refused",
-                resource=escalation.request.get("resource"),
-                args=escalation.request.get("args") or {},
-                context={
-                    "event": "refused",
-                    "event_at": now.isoformat(),
-                    "attempted": attempted,
-                    "level": refusal.level,
-                    "by": refusal.by,
-                    "route": escalation.route.name,
-                    "state": escalation.state.value,
-                },
-                effect=Effect.ESCALATE,
-                rule_id=escalation.decision.get("rule_id"),
-                reason=str(refusal),
-                escalation_id=escalation_id,
-            )
-        )
-
-    async def _send_all(self, claimed: Sequence[Delivery]) -> builtins.list[BaseException | None]:
-        """Send every claimed notification through its channels at once; collect failures."""
-        return list(await asyncio.gather(*(self._send(d) for d in claimed)))
-
-    async def _send(self, delivery: Delivery) -> BaseException | None:
-        if delivery.target != NOTIFY_TARGET:
-            return None  # audit entries are appended in _settle, in the store's thread
-        try:
-            notice = Notification.model_validate(delivery.payload["notification"])
-            wanted = delivery.payload.get("channels")
-            channels = list(self.channels.values())
-            if wanted is not None:
-                missing = [name for name in wanted if name not in self.channels]
-                if missing:
-                    raise ConfigurationError(
-                        f"no channel named {', '.join(map(repr, missing))} in this router "
-                        f"(channels: {', '.join(self.channels) or 'none'})"
-                    )
-                channels = [self.channels[name] for name in wanted]
-        except Exception as exc:
-            return exc
-        results = await asyncio.gather(
-            *(cast(Awaitable[None], ch.send(notice)) for ch in channels), return_exceptions=True
-        )
-        failures = [
-            f"{ch.name}: {type(r).__name__}: {r}"
-            for ch, r in zip(channels, results, strict=True)
-            if isinstance(r, BaseException)
-        ]
-        if failures:
-            return _DeliveryFailed("; ".join(failures))
-        return None
-
-    def _settle(
-        self, claimed: Sequence[Delivery], outcomes: Sequence[BaseException | None], now: datetime
-    ) -> tuple[int, int]:
-        delivered = failed = 0
-        appended: builtins.list[str] = []
-        for delivery, outcome in zip(claimed, outcomes, strict=True):
-            error = outcome
-            if error is None and delivery.target == AUDIT_TARGET:
-                error = self._append_pending_audit(delivery)
-                if error is None:
-                    appended.append(delivery.id)
-                    delivered += 1
-                    continue
-            if error is None:
-                self.store.complete_delivery(delivery.id)
-                delivered += 1
-                continue
-            failed += 1
-            message = self.redactor.scrub(f"{type(error).__name__}: {error}", ())
-            give_up = delivery.attempts >= self.max_delivery_attempts
-            retry_at = (
-                None if give_up else now + self.delivery_backoff * 2 ** (delivery.attempts - 1)
-            )
-            self.store.fail_delivery(delivery.id, error=message, retry_at=retry_at)
-            self._undelivered(delivery, message, give_up, now)
-        self._complete_audited(appended)
-        return delivered, failed
-
-    def _complete_audited(self, delivery_ids: Sequence[str]) -> None:
-        """Mark audit deliveries done, once their records are on disk.
-
-        A ``batch`` log buffers appends for up to its interval: flushed first,
-        or a crash would lose records whose outbox copies are already done.
-        """
-        if not delivery_ids or self.audit is None:
-            return
-        try:
-            if self.audit.fsync == "batch":
-                self.audit.flush()
-        except Exception as exc:  # the outbox copies stay pending: a later tick retries them
-            self._log_error("audit_failed", exc)
-            return
-        for delivery_id in delivery_ids:
-            self.store.complete_delivery(delivery_id)
-
-    def _append_pending_audit(self, delivery: Delivery) -> BaseException | None:
-        if self.audit is None:
-            return ConfigurationError("this router has no audit log to append the record to")
-        try:
-            escalation = self.get(delivery.escalation_id)
-            self._audit_event(escalation, Event.model_validate(delivery.payload))
-        except Exception as exc:
-            return exc
-        return None
-
-    def _undelivered(self, delivery: Delivery, message: str, gave_up: bool, now: datetime) -> None:
-        telemetry = self.telemetry or default_telemetry()
-        telemetry.escalation_event(
-            "undelivered",
-            escalation_id=delivery.escalation_id,
-            target=delivery.target,
-            attempts=delivery.attempts,
-            gave_up=gave_up,
-        )
-        if self.audit is None or delivery.target == AUDIT_TARGET:
-            return
-        escalation = self.store.get(delivery.escalation_id)
-        if escalation is None:
-            return
-        try:
-            self.audit.append(
-                AuditEntry.of(
-                    _principal(escalation.request),
-                    escalation.action,
-                    "undelivered",
-                    context={
-                        "event": "undelivered",
-                        "event_at": now.isoformat(),
-                        "delivery": delivery.id,
-                        "attempts": delivery.attempts,
-                        "gave_up": gave_up,
-                        "route": escalation.route.name,
-                    },
-                    effect=Effect.ESCALATE,
-                    rule_id=escalation.decision.get("rule_id"),
-                    reason=message,
-                    escalation_id=escalation.id,
-                )
-            )
-        except Exception as exc:
-            self._log_error("audit_failed", exc, escalation_id=escalation.id)
-
     def _snapshot(self, request: ActionRequest) -> dict[str, Any]:
         """The redacted, JSON-ready request an escalation keeps (and shows to humans)."""
         principal = request.principal
@@ -996,89 +627,3 @@ class EscalationRouter:
         return tracer.start_as_current_span(
             f"handrail.escalation.{operation}", attributes=attributes
         )
-
-    def _log_error(self, event: str, exc: BaseException, **fields: Any) -> None:
-        logger = (self.telemetry or default_telemetry()).logger
-        if logger is not None:
-            logger.error(
-                f"handrail.escalation.{event}",
-                error_type=type(exc).__name__,
-                error=self.redactor.scrub(str(exc), ()),
-                **fields,
-            )
-
-
-class _DeliveryFailed(Exception):
-    """One or more channels failed to deliver a notification."""
-
-
-def _routes(routes: Iterable[Route] | Mapping[str, Route]) -> dict[str, Route]:
-    items = list(routes.values()) if isinstance(routes, Mapping) else list(routes)
-    found: dict[str, Route] = {}
-    for route in items:
-        if not isinstance(route, Route):
-            raise ConfigurationError(
-                f"EscalationRouter: routes must be Route objects, got {type(route).__name__}"
-            )
-        if route.name in found:
-            raise ConfigurationError(f"EscalationRouter: two routes are named {route.name!r}")
-        found[route.name] = route
-    return found
-
-
-def _channels(channels: Sequence[Channel]) -> dict[str, Channel]:
-    found: dict[str, Channel] = {}
-    for channel in channels:
-        name = getattr(channel, "name", None)
-        if not isinstance(name, str) or not callable(getattr(channel, "send", None)):
-            raise ConfigurationError(
-                f"EscalationRouter: a channel needs a str 'name' and an async 'send', "
-                f"got {type(channel).__name__}"
-            )
-        if name in found:
-            raise ConfigurationError(f"EscalationRouter: two channels are named {name!r}")
-        found[name] = channel
-    return found
-
-
-def _who(by: Decider) -> tuple[str, frozenset[str]]:
-    if isinstance(by, User):
-        return by.id, by.groups
-    if not isinstance(by, str) or not by:
-        raise ConfigurationError(f"'by' must be a user id or a User, got {by!r}")
-    return canonical_name(by, "'by'"), frozenset()
-
-
-def _principal(request: Mapping[str, Any]) -> Principal:
-    return Principal(
-        agent=str(request.get("agent") or "unknown"), on_behalf_of=request.get("on_behalf_of")
-    )
-
-
-def _same_request(found: Escalation, request: Mapping[str, Any], external_id: str) -> Escalation:
-    """``found``, the case opened under ``external_id``, if it is for this request."""
-    if found.request.get("fingerprint") != request["fingerprint"]:
-        raise ExternalIdConflict(found.id, external_id)
-    return found
-
-
-def _duration(name: str, value: object, *, allow_zero: bool = False) -> timedelta:
-    """``value`` if it is a ``timedelta`` the parameter ``name`` accepts; else ConfigurationError.
-
-    Numbers are refused, not read as seconds: durations are ``timedelta`` everywhere.
-    """
-    if not isinstance(value, timedelta):
-        shown = printable(repr(value))[:40]
-        hint = f" (e.g. timedelta(seconds={shown}))" if isinstance(value, int | float) else ""
-        raise ConfigurationError(
-            f"EscalationRouter: {name} must be a datetime.timedelta, got "
-            f"{type(value).__name__} {shown}{hint}"
-        )
-    if value < timedelta(0) or (value == timedelta(0) and not allow_zero):
-        bound = "must not be negative" if allow_zero else "must be positive"
-        raise ConfigurationError(f"EscalationRouter: {name} {bound}, got {value}")
-    return value
-
-
-def _without_password(target: str) -> str:
-    return Redactor().scrub(target, ())

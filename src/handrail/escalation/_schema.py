@@ -18,7 +18,7 @@ def store_schema_version(target: str | os.PathLike[str] | None) -> int:
     """
     _, postgres = check_store(target)
     if postgres:
-        from ._postgres import SCHEMA_VERSION as POSTGRES_VERSION
+        from ._postgres_schema import SCHEMA_VERSION as POSTGRES_VERSION
 
         return POSTGRES_VERSION
     from ._sqlite import SCHEMA_VERSION

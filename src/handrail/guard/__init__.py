@@ -5,9 +5,9 @@
 with only a policy, ``audited`` one with only an audit log.
 """
 
-from ._core import CallProgress, current_call
 from ._front import audited, requires_permission
 from ._guard import Guard
+from ._progress import CallProgress, current_call
 from ._records import AsyncRecorded, Recorded
 from ._request import build_request
 

@@ -1,4 +1,4 @@
-"""The one guarded call: its steps written once, and the two drivers that feed them.
+"""The one guarded call: its flow, written once.
 
 Every front end — ``Guard.call``/``acall``/``protect``, ``requires_permission``,
 ``audited``, connector operations, framework adapters — turns its inputs into an
@@ -8,7 +8,9 @@ generator in the manner of httpx's ``Auth.auth_flow``: it decides, and
 escalation, wait for it, claim it, shadow, attempt, record) as a ``Step``
 object.  ``run`` (sync) and ``arun`` (async) are the only drivers: each sends
 the step's result back in, or throws its error, until the flow returns.
-Nothing here blocks: the async driver awaits each step's async form.
+Nothing here blocks: the async driver awaits each step's async form.  The steps
+and the drivers are in ``_steps``; ``CallProgress``, what the code beneath the
+guard reports, in ``_progress``.
 
 ::
 
@@ -27,10 +29,8 @@ iteration ends, fails or is abandoned (``_records``).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import uuid
 from collections.abc import Callable, Generator, Mapping
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
@@ -39,61 +39,19 @@ from .._errors import AuditError, ConfigurationError, EscalationError
 from ..audit import AuditEntry, AuditLog, AuditRecord
 from ..clock import Clock
 from ..policy import Decision, Effect, EscalationRequired, PermissionDenied
-from ..resilience import AttemptDetails, CircuitBreakers, RetryPolicy, using_idempotency_key
-from ..shadow import ShadowIntercepted, ShadowRequest, shadowing
+from ..resilience import CircuitBreakers, RetryPolicy
 from ..telemetry import ActionScope, Telemetry
+from ._progress import CallProgress
+from ._steps import Step, _Attempt, _Claim, _Get, _Open, _Record, _Shadow, _Wait
 
 if TYPE_CHECKING:
     from ..escalation import Escalation, EscalationPreview, EscalationRouter
 
-__all__ = ["CallProgress", "Plan", "Step", "arun", "current_call", "flow", "run", "runs_at_once"]
+__all__ = ["Plan", "flow", "runs_at_once"]
 
 _ALLOW: Final = Effect.ALLOW
 _AUDIT: Final = Effect.AUDIT
 _ESCALATE: Final = Effect.ESCALATE
-
-_current: ContextVar[CallProgress | None] = ContextVar("handrail_call", default=None)
-
-
-class CallProgress:
-    """What one guarded call has done so far, reported by the code beneath the guard.
-
-    A transport that retries on its own calls ``attempted()`` once per real
-    attempt (so the record says how many requests reached the system); a
-    list read adds its counts with ``count(pages=1)`` / ``count(quarantined=1)``.
-    Read it with ``current_call()`` inside the guarded function (and inside
-    each step of a lazy read's iteration).
-    """
-
-    __slots__ = ("attempts", "counts", "guard_attempts")
-
-    def __init__(self) -> None:
-        self.attempts = 0  # reported by the code beneath (real transport attempts)
-        self.guard_attempts = 0  # counted by the guard's own retry layer
-        self.counts: dict[str, int] = {}
-
-    def attempted(self) -> None:
-        """Count one real attempt to reach the system (one HTTP request sent)."""
-        self.attempts += 1
-
-    def count(self, **counts: int) -> None:
-        """Add to the call's named counts (recorded as the audit record's ``details``)."""
-        for name, n in counts.items():
-            self.counts[name] = self.counts.get(name, 0) + n
-
-    def __call__(self, details: AttemptDetails) -> None:
-        # The retry layer's ``on_attempt`` hook: the last attempt it saw is how many it made.
-        self.guard_attempts = details.attempt
-
-    @property
-    def total_attempts(self) -> int:
-        """The attempts to record: real ones when reported, else the guard's own."""
-        return self.attempts or self.guard_attempts or 1
-
-
-def current_call() -> CallProgress | None:
-    """The ``CallProgress`` of the guarded call running in this thread or task, if any."""
-    return _current.get()
 
 
 class Plan:
@@ -169,176 +127,6 @@ class Plan:
         )
 
 
-# -- steps: what the flow asks the driver to do --------------------------------------
-
-
-class Step:
-    """One piece of I/O the flow needs done; ``run`` does it, ``arun`` awaits it."""
-
-    __slots__ = ()
-
-    def run(self) -> Any:
-        raise NotImplementedError  # pragma: no cover - every step defines it
-
-    async def arun(self) -> Any:
-        raise NotImplementedError  # pragma: no cover
-
-
-class _Open(Step):
-    __slots__ = ("decision", "external_id", "router")
-
-    def __init__(self, router: EscalationRouter, decision: Decision, external_id: str | None):
-        self.router, self.decision, self.external_id = router, decision, external_id
-
-    def run(self) -> Escalation:
-        return self.router.open(self.decision, external_id=self.external_id)
-
-    async def arun(self) -> Escalation:
-        return await self.router.aopen(self.decision, external_id=self.external_id)
-
-
-class _Get(Step):
-    __slots__ = ("escalation_id", "router")
-
-    def __init__(self, router: EscalationRouter, escalation_id: str) -> None:
-        self.router, self.escalation_id = router, escalation_id
-
-    def run(self) -> Escalation:
-        return self.router.get(self.escalation_id)
-
-    async def arun(self) -> Escalation:
-        return await self.router.aget(self.escalation_id)
-
-
-class _Wait(Step):
-    __slots__ = ("escalation_id", "router", "timeout")
-
-    def __init__(self, router: EscalationRouter, escalation_id: str, timeout: dt.timedelta):
-        self.router, self.escalation_id, self.timeout = router, escalation_id, timeout
-
-    def run(self) -> Escalation:
-        return self.router.wait_decision(self.escalation_id, self.timeout)
-
-    async def arun(self) -> Escalation:
-        return await self.router.await_decision(self.escalation_id, self.timeout)
-
-
-class _Claim(Step):
-    __slots__ = ("escalation_id", "router")
-
-    def __init__(self, router: EscalationRouter, escalation_id: str) -> None:
-        self.router, self.escalation_id = router, escalation_id
-
-    def run(self) -> Escalation:
-        return self.router.claim_execution(self.escalation_id)
-
-    async def arun(self) -> Escalation:
-        return await self.router.aclaim_execution(self.escalation_id)
-
-
-class _Record(Step):
-    __slots__ = ("audit", "entry")
-
-    def __init__(self, audit: AuditLog, entry: AuditEntry) -> None:
-        self.audit, self.entry = audit, entry
-
-    def run(self) -> AuditRecord:
-        return self.audit.append(self.entry)
-
-    async def arun(self) -> AuditRecord:
-        return await self.audit.aappend(self.entry)
-
-
-class _Attempt(Step):
-    """Call the function: through the breaker and retries, under its idempotency key."""
-
-    __slots__ = ("action", "fn", "key", "plan", "progress")
-
-    def __init__(
-        self,
-        plan: Plan,
-        fn: Callable[[], Any],
-        action: str,
-        key: str | None,
-        progress: CallProgress,
-    ) -> None:
-        self.plan, self.fn, self.action, self.key, self.progress = plan, fn, action, key, progress
-
-    def _target(self, *, is_async: bool) -> Callable[[], Any]:
-        plan = self.plan
-        if plan.breaker is None or plan.breakers is None:
-            return self.fn
-        circuit = plan.breakers.for_key(plan.breaker)
-        return functools.partial(circuit.acall if is_async else circuit.call, self.fn)
-
-    def _retry_options(self) -> dict[str, Any]:
-        plan = self.plan
-        return {
-            "action": self.action,
-            "is_write": plan.write,
-            # A write is retried only when what it calls forwards the key.
-            "idempotency_key": self.key if (not plan.write or plan.idempotent) else None,
-            "on_attempt": self.progress,
-            "telemetry": plan.telemetry,
-        }
-
-    def run(self) -> Any:
-        target = self._target(is_async=False)
-        token = _current.set(self.progress)
-        try:
-            if self.key is None:  # a read: no key to hand down (and no context manager to pay)
-                return self._call(target)
-            with using_idempotency_key(self.key):
-                return self._call(target)
-        finally:
-            _current.reset(token)
-
-    def _call(self, target: Callable[[], Any]) -> Any:
-        retry = self.plan.retry
-        if retry is None:
-            self.progress.guard_attempts = 1
-            return target()
-        return retry.call(target, **self._retry_options())
-
-    async def arun(self) -> Any:
-        target = self._target(is_async=True)
-        token = _current.set(self.progress)
-        try:
-            with using_idempotency_key(self.key):
-                retry = self.plan.retry
-                if retry is None:
-                    self.progress.guard_attempts = 1
-                    return await target()
-                return await retry.acall(target, **self._retry_options())
-        finally:
-            _current.reset(token)
-
-
-class _Shadow(Step):
-    """Run a shadow-aware write so it stops at its transport; return what it would have sent."""
-
-    __slots__ = ("fn", "key")
-
-    def __init__(self, fn: Callable[[], Any], key: str | None) -> None:
-        self.fn, self.key = fn, key
-
-    def run(self) -> ShadowRequest | None:
-        try:
-            with shadowing(), using_idempotency_key(self.key):
-                self.fn()
-        except ShadowIntercepted as stopped:
-            return stopped.request
-        return None
-
-    async def arun(self) -> ShadowRequest | None:
-        try:
-            with shadowing(), using_idempotency_key(self.key):
-                await self.fn()
-        except ShadowIntercepted as stopped:
-            return stopped.request
-        return None
-
-
 def runs_at_once(plan: Plan, decision: Decision) -> bool:
     """For a bare plan with nobody listening: the whole flow, without the generator.
 
@@ -358,39 +146,6 @@ def runs_at_once(plan: Plan, decision: Decision) -> bool:
     if effect is _ESCALATE:
         raise EscalationRequired(decision)
     raise PermissionDenied(decision)
-
-
-# -- the drivers -------------------------------------------------------------------------
-
-
-def run(steps: Generator[Step, Any, Any]) -> Any:
-    """Drive a flow synchronously: do each step, send its result (or throw its error) back."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = steps.throw(error) if error is not None else steps.send(value)
-        except StopIteration as done:
-            return done.value
-        try:
-            value, error = step.run(), None
-        except BaseException as exc:  # handed to the flow, which records and re-raises it
-            value, error = None, exc
-
-
-async def arun(steps: Generator[Step, Any, Any]) -> Any:
-    """Drive a flow in async code: as ``run``, awaiting each step's async form."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = steps.throw(error) if error is not None else steps.send(value)
-        except StopIteration as done:
-            return done.value
-        try:
-            value, error = await step.arun(), None
-        except BaseException as exc:
-            value, error = None, exc
 
 
 # -- the flow ----------------------------------------------------------------------------

@@ -16,9 +16,10 @@ from .._errors import ConfigurationError
 from .._names import check_action
 from ..audit import AuditLog
 from ..policy import ActionRequest, Decision, Effect, Policy
-from ._core import arun, flow, run
+from ._core import flow
 from ._guard import Guard
 from ._request import ContextSpec, RequestBuilder, ResourceSpec
+from ._steps import arun, run
 
 __all__ = ["audited", "requires_permission"]
 

@@ -28,8 +28,9 @@ from ..policy import ActionRequest, Decision, Effect, PermissionDenied, Policy
 from ..resilience import CircuitBreakers, RetryPolicy
 from ..shadow import shadow_from_environment
 from ..telemetry import Telemetry, default_telemetry
-from ._core import Plan, arun, flow, run, runs_at_once
+from ._core import Plan, flow, runs_at_once
 from ._request import ContextSpec, RequestBuilder, ResourceSpec, refusal
+from ._steps import arun, run
 
 if TYPE_CHECKING:
     # Imported when an escalation is handled: `import handrail` stays free of the

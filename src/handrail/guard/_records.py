@@ -15,7 +15,8 @@ import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._core import _current, arun, run
+from ._progress import _current
+from ._steps import arun, run
 
 if TYPE_CHECKING:
     from ._core import _Call
