@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ._errors import PolicyProblem
 
-__all__ = ["printable", "problem"]
+__all__ = ["MAX_KEY", "key_problem", "printable", "problem"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -56,3 +56,23 @@ def problem(
     return PolicyProblem(
         printable(message), path, line, rule_id, None if field is None else printable(field)
     )
+
+
+MAX_KEY = 256
+"""The longest idempotency key handrail sends on or records."""
+
+
+def key_problem(key: object) -> str | None:
+    """Why ``key`` cannot be an idempotency key, or None.
+
+    A key is sent on (an ``Idempotency-Key`` header) and shown to humans: a
+    non-empty, printable str of at most 256 characters, so no line break can
+    split a header and no control character can hide in a log.
+    """
+    if type(key) is not str:
+        return f"must be a str, got {type(key).__name__}"
+    if not key or len(key) > MAX_KEY:
+        return f"must be 1 to {MAX_KEY} characters long, got {len(key)}"
+    if not key.isprintable():
+        return "must be printable (no line breaks or control characters)"
+    return None

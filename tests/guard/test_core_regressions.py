@@ -20,7 +20,9 @@ import pytest
 from handrail import (
     ActionRequest,
     AuditError,
+    ConfigurationError,
     EscalationRequired,
+    PermissionDenied,
     Policy,
     Principal,
     acting_as,
@@ -167,3 +169,43 @@ def test_a_write_whose_arguments_have_no_stable_form_is_still_retried() -> None:
     assert len(keys) == 2
     assert keys[0] is not None
     assert keys[0] == keys[1]
+
+
+@pytest.mark.parametrize(
+    "key", ["", "a\r\nX-Injected: 1", "\x1b[31mred", "k" * 257, 42, b"bytes"], ids=repr
+)
+def test_a_key_that_could_split_a_header_or_hide_in_a_log_is_refused_before_the_call(
+    key: object,
+) -> None:
+    """Keys go into Idempotency-Key headers and audit records: printable, 1-256 chars, str."""
+    ran: list[int] = []
+    guard = Guard(POLICY, audit=AuditLog.memory())
+
+    @guard.protect("crm.contact.update", is_write=True, idempotency_key="request_id")
+    def update(contact_id: str, request_id: object = None) -> None:
+        ran.append(1)
+
+    with acting_as(BOT):
+        with pytest.raises(ConfigurationError, match="key"):
+            guard.call(
+                ActionRequest(principal=BOT, action="crm.contact.update"),
+                lambda: ran.append(1),
+                write=True,
+                key=key,  # type: ignore[arg-type]
+            )
+        with pytest.raises(PermissionDenied, match="idempotency key argument"):
+            update("c-1", request_id=key)
+    assert ran == []
+
+
+def test_an_async_function_given_to_the_sync_call_is_refused_not_recorded_as_run() -> None:
+    """guard.call(request, async_fn) would return an unawaited coroutine: nothing ran."""
+    log = AuditLog.memory()
+    guard = Guard(POLICY, audit=log)
+
+    async def tool() -> int:
+        return 1
+
+    with acting_as(BOT), pytest.raises(TypeError, match="acall"):
+        guard.call(ActionRequest(principal=BOT, action="crm.contact.read"), tool)
+    assert [r.outcome for r in log.records()] == ["failed"]

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._errors import ConfigurationError, InvalidInput
+from .._text import key_problem
 from ..audit import AuditLog
 from ..escalation import EscalationRouter
 from ..guard import Guard, build_request
@@ -370,17 +371,14 @@ class _AsyncRecords(Generic[M]):
 
 def _key_of(spec: Operation, field: str, value: object) -> str | None:
     """The caller's idempotency key from the input (None: the call gets a fresh one)."""
-    if value is None or (type(value) is str and value):
-        return value
+    if value is None:
+        return None
+    problem = key_problem(value)
+    if problem is None:
+        return value  # type: ignore[return-value]  # key_problem checked it is a str
     raise InvalidInput(
         spec.name,
-        [
-            {
-                "loc": (field,),
-                "msg": "an idempotency key must be a non-empty string or null",
-                "type": "idempotency_key",
-            }
-        ],
+        [{"loc": (field,), "msg": f"an idempotency key {problem}", "type": "idempotency_key"}],
     )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from .._errors import ConfigurationError
 from .._names import check_action
+from .._text import key_problem
 from ..audit import AuditLog
 from ..clock import Clock, SystemClock
 from ..permissions import current_policy
@@ -209,24 +210,10 @@ class Guard:
         ``request`` may be the refusal ``build_request`` returned: it is
         recorded ``denied`` and raised, as every front end's refusal is.
         """
-        plan = self._plan(
-            write=write,
-            idempotent=idempotent,
-            lazy=lazy,
-            shadow_aware=shadow_aware,
-            breaker=breaker,
-            tool_name=tool_name,
-            retried=retry,
-        )
-        steps = flow(
-            plan,
-            self._decision(request),
-            fn,
-            key=key,
-            external_id=external_id,
-            resume=resume if resume is not None else _current_resume(self),
-            shadow=write and self.in_shadow(),
-        )
+        steps = self._steps(
+            request, fn, write, key, external_id, resume, idempotent, lazy, shadow_aware,
+            breaker, tool_name, retry,
+        )  # fmt: skip
         return cast(R, run(steps))
 
     async def acall(
@@ -246,6 +233,36 @@ class Guard:
         retry: bool = True,
     ) -> R:
         """``call`` for async code: ``fn()`` returns an awaitable; nothing blocks the loop."""
+        steps = self._steps(
+            request, fn, write, key, external_id, resume, idempotent, lazy, shadow_aware,
+            breaker, tool_name, retry,
+        )  # fmt: skip
+        return cast(R, await arun(steps))
+
+    def _steps(
+        self,
+        request: ActionRequest | Decision,
+        fn: Callable[[], Any],
+        write: bool,
+        key: str | None,
+        external_id: str | None,
+        resume: str | None,
+        idempotent: bool,
+        lazy: bool,
+        shadow_aware: bool,
+        breaker: str | None,
+        tool_name: str | None,
+        retry: bool,
+    ) -> Generator[Any, Any, Any]:
+        """The flow of one ``call``/``acall``; bad options refused before anything runs."""
+        if key is not None and (problem := key_problem(key)) is not None:
+            raise ConfigurationError(f"Guard.call: key {problem}")
+        if resume is not None and (problem := key_problem(resume)) is not None:
+            raise ConfigurationError(f"Guard.call: resume {problem}")
+        if breaker is not None and self.breakers is None:
+            raise ConfigurationError(
+                f"Guard.call: breaker {breaker!r} named, but the Guard has no breakers="
+            )
         plan = self._plan(
             write=write,
             idempotent=idempotent,
@@ -255,7 +272,7 @@ class Guard:
             tool_name=tool_name,
             retried=retry,
         )
-        steps = flow(
+        return flow(
             plan,
             self._decision(request),
             fn,
@@ -264,7 +281,6 @@ class Guard:
             resume=resume if resume is not None else _current_resume(self),
             shadow=write and self.in_shadow(),
         )
-        return cast(R, await arun(steps))
 
     def in_shadow(self) -> bool:
         """True when this guard's writes are shadowed (``shadow=``, else ``HANDRAIL_SHADOW``)."""
@@ -413,11 +429,11 @@ class _Decorated:
         key = None
         if self.key_arg is not None:
             key = self.builder.bind(args, kwargs).get(self.key_arg)
-            if key is not None and (type(key) is not str or not key):
+            if key is not None and (problem := key_problem(key)) is not None:
                 decision = refusal(
                     decision.request.action,
                     decision.request.principal,
-                    f"idempotency key argument {self.key_arg!r} must be a non-empty str",
+                    f"idempotency key argument {self.key_arg!r}: {problem}",
                 )
                 key = None
         plan = self.plan()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Generator
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from ..audit import AuditEntry, AuditLog, AuditRecord
@@ -157,8 +158,13 @@ class _Attempt(Step):
         retry = self.plan.retry
         if retry is None:
             self.progress.guard_attempts = 1
-            return target()
-        return retry.call(target, **self._retry_options())
+            result = target()
+        else:
+            result = retry.call(target, **self._retry_options())
+        if type(result) is CoroutineType:  # nothing ran: an async fn in the sync driver
+            result.close()
+            raise TypeError(f"{self.action}: the function is async; use guard.acall")
+        return result
 
     async def arun(self) -> Any:
         target = self._target(is_async=True)
