@@ -385,9 +385,12 @@ def prepare(
             if secrets:
                 mask = redactor.mask
                 safe_args = _scrubbed(safe_args, secrets, mask)
-                safe_context = _scrubbed(safe_context, secrets, mask)
-                safe_resource = _scrubbed(safe_resource, secrets, mask)
-                safe_details = _scrubbed(safe_details, secrets, mask)
+                if safe_context:
+                    safe_context = _scrubbed(safe_context, secrets, mask)
+                if safe_resource is not None:
+                    safe_resource = _scrubbed(safe_resource, secrets, mask)
+                if safe_details is not None:
+                    safe_details = _scrubbed(safe_details, secrets, mask)
         # Free text is scrubbed whatever was masked: it may hold credentials in URLs.
         # Redactor.scrub is skipped when it could change nothing: no secret, no URL.
         skip_scrub = redaction.standard_scrub and not secrets

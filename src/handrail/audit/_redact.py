@@ -14,6 +14,7 @@ themselves.  That both give the same results is a property test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import SecretBytes, SecretStr
@@ -45,7 +46,12 @@ class PartRedactor:
         # The fast path is exact only for handrail's own Redactor without value
         # redactors: a subclass, or a user redactor, may mask anything.
         self._fast = type(redactor) is Redactor and not redactor._redactors
-        self.fast = self._walk if self._fast and type(self) is PartRedactor else None
+        # What prepare calls on each part, the fast path itself: ``(part, found)``
+        # -> the part, its masked copy, or NOT_PLAIN (then ``slow``).  None:
+        # call ``redact``, as a subclass overriding it asks.
+        self.fast: Callable[[Any, list[str]], Any] | None = (
+            self._walk if self._fast and type(self) is PartRedactor else None
+        )
         # handrail's own Redactor.scrub, which changes nothing without a secret or a URL.
         self.standard_scrub = type(redactor) is Redactor
         self._sensitive: dict[str, bool] = {}
