@@ -459,36 +459,51 @@ def prepare(
         for name, value in zip(_OPTIONAL_TEXTS, texts, strict=True):
             _check_text(name, value)
         raise  # pragma: no cover - every value was a str or None
-    values = {
-        "id": "",
-        "seq": 0,
-        "timestamp": None,
-        "agent": agent,
-        "on_behalf_of": on_behalf_of,
-        "action": action,
-        "resource": safe_resource,
-        "args": safe_args,
-        "args_digest": digest,
-        "context": {} if safe_context is _EMPTY else safe_context,
-        "details": safe_details,
-        "effect": effect,
-        "rule_id": rule_id,
-        "reason": reason,
-        "outcome": kind,
-        "error_type": error_type,
-        "error_message": error_message,
-        "duration": duration,
-        "attempts": attempts,
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "escalation_id": escalation_id,
-        "idempotency_key": idempotency_key,
-        "format_version": version,
-        "prev_hash": "",
-        "hash": "",
-    }
+    # The template's copy, then what differs from it: a copy is one memcpy, a
+    # 26-key dict display inserts every key (it cost 1.3 µs of each append).
+    values = _VALUES.copy()
+    values["agent"] = agent
+    values["action"] = action
+    values["args"] = safe_args
+    values["args_digest"] = digest
+    values["context"] = {} if safe_context is _EMPTY else safe_context
+    values["outcome"] = kind
+    if on_behalf_of is not None:
+        values["on_behalf_of"] = on_behalf_of
+    if safe_resource is not None:
+        values["resource"] = safe_resource
+    if safe_details is not None:
+        values["details"] = safe_details
+        values["format_version"] = version
+    if effect is not None:
+        values["effect"] = effect
+    if rule_id is not None:
+        values["rule_id"] = rule_id
+    if reason is not None:
+        values["reason"] = reason
+    if error_type is not None:
+        values["error_type"] = error_type
+    if error_message is not None:
+        values["error_message"] = error_message
+    if duration is not None:
+        values["duration"] = duration
+    if attempts != 1:
+        values["attempts"] = attempts
+    if trace_id is not None:
+        values["trace_id"] = trace_id
+    if span_id is not None:
+        values["span_id"] = span_id
+    if escalation_id is not None:
+        values["escalation_id"] = escalation_id
+    if idempotency_key is not None:
+        values["idempotency_key"] = idempotency_key
     return parts_text, values
 
+
+# A record's fields in the model's order, as prepare starts them: None, and
+# placeholders for what chain fills in (id, seq, timestamp, prev_hash, hash).
+_VALUES: dict[str, Any] = dict.fromkeys(AuditRecord.model_fields)
+_VALUES.update(id="", seq=0, attempts=1, format_version=1, prev_hash="", hash="")
 
 _OPTIONAL_TEXTS = (
     "on_behalf_of",
