@@ -375,6 +375,7 @@ def prepare(
             error_type = error_type or _error_type(error)
             error_message = str(error) if error_message is None else error_message
         redactor = redaction.redactor
+        scrub_args = False
         if masked:
             # A secret masked in one place is scrubbed from every other string
             # of the record too: a note or a URL may repeat it unmarked.
@@ -384,7 +385,7 @@ def prepare(
             secrets = sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)
             if secrets:
                 mask = redactor.mask
-                safe_args = _scrubbed(safe_args, secrets, mask)
+                scrub_args = True  # below, once its JSON says whether it must be
                 if safe_context:
                     safe_context = _scrubbed(safe_context, secrets, mask)
                 if safe_resource is not None:
@@ -403,17 +404,26 @@ def prepare(
             args_text = "{}"
             digest = _EMPTY_DIGEST
             safe_args = {}
-        elif safe_args is full_args:
-            # Nothing masked: one encoding serves the digest and the record.
-            args_text = canonical(full_args)
-            if digest_key is None:  # digest_text, inline
-                digest = "sha256:" + _sha256(args_text.encode("utf-8", "surrogatepass")).hexdigest()
-            else:
-                digest = digest_text(args_text, digest_key)
-            safe_args = dict(full_args)  # the record's own copy, not the caller's dict
         else:
-            digest = digest_text(encode_revealing(full_args), digest_key)
             args_text = canonical(safe_args)
+            if scrub_args and secrets:
+                # JSON escapes each character alone: a string holding a secret
+                # holds it escaped in the text.  No secret there, nothing to scrub.
+                for secret in secrets:
+                    if _s(secret)[1:-1] in args_text:
+                        safe_args = _scrubbed(safe_args, secrets, mask)
+                        args_text = canonical(safe_args)
+                        break
+            if safe_args is full_args:
+                # Nothing masked: one encoding serves the digest and the record.
+                if digest_key is None:  # digest_text, inline
+                    data = args_text.encode("utf-8", "surrogatepass")
+                    digest = "sha256:" + _sha256(data).hexdigest()
+                else:
+                    digest = digest_text(args_text, digest_key)
+                safe_args = dict(full_args)  # the record's own copy, not the caller's dict
+            else:
+                digest = digest_text(encode_revealing(full_args), digest_key)
         context_text = canonical(safe_context) if safe_context else "{}"
         resource_text = "null" if safe_resource is None else canonical(safe_resource)
         if safe_details is None:
