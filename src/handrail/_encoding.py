@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from pathlib import PurePath
 from typing import Any
@@ -43,24 +43,21 @@ __all__ = [
 _SCALARS = (str, int, float, bool, type(None))
 _JSON_TYPES = frozenset(_SCALARS)
 
-_encode_revealing: Any = None  # built below, once _reveal exists
 
-
-def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """A canonical JSON encoder writing unknown objects as ``default(obj)``."""
+def _chunker(default: Callable[[Any], Any]) -> Callable[[Any, int], Iterable[str]]:
+    """A canonical JSON encoder writing unknown objects as ``default(obj)``, called as
+    ``"".join(chunks(value, 0))``."""
     if c_make_encoder is None:  # pragma: no cover - no C accelerator (PyPy)
-        return json.JSONEncoder(
+        encoder = json.JSONEncoder(
             sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default
-        ).encode
+        )
+        return lambda value, _level: encoder.iterencode(value)
     # json's C encoder, built once: JSONEncoder.encode builds a new one per
     # call, which costs more than encoding a small record.  No circular
     # check: plain data is a tree (a cycle fails as RecursionError).
+    chunks: Callable[[Any, int], Iterable[str]]
     chunks = c_make_encoder(None, default, encode_basestring, None, ":", ",", True, False, True)
-
-    def encode(value: Any) -> str:
-        return "".join(chunks(value, 0))
-
-    return encode
+    return chunks
 
 
 def _repr(value: Any) -> str:
@@ -71,7 +68,8 @@ def _repr(value: Any) -> str:
         return f"<{type(value).__qualname__}: repr() raised {type(exc).__name__}>"
 
 
-_encode = _encoder(_repr)
+# Called inline by canonical and encode_revealing, which are on every append's path.
+_chunks = _chunker(_repr)
 
 
 def canonical(value: Any) -> str:
@@ -81,7 +79,7 @@ def canonical(value: Any) -> str:
     know is written as its ``repr()``.  The same text as ``json.dumps(value,
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)``.
     """
-    return _encode(value)
+    return "".join(_chunks(value, 0))
 
 
 # -- plain data ------------------------------------------------------------------
@@ -138,7 +136,7 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, set | frozenset):
         items = [plain(v) for v in value]
-        return sorted(items, key=_encode_revealing)
+        return sorted(items, key=encode_revealing)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -156,7 +154,7 @@ def _key(key: Any) -> str:
         return str(key)
     if isinstance(key, bool | int | float) or key is None:
         return json.dumps(key)
-    return _encode_revealing(plain(key))  # type: ignore[no-any-return]
+    return encode_revealing(plain(key))
 
 
 # -- the digest of the full arguments --------------------------------------------
@@ -170,7 +168,7 @@ def _reveal(value: Any) -> Any:
     return _repr(value)
 
 
-_encode_revealing = _encoder(_reveal)
+_revealing_chunks = _chunker(_reveal)
 
 
 def args_digest(args: Any, *, key: bytes | None = None) -> str:
@@ -190,7 +188,7 @@ def args_digest(args: Any, *, key: bytes | None = None) -> str:
 
 def encode_revealing(value: Any) -> str:
     """``canonical``, except that ``SecretStr`` and ``SecretBytes`` values are written out."""
-    return _encode_revealing(value)  # type: ignore[no-any-return]
+    return "".join(_revealing_chunks(value, 0))
 
 
 def digest_text(text: str, key: bytes | None) -> str:

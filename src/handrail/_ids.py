@@ -30,22 +30,35 @@ def _text(value: int, pairs: int) -> str:
 
 
 class _Last:
-    """The previous id made in this process, and the text of its slower-changing part."""
+    """The previous id made in this process, and the text of its slower-changing part.
 
-    lock = threading.Lock()
-    value = random.SystemRandom().getrandbits(_RANDOM_BITS)
-    prefix_key = -1
-    prefix_text = ""
+    One instance, not class attributes: writing a class attribute on every id
+    would invalidate the type's attribute cache each time.
+    """
+
+    __slots__ = ("prefix_key", "prefix_text", "value")
+
+    def __init__(self) -> None:
+        self.value = random.SystemRandom().getrandbits(_RANDOM_BITS)
+        self.prefix_key = -1
+        self.prefix_text = ""
+
+
+_last = _Last()
+_lock = threading.Lock()
 
 
 def new_id(milliseconds: int) -> str:
     """A new ULID for a record made at ``milliseconds`` since the Unix epoch.  Thread-safe."""
-    stamp = min(max(milliseconds, 0), _MAX_MS) << _RANDOM_BITS
-    last = _Last
-    with last.lock:
-        value = stamp | ((last.value + 1) & _RANDOM_MASK)
-        if value <= last.value:
-            value = last.value + 1  # the clock went back: keep sorting
+    if not 0 <= milliseconds <= _MAX_MS:
+        milliseconds = min(max(milliseconds, 0), _MAX_MS)
+    stamp = milliseconds << _RANDOM_BITS
+    last = _last
+    with _lock:
+        following = last.value + 1
+        value = stamp | (following & _RANDOM_MASK)
+        if value < following:  # noqa: PLR1730 - max() is a call, on every id
+            value = following  # the clock went back: keep sorting
         last.value = value
         # 26 characters: 10 for the time (the first holds 2 zero bits and 3
         # of time), 12 for the high 60 counting bits, 4 for the low 20.  The

@@ -54,6 +54,9 @@ _FRAGMENT = re.compile(r"#[^\s'\"]*")
 # holding "signature" (X-Amz-Signature) or a sensitive key.
 _SECRET_PARAMETERS = frozenset({"key", "sig", "code", "auth", "pass", "pwd"})
 
+# Characters that repr, json.dumps and percent-encoding all write as they are.
+_WRITTEN_AS_IS = re.compile(r"[A-Za-z0-9_.~-]*")
+
 # Shorter strings are too likely to occur by chance in free text to scrub there.
 _MIN_SCRUB_LENGTH = 4
 
@@ -226,6 +229,8 @@ def _written_forms(secret: str) -> set[str]:
     """``secret`` as error messages may quote it: raw, ``repr``, JSON, percent-encoded."""
     if len(secret) < _MIN_SCRUB_LENGTH:
         return set()
+    if _WRITTEN_AS_IS.fullmatch(secret):
+        return {secret}  # every form below writes these characters as they are
     return {
         secret,
         repr(secret)[1:-1],

@@ -157,13 +157,8 @@ class AuditEntry(NamedTuple):
                 f"AuditEntry.of: principal must be a Principal, got {type(principal).__name__}"
             )
         user = principal.on_behalf_of
-        return cls(
-            action=action,
-            agent=principal.agent,
-            outcome=outcome,
-            on_behalf_of=None if user is None else user.id,
-            **fields,
-        )
+        # Positionally: binding keywords costs a third of building the entry.
+        return cls(action, principal.agent, outcome, None if user is None else user.id, **fields)
 
     @classmethod
     def for_decision(

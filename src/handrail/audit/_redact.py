@@ -14,6 +14,7 @@ themselves.  That both give the same results is a property test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import SecretBytes, SecretStr
@@ -21,12 +22,13 @@ from pydantic import SecretBytes, SecretStr
 from .._encoding import is_plain, plain
 from ..redaction import Redactor
 
-__all__ = ["PartRedactor", "Redacted"]
+__all__ = ["NOT_PLAIN", "PartRedactor", "Redacted"]
 
 _CACHE_LIMIT = 10_000
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _SECRETS = frozenset({SecretStr, SecretBytes})
-_NOT_PLAIN: Any = object()
+NOT_PLAIN: Any = object()
+"""What ``PartRedactor.fast`` returns for a part that is not plain data: take ``slow``."""
 
 Redacted = tuple[Any, Any, "list[str] | None", bool]
 """(the part as plain data, its redacted copy, the raw secrets masked in it (None: not
@@ -36,7 +38,7 @@ collected, ask ``Redactor.secrets_in``), whether the copy *is* the part, unchang
 class PartRedactor:
     """Redacts the parts of records for one ``AuditLog``.  Thread-safe (the cache only grows)."""
 
-    __slots__ = ("_fast", "_mask", "_sensitive", "redactor", "standard_scrub")
+    __slots__ = ("_fast", "_mask", "_sensitive", "fast", "redactor", "standard_scrub")
 
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
@@ -44,6 +46,12 @@ class PartRedactor:
         # The fast path is exact only for handrail's own Redactor without value
         # redactors: a subclass, or a user redactor, may mask anything.
         self._fast = type(redactor) is Redactor and not redactor._redactors
+        # What prepare calls on each part, the fast path itself: ``(part, found)``
+        # -> the part, its masked copy, or NOT_PLAIN (then ``slow``).  None:
+        # call ``redact``, as a subclass overriding it asks.
+        self.fast: Callable[[Any, list[str]], Any] | None = (
+            self._walk if self._fast and type(self) is PartRedactor else None
+        )
         # handrail's own Redactor.scrub, which changes nothing without a secret or a URL.
         self.standard_scrub = type(redactor) is Redactor
         self._sensitive: dict[str, bool] = {}
@@ -53,8 +61,12 @@ class PartRedactor:
         if self._fast:
             found: list[str] = []
             redacted = self._walk(value, found)
-            if redacted is not _NOT_PLAIN:
+            if redacted is not NOT_PLAIN:
                 return value, redacted, found, redacted is value
+        return self.slow(value, path)
+
+    def slow(self, value: Any, path: str) -> Redacted:
+        """``redact`` through ``Redactor.redact`` itself, for what the fast path cannot take."""
         if not is_plain(value):
             value = plain(value)
         redacted = self.redactor.redact(value, path)
@@ -64,7 +76,7 @@ class PartRedactor:
 
     def _walk(self, value: Any, found: list[str]) -> Any:
         """``value`` with its secrets masked (``value`` itself if it has none), collecting
-        them in ``found``; or ``_NOT_PLAIN``."""
+        them in ``found``; or ``NOT_PLAIN``."""
         kind = type(value)
         if kind is dict:
             copy: dict[str, Any] | None = None
@@ -73,14 +85,14 @@ class PartRedactor:
                 is_sensitive = sensitive.get(key)
                 if is_sensitive is None:
                     if type(key) is not str:
-                        return _NOT_PLAIN
+                        return NOT_PLAIN
                     is_sensitive = self.redactor.is_sensitive_key(key)
                     if len(sensitive) < _CACHE_LIMIT:
                         sensitive[key] = is_sensitive
                 item_kind = type(item)
                 if is_sensitive:
                     if not _collect(item, found):
-                        return _NOT_PLAIN
+                        return NOT_PLAIN
                     new = self._mask
                 elif item_kind in _SCALARS:
                     if item_kind is not str or "://" not in item:
@@ -92,8 +104,8 @@ class PartRedactor:
                     new = self._walk(item, found)
                     if new is item:
                         continue
-                    if new is _NOT_PLAIN:
-                        return _NOT_PLAIN
+                    if new is NOT_PLAIN:
+                        return NOT_PLAIN
                 if copy is None:
                     copy = dict(value)
                 copy[key] = new
@@ -112,8 +124,8 @@ class PartRedactor:
                         items.append(item)
                     continue
                 new = self._walk(item, found)
-                if new is _NOT_PLAIN:
-                    return _NOT_PLAIN
+                if new is NOT_PLAIN:
+                    return NOT_PLAIN
                 changed = changed or new is not item
                 items.append(new)
             return items if changed else value
@@ -125,7 +137,7 @@ class PartRedactor:
         if kind in _SECRETS:
             _collect(value, found)
             return self._mask
-        return _NOT_PLAIN
+        return NOT_PLAIN
 
 
 def _collect(value: Any, found: list[str]) -> bool:
