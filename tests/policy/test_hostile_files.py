@@ -448,9 +448,14 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path, loader: 
         with pytest.raises(PolicyError, match="not a regular file"):
             FILE_LOADERS[loader](fifo)
     finally:
-        # Release the writer if no reader opened the FIFO: open it once without blocking.
-        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-        writer.join()
+        # Release the writer: with a reader open it can open the FIFO and write (a short line
+        # fits the pipe's buffer) whenever it gets to run, so the join cannot hang however late
+        # the thread starts on a loaded machine.  (Opening and closing at once raced it.)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            writer.join()
+        finally:
+            os.close(reader)
 
 
 @pytest.mark.parametrize("loader", sorted(FILE_LOADERS))
