@@ -297,13 +297,13 @@ class _Call:
     ) -> Generator[Step, Any, AuditRecord | None]:
         """Write the call's one final record (if there is an audit log) and close the span."""
         attempts = self.progress.total_attempts if outcome in ("executed", "failed") else 0
-        counts = dict(self.progress.counts)
-        if details:
-            counts.update(details)
+        counts: dict[str, Any] | None = None
+        if self.progress.counts or details:
+            counts = {**self.progress.counts, **(details or {})}
         record = None
         audit = self.plan.audit
         if audit is not None and not self.unrecorded:
-            entry = self.entry(outcome, error, escalation_id, attempts, counts or None)
+            entry = self.entry(outcome, error, escalation_id, attempts, counts)
             record = yield _Record(audit, entry)
         self.scope.finished(
             outcome,
@@ -322,9 +322,9 @@ class _Call:
         details: Mapping[str, Any] | None,
     ) -> AuditEntry:
         decision = self.decision
-        inner = getattr(error, "decision", None)
-        if isinstance(error, PermissionDenied | EscalationRequired) and inner is not None:
-            decision = inner  # refused by a guard beneath this one: record its decision
+        refused = error is not None and isinstance(error, PermissionDenied | EscalationRequired)
+        if refused:
+            decision = error.decision  # type: ignore[union-attr]  # a guard beneath refused
         timing = None
         if outcome in ("executed", "failed"):
             seconds = self.plan.clock.monotonic() - self.started
@@ -332,7 +332,7 @@ class _Call:
         trace_id, span_id = self.scope.trace_id, self.scope.span_id
         if trace_id is None:  # handrail's telemetry is off: name the caller's span, if any
             trace_id, span_id = _current_span_ids()
-        if self.plan.decided or isinstance(error, PermissionDenied | EscalationRequired):
+        if self.plan.decided or refused:
             return AuditEntry.for_decision(
                 decision,
                 outcome,
