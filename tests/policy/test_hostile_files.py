@@ -448,9 +448,14 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path, loader: 
         with pytest.raises(PolicyError, match="not a regular file"):
             FILE_LOADERS[loader](fifo)
     finally:
-        # Release the writer if no reader opened the FIFO: open it once without blocking.
-        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-        writer.join()
+        # Release the writer if no reader opened the FIFO: hold a reader open, without
+        # blocking, until the writer is done (closed at once, it could come before the
+        # writer's open() on a loaded machine, leaving the writer blocked forever).
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            writer.join()
+        finally:
+            os.close(reader)
 
 
 @pytest.mark.parametrize("loader", sorted(FILE_LOADERS))
