@@ -59,12 +59,13 @@ def test_top_level_public_names() -> None:
 
 def test_import_is_light() -> None:
     """Importing handrail loads no YAML, Hypothesis, HTTP client or OpenTelemetry SDK, nor the
-    escalation router, connectors, policy tests or the email package until they are used."""
+    escalation router, connectors, policy tests, the email package or the Unicode tables
+    until they are used."""
     code = (
         "import sys, handrail; "
         "print(sorted(m for m in ('yaml', 'hypothesis', 'httpx', 'opentelemetry.sdk', 'casbin',"
         " 'handrail.escalation', 'handrail.connectors', 'handrail.policy._cases',"
-        " 'email.utils', 'difflib')"
+        " 'email.utils', 'difflib', 'unicodedata')"
         " if m in sys.modules))"
     )
     out = subprocess.run(
