@@ -59,17 +59,66 @@ def test_top_level_public_names() -> None:
 
 def test_import_is_light() -> None:
     """Importing handrail loads no YAML, Hypothesis, HTTP client or OpenTelemetry SDK, nor the
-    escalation router or connectors until they are used."""
+    escalation router, connectors, policy tests, the email package or the Unicode tables
+    until they are used."""
     code = (
         "import sys, handrail; "
         "print(sorted(m for m in ('yaml', 'hypothesis', 'httpx', 'opentelemetry.sdk', 'casbin',"
-        " 'handrail.escalation', 'handrail.connectors')"
+        " 'handrail.escalation', 'handrail.connectors', 'handrail.policy._cases',"
+        " 'email.utils', 'difflib', 'unicodedata')"
         " if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+_BUILT_AT_IMPORT = """\
+import sys
+import pydantic
+import handrail
+
+built = sorted(
+    f"{cls.__module__}.{cls.__qualname__}"
+    for module in list(sys.modules.values())
+    if module is not None and module.__name__.startswith("handrail")
+    for cls in vars(module).values()
+    if isinstance(cls, type)
+    and issubclass(cls, pydantic.BaseModel)
+    and cls.__module__ == module.__name__
+    and cls.__pydantic_complete__
+)
+print(built)
+"""
+
+
+def test_import_builds_no_validator() -> None:
+    """Importing handrail builds no pydantic validator: each model builds on its first use."""
+    out = subprocess.run(
+        [sys.executable, "-c", _BUILT_AT_IMPORT], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+_FIRST_USE = """\
+from handrail import ActionRequest, Principal, Rule
+from handrail.policy import AllOf, Compare, Not, Predicate
+
+request = ActionRequest(principal=Principal(agent="bot"), action="refund.create")
+predicate = Predicate(fn=lambda r: r.action == "refund.create", name="is_refund")
+when = AllOf(conditions=[Not(condition=Compare(path="args.x", op="eq", value=1)), predicate])
+rule = Rule(id="r", effect="allow", actions="refund.*", when=when)
+print(rule.when.compile()(request), rule.principals.is_anyone)
+"""
+
+
+def test_deferred_models_resolve_their_forward_references() -> None:
+    """In a fresh interpreter, the condition nodes build on first use and find ActionRequest."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_USE], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["None", "True"]
 
 
 def test_connectors_public_names() -> None:

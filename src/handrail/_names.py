@@ -24,7 +24,6 @@ evaluator); rules' patterns, where a whole segment may be ``*``, by
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from ._errors import ConfigurationError
 
@@ -98,6 +97,8 @@ def _shown(value: object) -> str:
 
 def describe_character(char: str) -> str:
     """A character as ``\\u043e (CYRILLIC SMALL LETTER O)``: safe to print, whatever it is."""
+    import unicodedata  # loaded when first needed: see canonical_name
+
     name = unicodedata.name(char, "")
     code = f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
     return f"{code} ({name})" if name else code
@@ -118,7 +119,13 @@ def canonical_name(value: object, field: str = "name") -> str:
             f"{field} is {len(text)} characters long; names are at most {NAME_MAX_LENGTH}"
         )
     # NFKC leaves ASCII alone, and ASCII case-folds to lower case: skip the tables.
-    canonical = text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()
+    if text.isascii():
+        canonical = text.lower()
+    else:
+        # The Unicode tables load with the first non-ASCII name, not at import.
+        import unicodedata
+
+        canonical = unicodedata.normalize("NFKC", text).casefold()
     if not canonical:
         raise ConfigurationError(f"{field} is empty: a name needs at least one character")
     if len(canonical) > NAME_MAX_LENGTH:

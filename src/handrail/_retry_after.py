@@ -8,7 +8,6 @@ for every caller).  The value is either seconds (``120``) or an HTTP-date
 
 from __future__ import annotations
 
-import email.utils
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +30,10 @@ def parse_retry_after(value: str, *, now: datetime | None = None) -> timedelta |
 
 
 def _wait_until(value: str, now: datetime | None) -> timedelta | None:
+    # Imported here: the email package costs milliseconds at import, and an
+    # HTTP-date Retry-After is rare (most servers send seconds).
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -26,7 +26,7 @@ class User(BaseModel):
     ``User(id=...)``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str = Field(min_length=1)
     roles: frozenset[str] = frozenset()
@@ -58,7 +58,7 @@ class Principal(BaseModel):
     evaluate both and the stricter result stands.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     agent: str = Field(min_length=1)
     on_behalf_of: User | None = None

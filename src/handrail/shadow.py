@@ -44,7 +44,7 @@ _shadowing: ContextVar[bool] = ContextVar("handrail_shadowing", default=False)
 class ShadowRequest(BaseModel):
     """The request a shadowed write would have sent: method, URL, headers and body, redacted."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     method: str
     url: str
@@ -65,7 +65,7 @@ class ShadowResult(BaseModel):
     is opened and no human is notified.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     action: str
     args: dict[str, Any] = {}

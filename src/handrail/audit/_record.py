@@ -71,7 +71,7 @@ class AuditRecord(BaseModel):
     has it only when one was given, and then has ``format_version`` 2.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str
     seq: int = Field(ge=0)

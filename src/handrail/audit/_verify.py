@@ -55,7 +55,7 @@ class Checkpoint(BaseModel):
     ``Checkpoint.model_validate_json(text)`` write and read it.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     count: int = Field(ge=0)
     head_hash: str = Field(pattern=r"^[0-9a-f]{64}$")

@@ -3,8 +3,9 @@
 See ``docs/policies.md`` for the semantics and the file format.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .._errors import PolicyError, PolicyProblem
-from ._cases import CaseResult, PolicyCases, PolicyTestReport
 from ._conditions import (
     MAX_CONDITION_DEPTH,
     AllOf,
@@ -21,6 +22,13 @@ from ._model import ActionRequest, Effect, PrincipalMatch, Resource, Rule
 from ._policy import Policy
 from ._refusals import EscalationRequired, PermissionDenied
 from ._regex import REGEX_INPUT_LIMIT, regex_engine, set_regex_engine
+
+if TYPE_CHECKING:
+    from ._cases import CaseResult, PolicyCases, PolicyTestReport
+
+# Policy tests are for the CLI and CI, not for guarded calls: loaded on first use,
+# so importing handrail does not build their models and dataclasses.
+_CASES = frozenset({"CaseResult", "PolicyCases", "PolicyTestReport"})
 
 __all__ = [
     "ActionRequest",
@@ -52,3 +60,11 @@ __all__ = [
     "regex_engine",
     "set_regex_engine",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CASES:
+        from . import _cases
+
+        return getattr(_cases, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -49,7 +49,7 @@ class PolicyCase(BaseModel):
     ``rule: null`` expects the default deny (no deciding rule).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(min_length=1)
     description: str = ""

@@ -79,7 +79,7 @@ class ConditionSyntaxError(ValueError):
 class Trace(BaseModel):
     """How a condition evaluated on one request, for humans (``Policy.explain``)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     value: bool | None
     text: str
@@ -87,7 +87,7 @@ class Trace(BaseModel):
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     def compile(self) -> Test:
         """Return a fast function of the request giving True, False or None (undetermined)."""
@@ -386,7 +386,9 @@ class Predicate(Node):
     decision closed (DENY).  It cannot be written to a policy file.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
+    )
 
     kind: Literal["predicate"] = "predicate"
     fn: Callable[[ActionRequest], bool]
@@ -432,10 +434,13 @@ Condition: TypeAlias = Annotated[
 
 
 def _finish(action_request: type) -> None:
-    """Resolve the forward references to ActionRequest once _model has defined it."""
-    namespace = {"ActionRequest": action_request, "Condition": Condition}
-    for node in (Predicate, AllOf, AnyOf, Not):
-        node.model_rebuild(_types_namespace=namespace)
+    """Name ActionRequest here once _model has defined it, for the nodes' forward references.
+
+    The nodes build their validators on first use (``defer_build``) and look
+    ``ActionRequest`` and ``Condition`` up in this module's namespace; a
+    ``model_rebuild`` here would build every node's schema at import.
+    """
+    globals()["ActionRequest"] = action_request
 
 
 def condition_depth(condition: object, limit: int | None = None) -> int:

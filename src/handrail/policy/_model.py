@@ -51,7 +51,7 @@ def effect_from(value: object) -> object:
 class Resource(BaseModel):
     """What the action touches: a type, an optional id, and attributes."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     type: str = Field(min_length=1)
     id: str | None = None
@@ -82,7 +82,7 @@ class ActionRequest(BaseModel):
     ``handrail._values``): the function called still gets its own values.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     principal: Principal
     action: str
@@ -171,7 +171,7 @@ class PrincipalMatch(BaseModel):
     "everyone" (leave the field out for that).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     agents: frozenset[str] = frozenset()
     users: frozenset[str] = frozenset()
@@ -214,12 +214,13 @@ class Rule(BaseModel):
     whoever inherits the agent knows whom to ask.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str
     effect: Effect
     actions: tuple[str, ...] = Field(min_length=1)
-    principals: PrincipalMatch = PrincipalMatch()
+    # model_construct: the same empty match, without building PrincipalMatch's validator at import.
+    principals: PrincipalMatch = PrincipalMatch.model_construct()
     when: Condition | None = None
     escalate_to: str | None = None
     on_timeout: Literal["deny", "allow"] | None = None
