@@ -11,6 +11,7 @@ until the flow returns.  The async driver awaits each step's async form
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import functools
 from collections.abc import Callable, Generator
@@ -33,16 +34,18 @@ __all__ = ["Step", "arun", "run"]
 # -- steps: what the flow asks the driver to do --------------------------------------
 
 
-class Step:
+class Step(abc.ABC):
     """One piece of I/O the flow needs done; ``run`` does it, ``arun`` awaits it."""
 
     __slots__ = ()
 
+    @abc.abstractmethod
     def run(self) -> Any:
-        raise NotImplementedError  # pragma: no cover - every step defines it
+        """Do the step here, in this thread; return its result or raise its error."""
 
+    @abc.abstractmethod
     async def arun(self) -> Any:
-        raise NotImplementedError  # pragma: no cover
+        """Do the step without blocking the event loop (the async driver awaits it)."""
 
 
 class _Open(Step):
