@@ -26,6 +26,7 @@ PAGE = ROOT / "docs" / "reference.md"
 
 PUBLIC = (
     "handrail",
+    "handrail.approvals",
     "handrail.audit",
     "handrail.clock",
     "handrail.connectors",

@@ -42,6 +42,7 @@ LAYERS: dict[str, float] = {
     "audit": 1,
     "resilience": 1,
     "permissions": 1.5,
+    "approvals": 1.8,
     "escalation": 2,
     "guard": 3,
     "connectors": 4,

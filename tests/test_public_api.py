@@ -5,6 +5,7 @@ import sys
 import types
 
 import handrail
+import handrail.approvals
 import handrail.audit
 import handrail.clock
 import handrail.connectors
@@ -26,6 +27,7 @@ def test_all_names_are_exported() -> None:
     """Every name in each public module's __all__ exists, and __all__ is sorted."""
     for module in (
         handrail,
+        handrail.approvals,
         handrail.audit,
         handrail.clock,
         handrail.connectors,

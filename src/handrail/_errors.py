@@ -13,6 +13,7 @@ The tree is split by what the caller does next::
     │   ├── UnknownEscalation      no escalation has this id (also a LookupError)
     │   ├── IllegalTransition      its state forbids the change (e.g. approving an expired one)
     │   ├── NotADecider            this person may not decide at this level (audited)
+    │   ├── NotAuthenticated       no verified identity: a bare name, a forged, expired or reused link
     │   ├── AlreadyExecuted        the approved action already ran once; it never runs twice
     │   └── ExternalIdConflict     an external id already names a case for another request
     ├── ConnectorError             a connector operation failed before or after the call
@@ -96,6 +97,19 @@ class NotADecider(EscalationError):
             escalation_id,
             f"{by!r} may not decide at level {level}; the deciders are: {who}",
         )
+
+
+class NotAuthenticated(EscalationError):
+    """The decider's identity was not verified; nothing changed, and the refusal is audited.
+
+    Raised for a decision made without an ``Identity`` (a bare name), and by
+    authenticators for a forged, expired, reused or misbound credential.
+    ``.why`` says which, without echoing the credential.
+    """
+
+    def __init__(self, escalation_id: str, why: str) -> None:
+        self.why = why
+        super().__init__(escalation_id, f"not authenticated: {why}")
 
 
 class AlreadyExecuted(EscalationError):

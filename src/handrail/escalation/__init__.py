@@ -11,6 +11,7 @@ from .._errors import (
     ExternalIdConflict,
     IllegalTransition,
     NotADecider,
+    NotAuthenticated,
     UnknownEscalation,
 )
 from ._calendar import BusinessHours
@@ -74,6 +75,7 @@ __all__ = [
     "LogChannel",
     "MemoryStore",
     "NotADecider",
+    "NotAuthenticated",
     "Notification",
     "OnTimeout",
     "PostgresStore",
