@@ -13,7 +13,7 @@ The tree is split by what the caller does next::
     │   ├── UnknownEscalation      no escalation has this id (also a LookupError)
     │   ├── IllegalTransition      its state forbids the change (e.g. approving an expired one)
     │   ├── NotADecider            this person may not decide at this level (audited)
-    │   ├── NotAuthenticated       no verified identity: a bare name, a forged, expired or reused link
+    │   ├── NotAuthenticated       no verified identity: a bare name, a forged, expired, reused link
     │   ├── AlreadyExecuted        the approved action already ran once; it never runs twice
     │   └── ExternalIdConflict     an external id already names a case for another request
     ├── ConnectorError             a connector operation failed before or after the call
