@@ -1,0 +1,275 @@
+"""The approval page over ASGI (httpx's transport): signed links, sign-in, the form's token."""
+
+from __future__ import annotations
+
+import html
+import subprocess
+import sys
+
+from handrail.audit import AuditLog
+from handrail.escalation import EscalationState
+from handrail.testing import FakeClock
+from handrail.web._auth import FormTokens
+
+from ._doubles import DecisionLinks, Router
+from .conftest import (
+    FORM_SECRET,
+    Browserless,
+    link_path,
+    open_case,
+    payment,
+)
+
+
+def test_a_signed_link_shows_the_request_and_approves_it(
+    router: Router, links: DecisionLinks, page: Browserless
+) -> None:
+    """The link's page shows every argument, the resource, context and rule; Approve decides."""
+    case = open_case(router)
+    path = link_path(links, case)
+    shown = page.get(path)
+    assert shown.status_code == 200
+    body = shown.text
+    for text in (
+        "250000",
+        "250,000",
+        "DE44 5001 0517 5407 3249 31",
+        "Q3 supplier invoice",
+        "erp.payment.create",
+        "pay-bot",
+        "sam",
+        "invoice",
+        "inv-7",
+        "ACME",
+        "production",
+        "big-payments",
+        "finance / 0 (controllers)",
+        case.id,
+    ):
+        assert text in body, text
+    assert 'id="approve"' in body
+    assert path.removeprefix("/link/") not in body  # the form posts back; no token in the page
+
+    decided = page.post(path, {"decision": "approve", "reason": "checked the invoice"})
+    assert decided.status_code == 200
+    assert "Approved by maria" in decided.text
+    after = router.get(case.id)
+    assert after.state is EscalationState.APPROVED
+    assert after.decided_by == "maria"
+    assert after.reason == "checked the invoice"
+
+
+def test_a_signed_link_rejects(router: Router, links: DecisionLinks, page: Browserless) -> None:
+    """Reject through a link is final, with the reason."""
+    case = open_case(router)
+    decided = page.post(link_path(links, case), {"decision": "reject", "reason": "unknown vendor"})
+    assert decided.status_code == 200
+    assert router.get(case.id).state is EscalationState.REJECTED
+
+
+def test_forged_expired_and_malformed_links_are_refused_without_echoing_the_token(
+    router: Router, links: DecisionLinks, clock: FakeClock, page: Browserless
+) -> None:
+    """A forged, an expired or a malformed link gets a 403 page saying why; nothing changes."""
+    case = open_case(router)
+    path = link_path(links, case)
+    token = path.removeprefix("/link/")
+    forged = path[:-1] + ("0" if path[-1] != "0" else "1")
+    for bad, why in ((forged, "forged"), ("/link/not-a-token", "malformed")):
+        for response in (page.get(bad), page.post(bad, {"decision": "approve"})):
+            assert response.status_code == 403
+            assert why in response.text
+            assert bad.removeprefix("/link/") not in response.text
+    clock.advance(timedelta_hours(25))
+    for response in (page.get(path), page.post(path, {"decision": "approve"})):
+        assert response.status_code == 403
+        assert "expired" in response.text
+        assert token not in response.text
+    assert router.get(case.id).state is EscalationState.OPEN
+
+
+def timedelta_hours(hours: int) -> object:
+    from datetime import timedelta
+
+    return timedelta(hours=hours)
+
+
+def test_a_used_link_is_refused(router: Router, links: DecisionLinks, page: Browserless) -> None:
+    """A link decides once: opened or posted again it is refused with a 403 saying so."""
+    case = open_case(router)
+    path = link_path(links, case)
+    assert page.post(path, {"decision": "approve"}).status_code == 200
+    again = page.get(path)
+    assert again.status_code == 403
+    assert "already used" in again.text
+    assert page.post(path, {"decision": "reject"}).status_code == 403
+    assert router.get(case.id).state is EscalationState.APPROVED
+
+
+def test_a_link_for_another_level_or_request_is_refused(
+    router: Router, links: DecisionLinks, page: Browserless
+) -> None:
+    """A link bound to another level, or to another request's fingerprint, decides nothing."""
+    case = open_case(router)
+    stale = page.get(link_path(links, case, level=1))
+    assert stale.status_code == 403
+    assert "issued for level 1" in stale.text
+    other = links.issue(
+        escalation_id=case.id, level=0, decider="maria", fingerprint="0" * 64
+    )
+    response = page.post(f"/link/{other}", {"decision": "approve"})
+    assert response.status_code == 403
+    assert "different request" in response.text
+    assert router.get(case.id).state is EscalationState.OPEN
+
+
+def test_a_link_to_a_non_decider_is_refused_by_the_router(
+    router: Router, links: DecisionLinks, page: Browserless, audit: AuditLog
+) -> None:
+    """A link issued to someone who is not a decider is refused (403) and the refusal audited."""
+    case = open_case(router)
+    response = page.post(link_path(links, case, decider="mallory"), {"decision": "approve"})
+    assert response.status_code == 403
+    assert "mallory" in response.text
+    assert router.get(case.id).state is EscalationState.OPEN
+    refused = [r for r in audit.records() if r.outcome == "refused"]
+    assert [r.escalation_id for r in refused] == [case.id]
+
+
+def test_a_link_post_without_a_decision_changes_nothing(
+    router: Router, links: DecisionLinks, page: Browserless
+) -> None:
+    """A post without approve or reject is a 400; an over-long reason too."""
+    case = open_case(router)
+    path = link_path(links, case)
+    assert page.post(path, {"decision": "maybe"}).status_code == 400
+    assert page.post(path, {"decision": "approve", "reason": "x" * 2001}).status_code == 400
+    assert router.get(case.id).state is EscalationState.OPEN
+
+
+def test_the_inbox_lists_only_the_cases_the_user_may_decide(
+    router: Router, page: Browserless
+) -> None:
+    """Deciders (groups included) see the case; others don't; the user it acts for doesn't."""
+    case = open_case(router)
+    own = open_case(router, payment(user="maria"))
+    maria = page.as_user("maria").get("/")
+    assert maria.status_code == 200
+    assert case.id in maria.text
+    assert own.id not in maria.text  # maria asked for it: four eyes
+    carl = page.as_user("carl").get("/")  # group:cfo
+    assert case.id in carl.text
+    assert own.id in carl.text
+    sam = page.as_user("sam").get("/")  # the first case acts for sam
+    assert case.id not in sam.text
+    assert own.id in sam.text
+    bob = page.as_user("bob").get("/")
+    assert case.id not in bob.text
+    assert "Nothing waits for you" in bob.text
+    router.reject(case.id, by=_identity("carl"))
+    assert case.id not in page.as_user("maria").get("/").text  # decided: gone
+
+
+def _identity(user: str) -> object:
+    from handrail.approvals import Identity
+
+    return Identity(user, "test")
+
+
+def test_pages_need_a_verified_sign_in(router: Router, page: Browserless) -> None:
+    """No header is a 401; the header from outside the proxy's network is refused (403)."""
+    case = open_case(router)
+    assert page.get("/").status_code == 401
+    assert page.get(f"/cases/{case.id}").status_code == 401
+    outside = page.as_user("maria", client="10.1.2.3")
+    refused = outside.get("/")
+    assert refused.status_code == 403
+    assert "proxy" in refused.text
+    assert outside.post(f"/cases/{case.id}/decide", {"decision": "approve"}).status_code == 403
+
+
+def test_the_case_page_is_shown_to_deciders_only(router: Router, page: Browserless) -> None:
+    """A decider sees the case and the form; anyone else gets a 403; the requester no form."""
+    case = open_case(router)
+    maria = page.as_user("maria").get(f"/cases/{case.id}")
+    assert maria.status_code == 200
+    assert 'name="csrf"' in maria.text
+    assert "250,000" in maria.text
+    assert page.as_user("bob").get(f"/cases/{case.id}").status_code == 403
+    sam = page.as_user("sam").get(f"/cases/{case.id}")
+    assert sam.status_code == 200
+    assert 'id="decide"' not in sam.text  # listed, but he is who the agent acts for
+    assert page.as_user("maria").get("/cases/nope").status_code == 404
+
+
+def _csrf(body: str) -> str:
+    marker = 'name="csrf" value="'
+    start = body.index(marker) + len(marker)
+    return html.unescape(body[start : body.index('"', start)])
+
+
+def test_deciding_on_the_page_needs_the_forms_token(router: Router, page: Browserless) -> None:
+    """Without the form's token, or with another case's or user's, the post is a 403."""
+    case = open_case(router)
+    other = open_case(router)
+    maria = page.as_user("maria")
+    token = _csrf(maria.get(f"/cases/{case.id}").text)
+    decide = f"/cases/{case.id}/decide"
+    assert maria.post(decide, {"decision": "approve"}).status_code == 403
+    assert maria.post(decide, {"decision": "approve", "csrf": "0" * 64}).status_code == 403
+    other_token = _csrf(maria.get(f"/cases/{other.id}").text)
+    assert maria.post(decide, {"decision": "approve", "csrf": other_token}).status_code == 403
+    carl = page.as_user("carl")
+    refused = carl.post(decide, {"decision": "approve", "csrf": token})
+    assert refused.status_code == 403
+    assert "token" in refused.text
+    assert router.get(case.id).state is EscalationState.OPEN
+
+    done = maria.post(decide, {"decision": "approve", "csrf": token, "reason": "ok"})
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/cases/{case.id}"
+    assert router.get(case.id).state is EscalationState.APPROVED
+    again = maria.post(decide, {"decision": "reject", "csrf": token})
+    assert again.status_code == 409
+
+
+def test_a_non_decider_with_a_valid_token_is_refused_by_the_router(
+    router: Router, page: Browserless, audit: AuditLog
+) -> None:
+    """Even a well-formed form from a signed-in non-decider is refused (403), and audited."""
+    case = open_case(router)
+    token = FormTokens(FORM_SECRET).issue("bob", case.id, case.level)
+    refused = page.as_user("bob").post(
+        f"/cases/{case.id}/decide", {"decision": "approve", "csrf": token}
+    )
+    assert refused.status_code == 403
+    assert "Not a decider" in refused.text
+    assert [r.context["by"] for r in audit.records() if r.outcome == "refused"] == ["bob"]
+
+
+def test_every_response_carries_the_security_headers(
+    router: Router, links: DecisionLinks, page: Browserless
+) -> None:
+    """No script, no framing, no Referer (the link is a credential), nothing cached."""
+    case = open_case(router)
+    for response in (page.get(link_path(links, case)), page.get("/"), page.get("/nope")):
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"
+
+
+def test_an_over_large_body_is_refused(router: Router, links: DecisionLinks, page: Browserless) -> None:
+    """A body past 64 KiB is refused before it is all read (413)."""
+    case = open_case(router)
+    response = page.post(link_path(links, case), {"decision": "approve", "reason": "x" * 70000})
+    assert response.status_code == 413
+    assert router.get(case.id).state is EscalationState.OPEN
+
+
+def test_without_the_extra_the_import_names_it() -> None:
+    """Importing handrail.web without Starlette says which extra to install."""
+    code = "import sys; sys.modules['starlette'] = None; import handrail.web"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "pip install 'handrail[web]'" in result.stderr
