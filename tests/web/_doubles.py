@@ -55,7 +55,12 @@ class TrustedHeaderAuthenticator:
 
 class DecisionLinks:
     def __init__(
-        self, key: bytes, *, base_url: str, ttl: timedelta = timedelta(hours=24), clock: Clock | None = None
+        self,
+        key: bytes,
+        *,
+        base_url: str,
+        ttl: timedelta = timedelta(hours=24),
+        clock: Clock | None = None,
     ) -> None:
         self.key, self.base_url, self.ttl = key, base_url, ttl
         self.clock = clock or SystemClock()
@@ -64,7 +69,14 @@ class DecisionLinks:
     def issue(self, *, escalation_id: str, level: int, decider: str, fingerprint: str) -> str:
         self.issued += 1
         body = json.dumps(
-            [escalation_id, level, decider, fingerprint, self.clock.now().timestamp() + self.ttl.total_seconds(), self.issued]
+            [
+                escalation_id,
+                level,
+                decider,
+                fingerprint,
+                self.clock.now().timestamp() + self.ttl.total_seconds(),
+                self.issued,
+            ]
         ).encode()
         mac = hmac.new(self.key, body, hashlib.sha256).hexdigest()
         return base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + mac
@@ -83,7 +95,9 @@ class DecisionLinks:
         case, level, decider, fingerprint, expires, n = json.loads(body)
         if self.clock.now().timestamp() > expires:
             raise NotAuthenticated(case, "the link has expired")
-        return Identity(decider, "signed-link", binding=LinkBinding(case, level, fingerprint, f"t{n}"))
+        return Identity(
+            decider, "signed-link", binding=LinkBinding(case, level, fingerprint, f"t{n}")
+        )
 
 
 class Router(EscalationRouter):

@@ -114,9 +114,7 @@ def test_a_link_for_another_level_or_request_is_refused(
     stale = page.get(link_path(links, case, level=1))
     assert stale.status_code == 403
     assert "issued for level 1" in stale.text
-    other = links.issue(
-        escalation_id=case.id, level=0, decider="maria", fingerprint="0" * 64
-    )
+    other = links.issue(escalation_id=case.id, level=0, decider="maria", fingerprint="0" * 64)
     response = page.post(f"/link/{other}", {"decision": "approve"})
     assert response.status_code == 403
     assert "different request" in response.text
@@ -259,7 +257,9 @@ def test_every_response_carries_the_security_headers(
         assert response.headers["cache-control"] == "no-store"
 
 
-def test_an_over_large_body_is_refused(router: Router, links: DecisionLinks, page: Browserless) -> None:
+def test_an_over_large_body_is_refused(
+    router: Router, links: DecisionLinks, page: Browserless
+) -> None:
     """A body past 64 KiB is refused before it is all read (413)."""
     case = open_case(router)
     response = page.post(link_path(links, case), {"decision": "approve", "reason": "x" * 70000})
