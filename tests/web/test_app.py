@@ -7,6 +7,9 @@ import subprocess
 import sys
 from datetime import timedelta
 
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
 from handrail.approvals import Identity
 from handrail.audit import AuditLog
 from handrail.escalation import EscalationState
@@ -265,3 +268,22 @@ def test_without_the_extra_the_import_names_it() -> None:
     )
     assert result.returncode != 0
     assert "pip install 'handrail[web]'" in result.stderr
+
+
+def test_mounted_under_a_prefix_its_links_and_forms_keep_the_prefix(
+    router: Router, app: Starlette
+) -> None:
+    """Mounted at /approvals in a service, every link, form and redirect stays under it."""
+    service = Starlette(routes=[Mount("/approvals", app=app)])
+    maria = Browserless(service, "maria")
+    case = open_case(router)
+    inbox = maria.get("/approvals/")
+    assert f'href="/approvals/cases/{case.id}"' in inbox.text
+    shown = maria.get(f"/approvals/cases/{case.id}")
+    assert f'action="/approvals/cases/{case.id}/decide"' in shown.text
+    done = maria.post(
+        f"/approvals/cases/{case.id}/decide", {"decision": "approve", "csrf": _csrf(shown.text)}
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/approvals/cases/{case.id}"
+    assert router.get(case.id).state is EscalationState.APPROVED

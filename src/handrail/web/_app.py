@@ -279,7 +279,9 @@ class _ApprovalPage:
                 "your notification instead.",
             )
         try:
-            identity = await authenticate(self.authenticators, await http_request(request))
+            identity = await authenticate(
+                self.authenticators, http_request(request, await _body(request))
+            )
         except NotAuthenticated as refused:
             raise _refusal(refused) from None
         if identity is None:
@@ -342,7 +344,10 @@ def _slack_reply(text: str) -> dict[str, Any]:
 
 
 async def _body(request: Request) -> bytes:
-    """The request body, refused past ``MAX_BODY`` bytes (before it is all read)."""
+    """The request body, refused past ``MAX_BODY`` bytes (before it is all read); read once."""
+    cached = getattr(request.state, "handrail_body", None)
+    if isinstance(cached, bytes):
+        return cached
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -350,7 +355,8 @@ async def _body(request: Request) -> bytes:
         if size > MAX_BODY:
             raise _Refusal(413, "Request too large", f"A request body is at most {MAX_BODY} bytes.")
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = request.state.handrail_body = b"".join(chunks)
+    return body
 
 
 async def _form(request: Request) -> FormData:

@@ -33,8 +33,8 @@ __all__ = ["FormTokens", "authenticate", "http_request"]
 _CSRF_CONTEXT = b"handrail.web decide-form v1"
 
 
-async def http_request(request: Request) -> HttpRequest:
-    """``request`` as the authenticators read it (the body read, and kept for the form)."""
+def http_request(request: Request, body: bytes) -> HttpRequest:
+    """``request`` (whose body is ``body``) as the authenticators read it."""
     from ..approvals import HttpRequest
 
     headers: dict[str, str] = {}
@@ -48,7 +48,7 @@ async def http_request(request: Request) -> HttpRequest:
         headers=headers,
         query=dict(request.query_params),
         client=client,
-        body=await request.body(),
+        body=body,
     )
 
 
