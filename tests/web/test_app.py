@@ -14,9 +14,10 @@ from handrail.approvals import Identity
 from handrail.audit import AuditLog
 from handrail.escalation import EscalationState
 from handrail.testing import FakeClock
+from handrail.web import approval_app
 from handrail.web._auth import FormTokens
 
-from ._doubles import DecisionLinks, Router
+from ._doubles import DecisionLinks, Router, TrustedHeaderAuthenticator
 from .conftest import (
     FORM_SECRET,
     Browserless,
@@ -287,3 +288,26 @@ def test_mounted_under_a_prefix_its_links_and_forms_keep_the_prefix(
     assert done.status_code == 303
     assert done.headers["location"] == f"/approvals/cases/{case.id}"
     assert router.get(case.id).state is EscalationState.APPROVED
+
+
+def test_without_a_secret_a_form_from_another_process_is_refused(router: Router) -> None:
+    """Each app without ``secret`` keys its own forms: another's token is refused, not taken."""
+    auth = [TrustedHeaderAuthenticator()]
+    first = Browserless(approval_app(router, authenticators=auth), "maria")
+    second = Browserless(approval_app(router, authenticators=auth), "maria")
+    case = open_case(router)
+    token = _csrf(first.get(f"/cases/{case.id}").text)
+    path = f"/cases/{case.id}/decide"
+    assert second.post(path, {"decision": "approve", "csrf": token}).status_code == 403
+    assert first.post(path, {"decision": "approve", "csrf": token}).status_code == 303
+
+
+def test_without_authenticators_only_links_work(router: Router, links: DecisionLinks) -> None:
+    """With no sign-in configured, the pages say so (401) and signed links still decide."""
+    page = Browserless(approval_app(router, links=links), "maria")
+    case = open_case(router)
+    refused = page.get("/")
+    assert refused.status_code == 401
+    assert "signed link" in refused.text
+    assert page.post(link_path(links, case), {"decision": "approve"}).status_code == 200
+    assert Browserless(approval_app(router), None).get("/link/x").status_code == 404
