@@ -19,7 +19,7 @@ threads (the router's async twins), so the event loop never waits on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._names import canonical_name
 from .._text import printable
 from ..escalation import (
     Escalation,
@@ -178,7 +179,7 @@ class _ApprovalPage:
     async def inbox(self, request: Request) -> HTMLResponse:
         identity = await self._signed_in(request)
         open_cases = await self.router.alist()
-        mine = [case for case in open_cases if _may_decide(case, identity.user)]
+        mine = [case for case in open_cases if _may_decide(self.router, case, identity.user)]
         return self._html(self.pages.inbox(mine, user=identity.user, root_path=_root(request)))
 
     async def case(self, request: Request) -> HTMLResponse:
@@ -191,7 +192,7 @@ class _ApprovalPage:
                 f"{identity.user} is not a decider of case {case.id} and has not acted on it.",
             )
         form = None
-        if _may_decide(case, identity.user):
+        if _may_decide(self.router, case, identity.user):
             form = {
                 "action": case_href(_root(request), case.id) + "/decide",
                 "csrf": self.tokens.issue(identity.user, case.id, case.level),
@@ -248,19 +249,14 @@ class _ApprovalPage:
         except NotAuthenticated as refused:
             return PlainTextResponse(f"refused: {printable(refused.why)}", status_code=401)
         identity = action.identity
-        binding = identity.binding
-        if binding is None or action.decision not in ("approve", "reject"):
-            return PlainTextResponse("refused: not a handrail decision", status_code=400)
         try:
-            decided = await self._decide_as(
-                binding.escalation_id, action.decision == "approve", identity, ""
-            )
+            decided = await self._decide_as(action.escalation_id, action.approve, identity, "")
         except _ROUTER_ERRORS as refused:
             text = printable(refused.why if isinstance(refused, NotAuthenticated) else str(refused))
             return JSONResponse(_slack_reply(f"Refused: {text}"))
-        verb = "Approved" if decided.state.value == "approved" else "Recorded"
-        if action.decision == "reject":
-            verb = "Rejected"
+        verb = {"approved": "Approved", "rejected": "Rejected"}.get(decided.state.value)
+        if verb is None:  # one of several approvals the level needs
+            verb = "Recorded your approval of"
         return JSONResponse(_slack_reply(f"{verb} case {decided.id} as {identity.user}."))
 
     # -- shared --------------------------------------------------------------------------
@@ -369,19 +365,41 @@ async def _form(request: Request) -> FormData:
     return await Request(request.scope, replay).form(max_files=0, max_fields=8)
 
 
-def _may_decide(case: Escalation, user: str) -> bool:
+def _may_decide(router: EscalationRouter, case: Escalation, user: str) -> bool:
     """Whether ``user`` may decide ``case`` now, as the router will check it.
 
-    Listed at the current level (groups were expanded when it began), not
-    the agent nor the user it acts for, and not already among this level's
-    approvals (a second approval must come from someone else).
+    Listed at the current level both in the case (groups expanded when the
+    level began) and in the router's own directory (its route and groups:
+    the stored case never widens who may decide); not the agent nor the
+    user it acts for; not already among this level's approvals (a further
+    approval must come from someone else).  The router checks all of it
+    again when the decision is made: this only picks what to offer.
     """
-    if case.is_terminal or user not in case.deciders:
+    if case.is_terminal or user.startswith("group:") or user not in case.deciders:
         return False
-    request = case.request
-    if user in (request.get("agent"), request.get("on_behalf_of")):
+    route = router.routes.get(case.route.name)
+    if route is not None and not _listed(route.level(case.level).deciders, router.groups, user):
         return False
-    return user not in getattr(case, "approvals", ())
+    for asked in (case.request.get("agent"), case.request.get("on_behalf_of")):
+        if isinstance(asked, str) and _same_name(asked, user):
+            return False
+    return user not in case.approvals
+
+
+def _listed(deciders: Iterable[str], groups: Mapping[str, Iterable[str]], user: str) -> bool:
+    for who in deciders:
+        if who == user:
+            return True
+        if who.startswith("group:") and user in groups.get(who.removeprefix("group:"), ()):
+            return True
+    return False
+
+
+def _same_name(name: str, user: str) -> bool:
+    try:
+        return canonical_name(name, "name") == user
+    except ValueError:  # not a name an Identity can carry
+        return name == user
 
 
 def _may_view(case: Escalation, user: str) -> bool:

@@ -41,7 +41,7 @@ def http_request(request: Request, body: bytes) -> HttpRequest:
     for raw, value in request.headers.items():
         name = raw.lower()
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    client = request.client.host if request.client is not None else ""
+    client = request.client.host if request.client is not None else None
     return HttpRequest(
         method=request.method,
         path=request.url.path,
