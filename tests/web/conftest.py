@@ -12,14 +12,13 @@ import pytest
 from starlette.applications import Starlette
 
 from handrail import Policy, Principal
+from handrail.approvals import DecisionLinks, TrustedHeaderAuthenticator
 from handrail.audit import AuditLog
-from handrail.escalation import Escalation, Level, MemoryStore, Route
+from handrail.escalation import Escalation, EscalationRouter, Level, MemoryStore, Route
 from handrail.identity import User
 from handrail.policy import ActionRequest
 from handrail.testing import FakeClock
 from handrail.web import approval_app
-
-from ._doubles import DecisionLinks, Router, TrustedHeaderAuthenticator
 
 POLICY = Policy.from_yaml(
     """
@@ -44,6 +43,7 @@ FINANCE = Route(
     ),
 )
 GROUPS = {"cfo": ["carl"]}
+ROUTER_KEY = "router-key-for-the-web-tests-only-32-bytes"
 LINK_KEY = b"link-key-for-tests-only-32-bytes"
 FORM_SECRET = "form-secret-for-tests"
 ARGS = {"amount": 250000, "iban": "DE44 5001 0517 5407 3249 31", "memo": "Q3 supplier invoice"}
@@ -67,7 +67,7 @@ def payment(
     )
 
 
-def open_case(router: Router, request: ActionRequest | None = None) -> Escalation:
+def open_case(router: EscalationRouter, request: ActionRequest | None = None) -> Escalation:
     decision = POLICY.evaluate(request or payment())
     assert decision.rule_id == "big-payments"
     return router.open(decision)
@@ -96,8 +96,10 @@ def audit() -> AuditLog:
 
 
 @pytest.fixture
-def router(clock: FakeClock, audit: AuditLog) -> Router:
-    return Router([FINANCE], MemoryStore(), clock=clock, audit=audit, groups=GROUPS)
+def router(clock: FakeClock, audit: AuditLog) -> EscalationRouter:
+    return EscalationRouter(
+        [FINANCE], MemoryStore(), clock=clock, audit=audit, groups=GROUPS, key=ROUTER_KEY
+    )
 
 
 @pytest.fixture
@@ -106,7 +108,7 @@ def links(clock: FakeClock) -> DecisionLinks:
 
 
 @pytest.fixture
-def app(router: Router, links: DecisionLinks) -> Starlette:
+def app(router: EscalationRouter, links: DecisionLinks) -> Starlette:
     return approval_app(
         router,
         links=links,
@@ -132,9 +134,15 @@ class Browserless:
     def post(self, path: str, data: Mapping[str, str] | None = None) -> httpx.Response:
         return asyncio.run(self._send("POST", path, data=data))
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def post_raw(self, path: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        return asyncio.run(self._send("POST", path, content=body, extra=headers))
+
+    async def _send(
+        self, method: str, path: str, extra: Mapping[str, str] = {}, **kwargs: Any
+    ) -> httpx.Response:
         transport = httpx.ASGITransport(app=self.app, client=(self.client, 50000))
         headers = {} if self.user is None else {"X-Forwarded-User": self.user}
+        headers.update(extra)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             return await client.request(method, path, headers=headers, **kwargs)
 

@@ -10,16 +10,16 @@ from datetime import timedelta
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from handrail.approvals import Identity
+from handrail.approvals import DecisionLinks, Identity, TrustedHeaderAuthenticator
 from handrail.audit import AuditLog
-from handrail.escalation import EscalationState
+from handrail.escalation import EscalationRouter, EscalationState, Level, MemoryStore, Route
 from handrail.testing import FakeClock
 from handrail.web import approval_app
 from handrail.web._auth import FormTokens
 
-from ._doubles import DecisionLinks, Router, TrustedHeaderAuthenticator
 from .conftest import (
     FORM_SECRET,
+    ROUTER_KEY,
     Browserless,
     link_path,
     open_case,
@@ -28,7 +28,7 @@ from .conftest import (
 
 
 def test_a_signed_link_shows_the_request_and_approves_it(
-    router: Router, links: DecisionLinks, page: Browserless
+    router: EscalationRouter, links: DecisionLinks, page: Browserless
 ) -> None:
     """The link's page shows every argument, the resource, context and rule; Approve decides."""
     case = open_case(router)
@@ -65,7 +65,9 @@ def test_a_signed_link_shows_the_request_and_approves_it(
     assert after.reason == "checked the invoice"
 
 
-def test_a_signed_link_rejects(router: Router, links: DecisionLinks, page: Browserless) -> None:
+def test_a_signed_link_rejects(
+    router: EscalationRouter, links: DecisionLinks, page: Browserless
+) -> None:
     """Reject through a link is final, with the reason."""
     case = open_case(router)
     decided = page.post(link_path(links, case), {"decision": "reject", "reason": "unknown vendor"})
@@ -74,7 +76,7 @@ def test_a_signed_link_rejects(router: Router, links: DecisionLinks, page: Brows
 
 
 def test_forged_expired_and_malformed_links_are_refused_without_echoing_the_token(
-    router: Router, links: DecisionLinks, clock: FakeClock, page: Browserless
+    router: EscalationRouter, links: DecisionLinks, clock: FakeClock, page: Browserless
 ) -> None:
     """A forged, an expired or a malformed link gets a 403 page saying why; nothing changes."""
     case = open_case(router)
@@ -94,7 +96,9 @@ def test_forged_expired_and_malformed_links_are_refused_without_echoing_the_toke
     assert router.get(case.id).state is EscalationState.OPEN
 
 
-def test_a_used_link_is_refused(router: Router, links: DecisionLinks, page: Browserless) -> None:
+def test_a_used_link_is_refused(
+    router: EscalationRouter, links: DecisionLinks, page: Browserless
+) -> None:
     """A link decides once: opened or posted again it is refused with a 403 saying so."""
     case = open_case(router)
     path = link_path(links, case)
@@ -107,7 +111,7 @@ def test_a_used_link_is_refused(router: Router, links: DecisionLinks, page: Brow
 
 
 def test_a_link_for_another_level_or_request_is_refused(
-    router: Router, links: DecisionLinks, page: Browserless
+    router: EscalationRouter, links: DecisionLinks, page: Browserless
 ) -> None:
     """A link bound to another level, or to another request's fingerprint, decides nothing."""
     case = open_case(router)
@@ -122,7 +126,7 @@ def test_a_link_for_another_level_or_request_is_refused(
 
 
 def test_a_link_to_a_non_decider_is_refused_by_the_router(
-    router: Router, links: DecisionLinks, page: Browserless, audit: AuditLog
+    router: EscalationRouter, links: DecisionLinks, page: Browserless, audit: AuditLog
 ) -> None:
     """A link issued to someone who is not a decider is refused (403) and the refusal audited."""
     case = open_case(router)
@@ -135,7 +139,7 @@ def test_a_link_to_a_non_decider_is_refused_by_the_router(
 
 
 def test_a_link_post_without_a_decision_changes_nothing(
-    router: Router, links: DecisionLinks, page: Browserless
+    router: EscalationRouter, links: DecisionLinks, page: Browserless
 ) -> None:
     """A post without approve or reject is a 400; an over-long reason too."""
     case = open_case(router)
@@ -146,7 +150,7 @@ def test_a_link_post_without_a_decision_changes_nothing(
 
 
 def test_the_inbox_lists_only_the_cases_the_user_may_decide(
-    router: Router, page: Browserless
+    router: EscalationRouter, page: Browserless
 ) -> None:
     """Deciders (groups included) see the case; others don't; the user it acts for doesn't."""
     case = open_case(router)
@@ -168,7 +172,7 @@ def test_the_inbox_lists_only_the_cases_the_user_may_decide(
     assert case.id not in page.as_user("maria").get("/").text  # decided: gone
 
 
-def test_pages_need_a_verified_sign_in(router: Router, page: Browserless) -> None:
+def test_pages_need_a_verified_sign_in(router: EscalationRouter, page: Browserless) -> None:
     """No header is a 401; the header from outside the proxy's network is refused (403)."""
     case = open_case(router)
     assert page.get("/").status_code == 401
@@ -176,11 +180,13 @@ def test_pages_need_a_verified_sign_in(router: Router, page: Browserless) -> Non
     outside = page.as_user("maria", client="10.1.2.3")
     refused = outside.get("/")
     assert refused.status_code == 403
-    assert "proxy" in refused.text
+    assert "trusted proxies" in refused.text
     assert outside.post(f"/cases/{case.id}/decide", {"decision": "approve"}).status_code == 403
 
 
-def test_the_case_page_is_shown_to_deciders_only(router: Router, page: Browserless) -> None:
+def test_the_case_page_is_shown_to_deciders_only(
+    router: EscalationRouter, page: Browserless
+) -> None:
     """A decider sees the case and the form; anyone else gets a 403; the requester no form."""
     case = open_case(router)
     maria = page.as_user("maria").get(f"/cases/{case.id}")
@@ -200,7 +206,9 @@ def _csrf(body: str) -> str:
     return html.unescape(body[start : body.index('"', start)])
 
 
-def test_deciding_on_the_page_needs_the_forms_token(router: Router, page: Browserless) -> None:
+def test_deciding_on_the_page_needs_the_forms_token(
+    router: EscalationRouter, page: Browserless
+) -> None:
     """Without the form's token, or with another case's or user's, the post is a 403."""
     case = open_case(router)
     other = open_case(router)
@@ -226,7 +234,7 @@ def test_deciding_on_the_page_needs_the_forms_token(router: Router, page: Browse
 
 
 def test_a_non_decider_with_a_valid_token_is_refused_by_the_router(
-    router: Router, page: Browserless, audit: AuditLog
+    router: EscalationRouter, page: Browserless, audit: AuditLog
 ) -> None:
     """Even a well-formed form from a signed-in non-decider is refused (403), and audited."""
     case = open_case(router)
@@ -240,7 +248,7 @@ def test_a_non_decider_with_a_valid_token_is_refused_by_the_router(
 
 
 def test_every_response_carries_the_security_headers(
-    router: Router, links: DecisionLinks, page: Browserless
+    router: EscalationRouter, links: DecisionLinks, page: Browserless
 ) -> None:
     """No script, no framing, no Referer (the link is a credential), nothing cached."""
     case = open_case(router)
@@ -252,7 +260,7 @@ def test_every_response_carries_the_security_headers(
 
 
 def test_an_over_large_body_is_refused(
-    router: Router, links: DecisionLinks, page: Browserless
+    router: EscalationRouter, links: DecisionLinks, page: Browserless
 ) -> None:
     """A body past 64 KiB is refused before it is all read (413)."""
     case = open_case(router)
@@ -272,7 +280,7 @@ def test_without_the_extra_the_import_names_it() -> None:
 
 
 def test_mounted_under_a_prefix_its_links_and_forms_keep_the_prefix(
-    router: Router, app: Starlette
+    router: EscalationRouter, app: Starlette
 ) -> None:
     """Mounted at /approvals in a service, every link, form and redirect stays under it."""
     service = Starlette(routes=[Mount("/approvals", app=app)])
@@ -290,9 +298,9 @@ def test_mounted_under_a_prefix_its_links_and_forms_keep_the_prefix(
     assert router.get(case.id).state is EscalationState.APPROVED
 
 
-def test_without_a_secret_a_form_from_another_process_is_refused(router: Router) -> None:
+def test_without_a_secret_a_form_from_another_process_is_refused(router: EscalationRouter) -> None:
     """Each app without ``secret`` keys its own forms: another's token is refused, not taken."""
-    auth = [TrustedHeaderAuthenticator()]
+    auth = [TrustedHeaderAuthenticator(proxies=["127.0.0.1/32"])]
     first = Browserless(approval_app(router, authenticators=auth), "maria")
     second = Browserless(approval_app(router, authenticators=auth), "maria")
     case = open_case(router)
@@ -302,7 +310,9 @@ def test_without_a_secret_a_form_from_another_process_is_refused(router: Router)
     assert first.post(path, {"decision": "approve", "csrf": token}).status_code == 303
 
 
-def test_without_authenticators_only_links_work(router: Router, links: DecisionLinks) -> None:
+def test_without_authenticators_only_links_work(
+    router: EscalationRouter, links: DecisionLinks
+) -> None:
     """With no sign-in configured, the pages say so (401) and signed links still decide."""
     page = Browserless(approval_app(router, links=links), "maria")
     case = open_case(router)
@@ -311,3 +321,35 @@ def test_without_authenticators_only_links_work(router: Router, links: DecisionL
     assert "signed link" in refused.text
     assert page.post(link_path(links, case), {"decision": "approve"}).status_code == 200
     assert Browserless(approval_app(router), None).get("/link/x").status_code == 404
+
+
+def test_a_level_needing_two_approvals_waits_for_a_second_decider(
+    clock: FakeClock, links: DecisionLinks
+) -> None:
+    """After one approval the case waits; the first approver is no longer offered it."""
+    two = Route(
+        name="finance",
+        levels=(
+            Level(
+                deciders=("maria", "carl"),
+                required_approvals=2,
+                resolve_within=timedelta(hours=4),
+            ),
+        ),
+    )
+    router = EscalationRouter([two], MemoryStore(), clock=clock, key=ROUTER_KEY)
+    app = approval_app(
+        router, links=links, authenticators=[TrustedHeaderAuthenticator(proxies=["127.0.0.1/32"])]
+    )
+    case = open_case(router)
+    first = Browserless(app).post(link_path(links, case), {"decision": "approve"})
+    assert first.status_code == 200
+    assert "Approval by maria recorded (1 of 2)" in first.text
+    assert "Approvals</th><td>1 of 2: maria" in first.text
+    assert router.get(case.id).state is EscalationState.OPEN
+    assert case.id not in Browserless(app, "maria").get("/").text
+    carl = Browserless(app, "carl")
+    assert case.id in carl.get("/").text
+    token = _csrf(carl.get(f"/cases/{case.id}").text)
+    carl.post(f"/cases/{case.id}/decide", {"decision": "approve", "csrf": token})
+    assert router.get(case.id).state is EscalationState.APPROVED

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -23,15 +24,23 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from starlette.applications import Starlette
 
 from handrail import EscalationRequired, Principal, acting_as
+from handrail.approvals import DecisionLinks
 from handrail.audit import AuditLog
-from handrail.escalation import AlreadyExecuted, EscalationState, SQLiteStore, resuming
+from handrail.escalation import (
+    AlreadyExecuted,
+    CallableChannel,
+    EscalationRouter,
+    EscalationState,
+    Notification,
+    SQLiteStore,
+    resuming,
+)
 from handrail.guard import Guard
 from handrail.identity import User
 from handrail.testing import FakeClock
 from handrail.web import approval_app
 
-from ._doubles import DecisionLinks, Router, TrustedHeaderAuthenticator
-from .conftest import FINANCE, GROUPS, LINK_KEY, POLICY
+from .conftest import FINANCE, GROUPS, LINK_KEY, POLICY, ROUTER_KEY
 
 pytestmark = pytest.mark.browser
 
@@ -61,13 +70,21 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-@contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """``app`` on uvicorn in a thread, on a port of its own; yields its base URL."""
+@pytest.fixture
+def listening() -> Iterator[socket.socket]:
+    """A socket bound to a free port on 127.0.0.1, owned by this test."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    port = sock.getsockname()[1]
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+@contextmanager
+def serving(app: Starlette, sock: socket.socket) -> Iterator[None]:
+    """``app`` on uvicorn in a thread, accepting on ``sock``, until the block ends."""
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -78,11 +95,10 @@ def serving(app: Starlette) -> Iterator[str]:
                 break
             time.sleep(0.01)
         assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-        sock.close()
         assert not thread.is_alive(), "uvicorn did not stop"
 
 
@@ -111,6 +127,12 @@ def escalated(payments: Payments) -> str:
     return raised.value.escalation_id
 
 
+def deliver(router: EscalationRouter) -> None:
+    """``router.tick()`` in a thread: Playwright's sync API keeps an event loop in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(router.tick).result(timeout=60)
+
+
 def refused(page: Page, url: str, why: str) -> None:
     response = page.goto(url)
     assert response is not None
@@ -120,29 +142,35 @@ def refused(page: Page, url: str, why: str) -> None:
 
 
 def test_a_decider_approves_through_a_signed_link_and_the_call_runs_once(
-    browser: Browser, tmp_path: Path
+    browser: Browser, listening: socket.socket, tmp_path: Path
 ) -> None:
-    """Open the link, see 250,000, click Approve: the resumed call runs once; bad links fail."""
+    """Open the notice's link, see 250,000, click Approve: the resumed call runs once; a
+    forged, an expired and a used link are refused in the browser."""
+    base_url = f"http://127.0.0.1:{listening.getsockname()[1]}"
     clock = FakeClock()
     audit = AuditLog.memory()
-    router = Router(
-        [FINANCE], SQLiteStore(tmp_path / "cases.db"), clock=clock, audit=audit, groups=GROUPS
+    notices: list[Notification] = []
+    links = DecisionLinks(LINK_KEY, base_url=base_url, clock=clock)
+    router = EscalationRouter(
+        [FINANCE],
+        SQLiteStore(tmp_path / "cases.db"),
+        clock=clock,
+        audit=audit,
+        groups=GROUPS,
+        key=ROUTER_KEY,
+        links=links,
+        channels=[CallableChannel(notices.append, name="inbox")],
     )
     payments = Payments(Guard(POLICY, audit=audit, escalations=router))
     case_id = escalated(payments)
+    deliver(router)  # the notice, with one signed link per decider
+    (notice,) = notices
+    link = notice.links["maria"]
+    assert link.startswith(f"{base_url}/link/")
     assert payments.runs == []
 
-    links = DecisionLinks(LINK_KEY, base_url="http://placeholder", clock=clock)
-    app = approval_app(router, links=links, authenticators=[TrustedHeaderAuthenticator()])
-    with serving(app) as base_url:
-        links.base_url = base_url
-        case = router.get(case_id)
-        link = links.url(
-            escalation_id=case_id,
-            level=case.level,
-            decider="maria",
-            fingerprint=case.request["fingerprint"],
-        )
+    app = approval_app(router, links=links, authenticators=[], title="Finance approvals")
+    with serving(app, listening):
         page = browser.new_page()
         page.set_default_timeout(15_000)
         try:
@@ -158,6 +186,7 @@ def test_a_decider_approves_through_a_signed_link_and_the_call_runs_once(
             page.wait_for_selector("#notice")
             assert "Approved by maria" in page.locator("#notice").inner_text()
             assert page.locator("#state").inner_text() == "approved"
+            assert "signed-link" in page.locator("#history").inner_text()
 
             decided = router.get(case_id)
             assert decided.state is EscalationState.APPROVED
@@ -170,20 +199,17 @@ def test_a_decider_approves_through_a_signed_link_and_the_call_runs_once(
 
             refused(page, link, "already used")
             token = link.rsplit("/", 1)[1]
-            forged = link[: -len(token)] + token[:-1] + ("0" if token[-1] != "0" else "1")
-            refused(page, forged, "forged")
+            body, signature = token.split(".")
+            flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+            refused(page, f"{base_url}/link/{body}.{flipped}", "forged")
 
             second = escalated(payments)
-            fresh = router.get(second)
-            late = links.url(
-                escalation_id=second,
-                level=fresh.level,
-                decider="maria",
-                fingerprint=fresh.request["fingerprint"],
-            )
+            deliver(router)
+            late = notices[-1].links["maria"]
+            assert notices[-1].escalation_id == second
             clock.advance(timedelta(hours=25))  # past the links' 24-hour ttl
             refused(page, late, "expired")
-            assert router.get(second).state is EscalationState.OPEN
+            assert router.get(second).state is not EscalationState.APPROVED
         finally:
             page.close()
     assert payments.runs == [250000]

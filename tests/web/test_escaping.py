@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handrail._text import printable
-from handrail.escalation import Escalation
+from handrail.escalation import Escalation, EscalationRouter
 from handrail.web._render import Pages
 
-from ._doubles import Router
 from .conftest import open_case
 
 
@@ -80,7 +79,7 @@ HOSTILE = st.lists(
 ).map("".join)
 
 
-def test_agent_text_is_shown_only_as_escaped_printable_text(router: Router) -> None:
+def test_agent_text_is_shown_only_as_escaped_printable_text(router: EscalationRouter) -> None:
     """For any string: the page has the same elements as with a benign one, no control
     character, and shows the string as ``printable`` text."""
     case = open_case(router)
@@ -101,7 +100,7 @@ def test_agent_text_is_shown_only_as_escaped_printable_text(router: Router) -> N
     check()
 
 
-def test_a_crafted_resource_id_cannot_forge_the_page(router: Router) -> None:
+def test_a_crafted_resource_id_cannot_forge_the_page(router: EscalationRouter) -> None:
     """The issue's attack: markup and a fake 'pre-approved' line in a resource id stay text."""
     case = open_case(router)
     crafted = "inv-7</code><h2>Reason</h2><p>Pre-approved by CFO, amount €12</p>\x1b[2J"

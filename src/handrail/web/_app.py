@@ -232,7 +232,7 @@ class _ApprovalPage:
         _check_link(case, binding)
         form = await _form(request)
         decided = await self._decide(case.id, form, identity)
-        notice = f"{decided.state.value.capitalize()} by {identity.user}. This link is now used."
+        notice = f"{_outcome(decided, identity.user)} This link is now used."
         return self._html(
             self.pages.case(decided, root_path=_root(request), form=None, notice=notice)
         )
@@ -254,10 +254,7 @@ class _ApprovalPage:
         except _ROUTER_ERRORS as refused:
             text = printable(refused.why if isinstance(refused, NotAuthenticated) else str(refused))
             return JSONResponse(_slack_reply(f"Refused: {text}"))
-        verb = {"approved": "Approved", "rejected": "Rejected"}.get(decided.state.value)
-        if verb is None:  # one of several approvals the level needs
-            verb = "Recorded your approval of"
-        return JSONResponse(_slack_reply(f"{verb} case {decided.id} as {identity.user}."))
+        return JSONResponse(_slack_reply(f"Case {decided.id}: {_outcome(decided, identity.user)}"))
 
     # -- shared --------------------------------------------------------------------------
 
@@ -327,6 +324,17 @@ class _ApprovalPage:
     @staticmethod
     def _html(html: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(html, status_code=status)
+
+
+def _outcome(decided: Escalation, user: str) -> str:
+    """What a decision did, in a sentence: final, or one of the approvals the level needs."""
+    if decided.state.value in ("approved", "rejected"):
+        return f"{decided.state.value.capitalize()} by {user}."
+    required = decided.route.level(decided.level).required_approvals
+    return (
+        f"Approval by {user} recorded ({len(decided.approvals)} of {required}); "
+        "the case waits for another decider."
+    )
 
 
 def _root(request: Request) -> str:
@@ -409,7 +417,7 @@ def _may_view(case: Escalation, user: str) -> bool:
 
 def _check_link(case: Escalation, binding: LinkBinding) -> None:
     """Refuse a link that can no longer decide, saying why (the router checks again, atomically)."""
-    if any(getattr(event, "token", None) == binding.token_id for event in case.history):
+    if any(event.token == binding.token_id for event in case.history):
         raise _Refusal(403, "Link already used", "This link was already used: a link decides once.")
     if case.is_terminal:
         raise _Refusal(409, "Already decided", f"Case {case.id} is {case.state.value} already.")

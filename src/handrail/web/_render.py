@@ -29,7 +29,7 @@ import jinja2
 from markupsafe import Markup
 
 from .._text import printable
-from ..escalation import Escalation
+from ..escalation import Escalation, Event
 
 __all__ = ["CONTENT_SECURITY_POLICY", "Pages", "Shown", "case_href", "shown"]
 
@@ -152,8 +152,8 @@ class Pages:
             rule_id=decision.get("rule_id"),
             why=str(decision.get("reason", "")),
             level_name=level.name,
-            approvals=tuple(getattr(case, "approvals", ())),
-            required=getattr(level, "required_approvals", 1),
+            approvals=case.approvals,
+            required=level.required_approvals,
             history=[_event(e) for e in case.history],
             form=form,
             notice=notice,
@@ -187,12 +187,12 @@ def _items(value: Any) -> list[tuple[str, Shown]] | None:
     return [("", shown(value))]
 
 
-def _event(event: Any) -> dict[str, Any]:
+def _event(event: Event) -> dict[str, Any]:
     return {
         "at": event.at,
         "kind": event.kind,
         "level": event.level,
         "by": event.by,
-        "via": getattr(event, "via", ""),
+        "via": event.via,
         "reason": event.reason,
     }
