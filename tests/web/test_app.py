@@ -7,15 +7,20 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import pytest
+import structlog.testing
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from handrail import ConfigurationError
 from handrail.approvals import DecisionLinks, Identity, TrustedHeaderAuthenticator
 from handrail.audit import AuditLog
 from handrail.escalation import EscalationRouter, EscalationState, Level, MemoryStore, Route
 from handrail.testing import FakeClock
 from handrail.web import approval_app
 from handrail.web._auth import FormTokens
+from handrail.web._render import Shown, shown
 
 from .conftest import (
     FORM_SECRET,
@@ -353,3 +358,50 @@ def test_a_level_needing_two_approvals_waits_for_a_second_decider(
     token = _csrf(carl.get(f"/cases/{case.id}").text)
     carl.post(f"/cases/{case.id}/decide", {"decision": "approve", "csrf": token})
     assert router.get(case.id).state is EscalationState.APPROVED
+
+
+def test_refusals_are_logged_without_the_token(
+    router: EscalationRouter, links: DecisionLinks, clock: FakeClock, page: Browserless
+) -> None:
+    """Each refusal is a structlog event naming the route's pattern, never the link's token."""
+    case = open_case(router)
+    path = link_path(links, case)
+    clock.advance(timedelta(hours=25))
+    with structlog.testing.capture_logs() as logs:
+        assert page.get(path).status_code == 403
+    (event,) = [e for e in logs if e["event"] == "handrail.web.refused"]
+    assert event["route"] == "/link/{token}"
+    assert event["status"] == 403
+    assert "expired" in event["why"]
+    assert path.removeprefix("/link/") not in repr(logs)
+
+
+def test_a_link_to_a_case_decided_by_someone_else_says_so(
+    router: EscalationRouter, links: DecisionLinks, page: Browserless
+) -> None:
+    """Carl rejected through his link; maria's unused link says the case is decided (409)."""
+    case = open_case(router)
+    maria = link_path(links, case)
+    assert page.post(link_path(links, case, "carl"), {"decision": "reject"}).status_code == 200
+    late = page.get(maria)
+    assert late.status_code == 409
+    assert "rejected already" in late.text
+
+
+def test_the_form_secret_may_be_a_secret_str_but_not_empty(router: EscalationRouter) -> None:
+    """``secret`` takes str, bytes or SecretStr (the same key either way); empty is refused."""
+    assert FormTokens(SecretStr("k")).issue("maria", "c", 0) == FormTokens(b"k").issue(
+        "maria", "c", 0
+    )
+    with pytest.raises(ConfigurationError, match="secret"):
+        approval_app(router, secret="")
+
+
+def test_values_are_shown_by_kind() -> None:
+    """Scalars as text (numbers grouped), containers as indented JSON lines."""
+    assert shown(None) == Shown("null", "null")
+    assert shown(True) == Shown("bool", "true")
+    assert shown(1234.5) == Shown("float", "1234.5", grouped="1,234.5")
+    assert shown(999) == Shown("int", "999")
+    assert shown({"a": [1]}).lines == ("{", '  "a": [', "    1", "  ]", "}")
+    assert shown(b"x").text == "b'x'"

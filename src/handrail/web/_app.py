@@ -42,6 +42,7 @@ from ..escalation import (
     NotAuthenticated,
     UnknownEscalation,
 )
+from ..telemetry import default_telemetry
 from ._auth import FormTokens, authenticate, http_request
 from ._render import CONTENT_SECURITY_POLICY, Pages, case_href
 
@@ -247,12 +248,14 @@ class _ApprovalPage:
         try:
             action = await run_in_threadpool(self.slack.verify, headers, body)
         except NotAuthenticated as refused:
+            self._log_refusal(request, 401, refused.why)
             return PlainTextResponse(f"refused: {printable(refused.why)}", status_code=401)
         identity = action.identity
         try:
             decided = await self._decide_as(action.escalation_id, action.approve, identity, "")
         except _ROUTER_ERRORS as refused:
             text = printable(refused.why if isinstance(refused, NotAuthenticated) else str(refused))
+            self._log_refusal(request, 200, text)
             return JSONResponse(_slack_reply(f"Refused: {text}"))
         return JSONResponse(_slack_reply(f"Case {decided.id}: {_outcome(decided, identity.user)}"))
 
@@ -260,8 +263,24 @@ class _ApprovalPage:
 
     async def refused(self, request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, _Refusal)
+        self._log_refusal(request, exc.status, exc.why)
         html = self.pages.refused(status=exc.status, heading=exc.heading, why=exc.why)
         return self._html(html, exc.status)
+
+    def _log_refusal(self, request: Request, status: int, why: str) -> None:
+        """A structlog event for every refusal (the router audits those that reach it)."""
+        logger = (self.router.telemetry or default_telemetry()).logger
+        if logger is None:
+            return
+        route = request.scope.get("route")
+        logger.warning(
+            "handrail.web.refused",
+            status=status,
+            why=printable(why),
+            # The route's pattern, never the path: a signed link's token is a credential.
+            route=getattr(route, "path", "?"),
+            client=request.client.host if request.client is not None else None,
+        )
 
     async def _signed_in(self, request: Request) -> Identity:
         if not self.authenticators:

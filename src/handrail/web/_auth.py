@@ -25,6 +25,8 @@ from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from .._errors import ConfigurationError
+
 if TYPE_CHECKING:
     from ..approvals import Authenticator, HttpRequest, Identity
 
@@ -82,7 +84,7 @@ class FormTokens:
         if isinstance(secret, str):
             secret = secret.encode()
         if secret is not None and not secret:
-            raise ValueError("approval_app: the secret must not be empty")
+            raise ConfigurationError("approval_app: secret must not be empty")
         material = secret if secret is not None else os.urandom(32)
         self._key = hmac.new(material, _CSRF_CONTEXT, hashlib.sha256).digest()
 
