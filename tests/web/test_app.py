@@ -202,7 +202,10 @@ def test_the_case_page_is_shown_to_deciders_only(
     sam = page.as_user("sam").get(f"/cases/{case.id}")
     assert sam.status_code == 200
     assert 'id="decide"' not in sam.text  # listed, but he is who the agent acts for
-    assert page.as_user("maria").get("/cases/nope").status_code == 404
+    unknown = page.as_user("maria").get("/cases/nope")
+    assert unknown.status_code == 404
+    assert "There is no case nope." in unknown.text
+    assert "MemoryStore" not in unknown.text  # the store is not named
 
 
 def _csrf(body: str) -> str:

@@ -148,7 +148,8 @@ def _refusal(exc: Exception) -> _Refusal:
     if isinstance(exc, IllegalTransition):
         return _Refusal(409, "Already decided", str(exc))
     if isinstance(exc, UnknownEscalation):
-        return _Refusal(404, "No such case", str(exc))
+        # Not str(exc): it names the store (a file path, a database host).
+        return _Refusal(404, "No such case", f"There is no case {exc.escalation_id[:80]}.")
     raise exc
 
 
