@@ -408,3 +408,13 @@ def test_values_are_shown_by_kind() -> None:
     assert shown(999) == Shown("int", "999")
     assert shown({"a": [1]}).lines == ("{", '  "a": [', "    1", "  ]", "}")
     assert shown(b"x").text == "b'x'"
+
+
+def test_a_wrong_argument_is_refused_when_the_app_is_built(router: EscalationRouter) -> None:
+    """Not a router, an authenticator without ``authenticate``, links without ``verify``."""
+    with pytest.raises(ConfigurationError, match="router must be an EscalationRouter"):
+        approval_app(object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="authenticators needs a 'authenticate'"):
+        approval_app(router, authenticators=["maria"])  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="links needs a 'verify'"):
+        approval_app(router, links="https://x")  # type: ignore[arg-type]

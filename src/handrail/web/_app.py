@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._errors import ConfigurationError
 from .._names import canonical_name
 from .._text import printable
 from ..escalation import (
@@ -86,10 +87,26 @@ def approval_app(
     deployment the same (without it each process makes its own, and a form
     posted to another process is refused).  ``title`` heads every page.
     """
+    if not isinstance(router, EscalationRouter):
+        raise ConfigurationError(
+            f"approval_app: router must be an EscalationRouter, got {type(router).__name__}"
+        )
+    checked = tuple(authenticators)
+    for name, value, method in (
+        *(("authenticators", a, "authenticate") for a in checked),
+        ("links", links, "verify"),
+        ("slack", slack, "verify"),
+    ):
+        if value is not None and not callable(getattr(value, method, None)):
+            raise ConfigurationError(
+                f"approval_app: {name} needs a '{method}' method, got {type(value).__name__}"
+            )
+    if not isinstance(title, str):
+        raise ConfigurationError(f"approval_app: title must be a str, got {type(title).__name__}")
     page = _ApprovalPage(
         router,
         links=links,
-        authenticators=tuple(authenticators),
+        authenticators=checked,
         slack=slack,
         pages=Pages(title),
         tokens=FormTokens(secret),
