@@ -85,6 +85,12 @@ def link_path(
     return f"/link/{token}"
 
 
+def forged(token: str) -> str:
+    """``token`` with its signature's first character changed (still well-formed base64url)."""
+    payload, signature = token.split(".")
+    return f"{payload}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
