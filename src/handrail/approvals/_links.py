@@ -101,6 +101,8 @@ class DecisionLinks:
         if isinstance(level, bool) or not isinstance(level, int) or level < 0:
             raise ConfigurationError(f"DecisionLinks: level must be an int >= 0, got {level!r}")
         who = canonical_name(decider, "decider")
+        if who.startswith("group:"):
+            raise ConfigurationError(f"DecisionLinks: {who!r} is a group; links go to users")
         _check_id(fingerprint, "fingerprint", limit=_MAX_FINGERPRINT)
         expiry = int((self._clock.now() + self.ttl).timestamp())
         payload = {

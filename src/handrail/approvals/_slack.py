@@ -96,7 +96,7 @@ class SlackInteractions:
             )
         self.window = window
         self.users: Mapping[str, str] = {
-            _slack_id(slack_user): canonical_name(decider, f"decider for Slack user {slack_user}")
+            _slack_id(slack_user): _decider(decider, slack_user)
             for slack_user, decider in users.items()
         }
         self._clock: Clock = clock or SystemClock()
@@ -238,6 +238,15 @@ def _button_value(escalation_id: object, level: object, fingerprint: object) -> 
 
 def _is_field(value: str) -> bool:
     return 0 < len(value) <= _MAX_FIELD and value.isprintable()
+
+
+def _decider(value: object, slack_user: str) -> str:
+    decider = canonical_name(value, f"decider for Slack user {slack_user}")
+    if decider.startswith("group:"):
+        raise ConfigurationError(
+            f"SlackInteractions: Slack user {slack_user} maps to {decider!r}, a group, not a user"
+        )
+    return decider
 
 
 def _slack_id(value: object) -> str:

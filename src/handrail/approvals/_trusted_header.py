@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterable
 
 from .._errors import ConfigurationError, NotAuthenticated
-from .._names import canonical_name
 from .._text import printable
 from ._identity import Identity
 from ._request import HttpRequest
@@ -84,8 +83,8 @@ class TrustedHeaderAuthenticator:
                 "", f"{self.header} header from {shown}, outside the trusted proxies (spoofed?)"
             )
         try:
-            user = canonical_name(value.strip() if isinstance(value, str) else value, "user")
-        except (ConfigurationError, TypeError):
+            user = Identity(user=value, method="trusted-header").user
+        except (ValueError, TypeError):  # ConfigurationError is a ValueError
             raise NotAuthenticated(
                 "", f"{self.header} header from {peer} does not name a valid user id"
             ) from None
