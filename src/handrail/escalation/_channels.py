@@ -53,8 +53,9 @@ class LogChannel:
     """Logs each notification as the structlog event ``escalation.notification``.
 
     The event's fields are the notification's payload (``Notification.to_payload()``),
-    except that ``level`` is logged as ``escalation_level``: structlog's
-    ``add_log_level`` would overwrite it with ``"info"``.  ``logger``
+    except that ``level`` is logged as ``escalation_level`` (structlog's
+    ``add_log_level`` would overwrite it with ``"info"``) and the signed
+    ``links`` are left out: they are bearer secrets, and logs are read widely.  ``logger``
     defaults to ``structlog.get_logger("handrail.escalation")``, looked up on
     every send so that configuring structlog later still applies.
     """
@@ -74,6 +75,7 @@ class LogChannel:
             logger = structlog.get_logger("handrail.escalation")
         fields = notification.to_payload()
         fields["escalation_level"] = fields.pop("level")
+        fields.pop("links", None)
         logger.info("escalation.notification", **fields)
 
     def __repr__(self) -> str:

@@ -406,6 +406,13 @@ class Notification(BaseModel):
     level's ``notify`` list, ``deciders`` who may decide, ``due`` the deadline
     now running, ``summary`` a one-line account of the request, ``commands``
     the CLI lines a decider can run.
+
+    ``links`` maps each user decider at the level to a signed decision link
+    (``handrail.approvals.DecisionLinks``), for ``opened``, ``escalated`` and
+    ``warning`` notices of a router with ``links=``.  The links are bearer
+    secrets: they are added as the notice is sent, never stored in the
+    outbox or the audit trail, and a channel must show each only to its
+    decider (and never log them).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -428,6 +435,7 @@ class Notification(BaseModel):
     reason: str = ""
     created_at: datetime
     commands: tuple[str, ...] = ()
+    links: dict[str, str] = Field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         """The documented JSON payload webhooks receive (see docs/escalation-channels.md)."""

@@ -43,6 +43,7 @@ from .._errors import (
     UnknownEscalation,
 )
 from .._names import canonical_name, canonical_names
+from ..approvals import DecisionLinks
 from ..clock import Clock, SystemClock
 from ..identity import User
 from ..policy import ActionRequest, Decision, Effect
@@ -108,7 +109,9 @@ class EscalationRouter(Waiting, Outbox):
     is the ``--store`` value printed in the CLI commands notifications carry.
     Durations (``delivery_backoff``, ``poll_interval``: how often a wait
     looks at a case another process may change) are ``timedelta`` values; a
-    number is refused with ``ConfigurationError``.
+    number is refused with ``ConfigurationError``.  ``links`` signs a
+    decision link for each user decider into every notice that asks for a
+    decision (``Notification.links``), as it is sent: never stored.
 
     Thread-safe; the async methods may be used from any event loop.  Several
     routers (processes) may share one store: each due timer fires once.
@@ -132,6 +135,7 @@ class EscalationRouter(Waiting, Outbox):
         delivery_backoff: timedelta = timedelta(seconds=5),
         max_delivery_attempts: int = 10,
         poll_interval: timedelta = timedelta(milliseconds=200),
+        links: DecisionLinks | None = None,
     ) -> None:
         self.routes = check_routes(routes)
         self._owns_store = not isinstance(store, EscalationStore)
@@ -167,6 +171,11 @@ class EscalationRouter(Waiting, Outbox):
         self.max_delivery_attempts = max_delivery_attempts
         self.poll_interval = check_duration("poll_interval", poll_interval)
         self._poll = self.poll_interval.total_seconds()
+        if links is not None and not isinstance(links, DecisionLinks):
+            raise ConfigurationError(
+                f"EscalationRouter: links must be a DecisionLinks, got {type(links).__name__}"
+            )
+        self.links = links
         self._changed = threading.Condition()
         self._generation = 0  # bumped under _changed by every change this router makes
 
@@ -424,7 +433,8 @@ class EscalationRouter(Waiting, Outbox):
             claimed = self.store.claim_deliveries(now, limit=self.batch_size, lease=_LEASE)
             if not claimed:
                 return TickReport(fired, 0, 0)
-            outcomes = asyncio.run(self._send_all(claimed))
+            links = self._links_for(claimed)
+            outcomes = asyncio.run(self._send_all(claimed, links))
             delivered, failed = self._settle(claimed, outcomes, now)
             return TickReport(fired, delivered, failed)
 
@@ -438,7 +448,8 @@ class EscalationRouter(Waiting, Outbox):
             )
             if not claimed:
                 return TickReport(fired, 0, 0)
-            outcomes = await self._send_all(claimed)
+            links = await asyncio.to_thread(self._links_for, claimed)
+            outcomes = await self._send_all(claimed, links)
             delivered, failed = await asyncio.to_thread(self._settle, claimed, outcomes, now)
             return TickReport(fired, delivered, failed)
 
