@@ -14,9 +14,11 @@ from handrail import ActionRequest, ConfigurationError, Decision, Policy, Princi
 from handrail.approvals import DecisionLinks
 from handrail.audit import AuditLog
 from handrail.escalation import (
+    Escalation,
     EscalationRouter,
     Level,
     LogChannel,
+    MemoryStore,
     Notification,
     OnTimeout,
     Route,
@@ -48,7 +50,7 @@ POLICY = Policy.from_dict(
                 "effect": "escalate",
                 "actions": "crm.deal.discount",
                 "escalate_to": "sales",
-            }
+            },
         ]
     }
 )
@@ -243,3 +245,38 @@ def test_log_channel_never_logs_links() -> None:
     asyncio.run(LogChannel(logger=Logger()).send(notice))
     assert "links" not in events[0]
     assert "secret-token" not in repr(events)
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose next ``failures`` reads of a case fail."""
+
+    failures = 0
+
+    def get(self, escalation_id: str) -> Escalation | None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the database is down")
+        return super().get(escalation_id)
+
+
+def test_a_notice_whose_links_cannot_be_made_is_retried() -> None:
+    """If the case cannot be read to sign its links, the notice fails and is retried, never
+    sent without them."""
+    clock = FakeClock(T0)
+    store = FlakyStore()
+    inbox = Inbox()
+    router = EscalationRouter(
+        [ROUTE],
+        store,
+        channels=[inbox],
+        clock=clock,
+        groups=GROUPS,
+        links=DecisionLinks(KEY, base_url=BASE, clock=clock),
+    )
+    router.open(decision())
+    store.failures = 1
+    assert router.tick().failed == 1
+    assert inbox.attempts == []
+    clock.advance(timedelta(minutes=1))
+    assert router.tick().delivered == 1
+    assert sorted(inbox.sent[0].links) == ["lena", "maria"]

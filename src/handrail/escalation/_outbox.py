@@ -147,6 +147,7 @@ class Outbox(AuditEvents):
         out: Links = {}
         if self.links is None:
             return out
+        cases: dict[str, Escalation | None] = {}  # one read per case, however many notices
         for delivery in claimed:
             notice = (
                 delivery.payload.get("notification") if delivery.target == NOTIFY_TARGET else None
@@ -154,7 +155,9 @@ class Outbox(AuditEvents):
             if not isinstance(notice, dict) or notice.get("kind") not in LINK_KINDS:
                 continue
             try:
-                case = self.store.get(delivery.escalation_id)
+                if delivery.escalation_id not in cases:
+                    cases[delivery.escalation_id] = self.store.get(delivery.escalation_id)
+                case = cases[delivery.escalation_id]
                 out[delivery.id] = notice_links(self.links, case, notice.get("level", -1))
             except Exception as exc:  # this notice fails and is retried; the others go
                 out[delivery.id] = exc
