@@ -130,6 +130,9 @@ class Outbox(AuditEvents):
             reason=event.reason or str(escalation.decision.get("reason") or ""),
             created_at=event.at,
             commands=commands,
+            args=request.get("args"),
+            context=request.get("context"),
+            fingerprint=str(request.get("fingerprint") or ""),
         )
 
     async def _send_all(self, claimed: Sequence[Delivery]) -> builtins.list[BaseException | None]:
