@@ -458,3 +458,18 @@ def _part(message: EmailMessage, subtype: str) -> str:
     content = part.get_content()
     assert isinstance(content, str)
     return content.replace("\r\n", "\n")
+
+
+def test_many_links_and_arguments_fit_slack_limits() -> None:
+    """Sections stay under Slack's 3000 characters, saying how much is left out."""
+    links = {
+        f"decider-{i:03}": f"https://approve.example.com/link/{'t' * 60}{i}" for i in range(80)
+    }
+    args = {f"field_{i:03}": "x" * 200 for i in range(40)}
+    message = SlackWebhookChannel(SLACK_URL, clock=FakeClock(NOW)).message(
+        _notification(links=links, args=args)
+    )
+    texts = _mrkdwn_texts(message)
+    assert all(len(text) <= 3000 for text in texts)
+    assert any(re.search(r"_\.\.\. \d+ more deciders' links not shown here_", t) for t in texts)
+    assert any(re.search(r"\.\.\. \d+ more arguments, not shown here```", t) for t in texts)

@@ -260,7 +260,16 @@ def _slack_sections(parts: _Parts) -> list[str]:
     if parts.context:
         sections.append("*Context*\n" + _code_block(parts.context, "entries"))
     if parts.links:
-        shown = [f"<{url}|Decide as {slack_text(name, 100)}>" for name, url in parts.links]
+        shown: list[str] = []
+        size = 0
+        for index, (name, url) in enumerate(parts.links):
+            link = f"<{url}|Decide as {slack_text(name, 100)}>"
+            if size + len(link) + 1 > _BLOCK_LIMIT - 100:
+                more = len(parts.links) - index
+                shown.append(f"_... {more} more deciders' links not shown here_")
+                break
+            shown.append(link)
+            size += len(link) + 1
         sections.append("*Decide (each link is for one decider):*\n" + "\n".join(shown))
     if parts.commands:
         sections.append("*To decide, run one of:*\n" + _code_block(parts.commands, "commands"))
