@@ -276,6 +276,7 @@ _FIELDS = (
     "attribute_value",
     "arg_key",
     "arg_value",
+    "context_key",
     "context_value",
     "reason",
     "summary",
@@ -302,6 +303,8 @@ def _placed(field: str, s: str) -> Notification:
         args[s] = 1
     elif field == "arg_value":
         args["note"] = s
+    elif field == "context_key":
+        context[s] = "v"
     else:
         context["note"] = s
     return _notification(resource=resource, args=args, context=context, **changes)
