@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import html
 import json
 import re
 import socket
@@ -488,8 +489,10 @@ def _sign(body: bytes, timestamp: str) -> str:
 
 
 def test_slack_posts_blocks_and_a_text_fallback(server: Server) -> None:
-    """The message has a header, the summary, fields, the commands in a code block and a footer."""
-    notification = make_notification(reason="limit <!channel> & more")
+    """The message: header, summary, fields, arguments, commands in code blocks, a footer."""
+    notification = make_notification(
+        reason="limit <!channel> & more", args={"email": "b@example.com", "vip": True}
+    )
     channel = SlackWebhookChannel(f"{server.url}/services/T0/B0/abcd", clock=FakeClock(NOW))
     run(channel.send(notification))
 
@@ -499,17 +502,19 @@ def test_slack_posts_blocks_and_a_text_fallback(server: Server) -> None:
     message = json.loads(seen.body)
     assert message == channel.message(notification)
     assert set(message) == {"text", "blocks"}
-    header, summary, fields, commands, footer = message["blocks"]
+    header, summary, fields, arguments, commands, footer = message["blocks"]
     assert header == {
         "type": "header",
         "text": {"type": "plain_text", "text": "Approval needed: crm.contact.update"},
     }
-    assert summary["text"]["text"] == notification.summary
+    assert summary["text"]["text"] == f"`{notification.summary}`"
     texts = [f["text"] for f in fields["fields"]]
-    assert "*Action*\ncrm.contact.update" in texts
-    assert "*On behalf of*\nbob" in texts
+    assert "*Action*\n`crm.contact.update`" in texts
+    assert "*On behalf of*\n`bob`" in texts
+    assert "*Resource*\n`contact:42`" in texts
     assert "*Notify*\nteam-leads, alice" in texts
-    assert "*Reason*\nlimit &lt;!channel&gt; &amp; more" in texts  # no pings from request data
+    assert "*Reason*\n`limit &lt;!channel&gt; &amp; more`" in texts  # no pings from request data
+    assert arguments["text"]["text"] == '*Arguments*\n```email: "b@example.com"\nvip: true```'
     due = int((NOW + timedelta(hours=3, minutes=59)).timestamp())
     assert f"*Due*\n<!date^{due}^{{date_short_pretty}} {{time}}|" in texts[-1]
     assert texts[-1].endswith("(in 3h 59m)")
@@ -518,12 +523,13 @@ def test_slack_posts_blocks_and_a_text_fallback(server: Server) -> None:
         "handrail escalation reject esc-7f3a --by YOU --reason '...'```"
     )
     assert footer["type"] == "context"
-    assert "esc-7f3a:1" in footer["elements"][0]["text"]
+    assert footer["elements"][0]["text"] == "escalation `esc-7f3a`, notification `esc-7f3a:1`"
     fallback = message["text"]
     assert fallback.startswith("Approval needed: crm.contact.update\n")
     due_line = "2026-03-02T13:29:00+00:00 (in 3h 59m)"
-    for expected in ("sales-agent", "bob", '"contact"', "team-leads", "group:leads", due_line):
+    for expected in ("`sales-agent`", "`bob`", "`contact:42`", "team-leads", due_line):
         assert expected in fallback
+    assert 'email: "b@example.com"' in fallback
     assert notification.commands[0] in fallback
 
 
@@ -585,11 +591,26 @@ def test_email_maps_recipients_and_carries_the_commands(smtp: SmtpServer) -> Non
     assert message["References"] == "<esc-7f3a@example.com>"
     assert message["X-Handrail-Notification"] == "esc-7f3a:1"
     assert message["Auto-Submitted"] == "auto-generated"
-    body = message.get_content().replace("\r\n", "\n")
+    assert message.get_content_type() == "multipart/alternative"
+    body = _part(message, "plain").replace("\r\n", "\n")
     for command in notification.commands:
         assert f"    {command}\n" in body
     assert "Due:          2026-03-02T13:29:00+00:00 (in 3h 59m)" in body
     assert "On behalf of: bob" in body
+    page = _part(message, "html")
+    assert '<tr><th align="left" valign="top">On behalf of</th><td><code>bob</code>' in page
+    for command in notification.commands:
+        assert html.escape(command) in page
+
+
+def _part(message: EmailMessage, subtype: str) -> str:
+    """The text of the message's ``text/<subtype>`` alternative."""
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    assert part.get_content_subtype() == subtype
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content
 
 
 def test_email_redelivery_is_the_same_message(smtp: SmtpServer) -> None:

@@ -1,4 +1,4 @@
-"""The email channel: each notification as a plain-text message through an SMTP server.
+"""The email channel: each notification as a text and HTML message through an SMTP server.
 
 ``smtplib`` runs in a worker thread, so the event loop never waits on the
 server.  TLS is on by default (implicit TLS on 465, STARTTLS elsewhere); a
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from .._errors import ConfigurationError
+from .._text import printable
 from ..clock import Clock
 from ._channel_checks import (
     check_address,
@@ -27,7 +28,7 @@ from ._channel_checks import (
     looks_like_address,
     optional_secret,
 )
-from ._message import compose, message_id_part, one_line, plain_text, utc
+from ._message import compose, html_message, message_id_part, one_line, plain_text, subject, utc
 from ._model import Notification
 
 if TYPE_CHECKING:
@@ -38,6 +39,12 @@ __all__ = ["EmailChannel"]
 
 class EmailChannel:
     """Emails each notification through an SMTP server (stdlib ``smtplib``, in a worker thread).
+
+    Each mail is ``multipart/alternative``: a plain-text part (every value
+    on its own line, control characters shown escaped) and an HTML part
+    (every value escaped; the only links are the router's decision links).
+    Both show the arguments and context as stored (redacted).  The subject
+    is our own words, the action name and the escalation id.
 
     Who gets it: ``recipients`` as a list of addresses gets every
     notification; as a mapping, it turns the notification's ``recipients``
@@ -158,18 +165,20 @@ class EmailChannel:
         parts = compose(notification, now)
         domain = parseaddr(self._sender)[1].rpartition("@")[2]
         message = EmailMessage()
-        message["Subject"] = one_line(f"[handrail] {parts.title} ({notification.escalation_id})")
+        message["Subject"] = subject(notification)
         message["From"] = self._sender
         message["To"] = ", ".join(self.addresses(notification))
         message["Date"] = format_datetime(utc(now))
         message["Message-ID"] = f"<{message_id_part(notification.id)}@{domain}>"
         message["References"] = f"<{message_id_part(notification.escalation_id)}@{domain}>"
-        message["X-Handrail-Escalation"] = one_line(notification.escalation_id)
-        message["X-Handrail-Notification"] = one_line(notification.id)
+        message["X-Handrail-Escalation"] = printable(notification.escalation_id)
+        message["X-Handrail-Notification"] = printable(notification.id)
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
         text = plain_text(parts)
+        page = html_message(parts)
         # Readable on the wire: 7bit when it can be, quoted-printable rather than base64.
-        message.set_content(text, cte=None if text.isascii() else "quoted-printable")
+        message.set_content(text, cte=_transfer_encoding(text))
+        message.add_alternative(page, subtype="html", cte=_transfer_encoding(page))
         return message
 
     async def send(self, notification: Notification) -> None:
@@ -226,3 +235,10 @@ class EmailChannel:
             f"EmailChannel(name={self.name!r}, host={self.host!r}, port={self.port}, "
             f"sender={self._sender!r}, tls={tls!r}, login={self._username is not None})"
         )
+
+
+def _transfer_encoding(text: str) -> str | None:
+    """7bit for short ASCII lines, else quoted-printable (never base64: readable on the wire)."""
+    if text.isascii() and all(len(line) <= 998 for line in text.splitlines()):
+        return None
+    return "quoted-printable"

@@ -405,7 +405,11 @@ class Notification(BaseModel):
     (a decision, a timeout or a cancellation: FYI).  ``recipients`` are the
     level's ``notify`` list, ``deciders`` who may decide, ``due`` the deadline
     now running, ``summary`` a one-line account of the request, ``commands``
-    the CLI lines a decider can run.
+    the CLI lines a decider can run.  ``args`` and ``context`` are the
+    request's arguments and context as the case stores them (redacted), so
+    approvers see what would run, not only the summary; ``None`` in a
+    notification made before they were carried.  ``fingerprint`` is the
+    case's request fingerprint (what Slack buttons are bound to).
 
     ``links`` maps each user decider at the level to a signed decision link
     (``handrail.approvals.DecisionLinks``), for ``opened``, ``escalated`` and
@@ -435,6 +439,9 @@ class Notification(BaseModel):
     reason: str = ""
     created_at: datetime
     commands: tuple[str, ...] = ()
+    args: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    fingerprint: str = ""
     links: dict[str, str] = Field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:

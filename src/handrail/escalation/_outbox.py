@@ -137,6 +137,9 @@ class Outbox(AuditEvents):
             reason=event.reason or str(escalation.decision.get("reason") or ""),
             created_at=event.at,
             commands=commands,
+            args=request.get("args"),
+            context=request.get("context"),
+            fingerprint=str(request.get("fingerprint") or ""),
         )
 
     def _links_for(self, claimed: Sequence[Delivery]) -> Links:

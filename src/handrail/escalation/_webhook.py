@@ -136,9 +136,20 @@ class WebhookChannel:
 class SlackWebhookChannel:
     """Posts each notification to a Slack incoming webhook, as Block Kit with a text fallback.
 
-    The message shows the summary (action, agent, on behalf of, resource,
-    reason), the level and recipients, the deadline (in the reader's time
-    zone, and relative), and the decide commands in a code block.  The URL
+    The message shows the summary, the action, agent, on behalf of,
+    resource and reason, the arguments and context (as stored: redacted),
+    the level and recipients, the deadline (in the reader's time zone, and
+    relative), each decider's decision link (when the router has
+    ``links``), and the decide commands in a code block.  What the request
+    says appears only inside code spans and blocks, escaped so that it can
+    neither end them nor link, mention or format anything.
+
+    ``buttons=True`` adds Approve and Reject buttons (``action_id``
+    ``handrail_approve`` / ``handrail_reject``, ``value``
+    ``"<escalation id>|<level>|<fingerprint>"``) to messages that ask for a
+    decision; the Slack app's interactivity URL must point at a receiver
+    that verifies Slack's signature (``handrail.approvals.SlackInteractions``).
+    A button click proves who clicked only through that verification.  The URL
     is the credential (anyone holding it can post): pass it as a
     ``SecretStr`` from your secret store; it is never shown, only
     ``https://hooks.slack.com/***``.
@@ -149,13 +160,14 @@ class SlackWebhookChannel:
     Retrying after a timeout may post the message twice.
     """
 
-    __slots__ = ("_http", "name")
+    __slots__ = ("_http", "buttons", "name")
 
     def __init__(
         self,
         url: SecretStr | str,
         *,
         name: str = "slack",
+        buttons: bool = False,
         timeout: timedelta | float = 10.0,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         client: httpx.AsyncClient | None = None,
@@ -163,6 +175,9 @@ class SlackWebhookChannel:
     ) -> None:
         owner = "SlackWebhookChannel"
         self.name = check_name(name, owner)
+        if not isinstance(buttons, bool):
+            raise ConfigurationError(f"{owner}: buttons must be True or False, got {buttons!r}")
+        self.buttons = buttons
         secret_url = required_secret(url, owner, "url")
         raw = secret_url.get_secret_value()
         display_url, url_secrets = check_http_url(raw, owner, "url", path_is_secret=True)
@@ -180,7 +195,7 @@ class SlackWebhookChannel:
 
     def message(self, notification: Notification) -> dict[str, Any]:
         """The Slack message ``send`` posts: ``{"text": ..., "blocks": [...]}``."""
-        return slack_message(compose(notification, self._http.clock.now()))
+        return slack_message(compose(notification, self._http.clock.now()), buttons=self.buttons)
 
     async def send(self, notification: Notification) -> None:
         """Post the message; raises ``httpx.HTTPError`` when Slack did not accept it."""
@@ -188,7 +203,8 @@ class SlackWebhookChannel:
         await self._http.post(body, _json_headers, notification.id)
 
     def __repr__(self) -> str:
-        return f"SlackWebhookChannel(name={self.name!r}, url={self._http.display_url!r})"
+        extra = ", buttons=True" if self.buttons else ""
+        return f"SlackWebhookChannel(name={self.name!r}, url={self._http.display_url!r}{extra})"
 
 
 def verify_signature(
