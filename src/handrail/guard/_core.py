@@ -242,11 +242,11 @@ class _Call:
             if self.resume is not None:
                 case = yield _Get(router, self.resume)
                 differs = _check_same_request(case, decision, router)
-                if differs:
+                if differs is not None:
                     self.decision = _denied(
                         decision,
-                        f"escalation {case.id} does not cover this call: {differs} differs "
-                        "from what was escalated (an approval covers exactly one request)",
+                        f"escalation {case.id} does not cover this call: {differs} from what "
+                        "was escalated (an approval covers exactly one request)",
                     )
                     yield from self.finish("denied", escalation_id=case.id)
                     raise PermissionDenied(self.decision)
@@ -439,8 +439,10 @@ def _preview(router: EscalationRouter, decision: Decision) -> EscalationPreview 
         return None  # shadow mode reports what it can; a missing route shows in `policy check`
 
 
-def _check_same_request(case: Escalation, decision: Decision, router: EscalationRouter) -> str:
-    """What of the resumed call differs from what ``case`` was opened for; "" if nothing.
+def _check_same_request(
+    case: Escalation, decision: Decision, router: EscalationRouter
+) -> str | None:
+    """What of the resumed call differs from what ``case`` was opened for, or None.
 
     The policy was evaluated again for the resumed call: an approval given
     for one rule and route (sales leads, in staging) never covers a call the
@@ -462,7 +464,11 @@ def _check_same_request(case: Escalation, decision: Decision, router: Escalation
     stored = str(case.request.get("fingerprint", "")).encode("utf-8", "surrogatepass")
     if not compare_digest(stored, router.fingerprint(decision.request).encode("ascii")):
         differs.append("the request (action, principal, resource, arguments or context)")
-    return ", ".join(differs)
+    if not differs:
+        return None
+    if len(differs) == 1:
+        return f"{differs[0]} differs"
+    return f"{', '.join(differs[:-1])} and {differs[-1]} differ"
 
 
 def _denied(decision: Decision, reason: str) -> Decision:
