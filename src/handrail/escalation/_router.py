@@ -199,15 +199,16 @@ class EscalationRouter(Waiting, Outbox):
         framework's tool-call id (a non-empty printable str of at most 256
         characters).  Opening is idempotent on it: a second ``open`` under
         the same external id for the same request (see
-        ``request_fingerprint``) returns the case opened first, and notifies
+        ``fingerprint``) returns the case opened first, and notifies
         and audits nothing again, however many routers and processes race to
         open it.  The case may be final by then: check ``.is_terminal``.
 
         Raises ``ExternalIdConflict`` if the external id already names a case
         for a different request (nothing is opened), and
-        ``ConfigurationError`` if the external id is malformed, the decision
-        does not escalate, names no known route, or has arguments that cannot
-        be fingerprinted: the caller must then refuse the action.
+        ``ConfigurationError`` if the router has no key, the external id is
+        malformed, the decision does not escalate, names no known route, or
+        holds values that cannot be fingerprinted: the caller must then
+        refuse the action.
         """
         route = self._route("open", decision)
         key = None if external_id is None else check_external_id(external_id)
@@ -256,8 +257,8 @@ class EscalationRouter(Waiting, Outbox):
         who would be told there, its deadlines and what its timeout would
         bring: what a shadow run records instead of opening a case.  Pure (no
         I/O), so there is no async twin.  Raises ``ConfigurationError`` as
-        ``open`` does: a decision that does not escalate, an unknown route,
-        arguments that cannot be fingerprinted.
+        ``open`` does: no router key, a decision that does not escalate, an
+        unknown route, values that cannot be fingerprinted.
         """
         route = self._route("preview", decision)
         self._fingerprint(decision.request, "preview")
