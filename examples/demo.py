@@ -22,6 +22,7 @@ import collections
 import datetime as dt
 import importlib.util
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,10 @@ POLICIES = EXAMPLES / "policies"
 ROUTES = EXAMPLES / "routes" / "sales.yaml"
 # Tuesday 24 November 2026, 10:00 in Berlin: inside the sales team's business hours.
 TUESDAY_MORNING = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
+# The router key binds an approval to the exact request (a keyed fingerprint).  The demo
+# makes one per run; in production it is one secret, at least 32 bytes, shared by every
+# process that opens or resumes cases, from your secret store (or HANDRAIL_ROUTER_KEY).
+ROUTER_KEY = secrets.token_bytes(32)
 
 PEOPLE = {
     "alice": User(id="alice", roles=frozenset({"sales_rep"}), groups=frozenset({"sales"})),
@@ -257,6 +262,7 @@ def escalation(policy: Policy, directory: Path) -> bool:
             audit=log,
             groups=routes.groups,
             store_hint=str(store_path),
+            key=ROUTER_KEY,
         )
         guard = Guard(policy, audit=log, escalations=router)
 
@@ -306,7 +312,9 @@ def escalation(policy: Policy, directory: Path) -> bool:
     )
 
     with AuditLog.jsonl(directory / "agent-audit.jsonl") as log:
-        router = EscalationRouter(routes.routes, SQLiteStore(store_path), clock=clock, audit=log)
+        router = EscalationRouter(
+            routes.routes, SQLiteStore(store_path), clock=clock, audit=log, key=ROUTER_KEY
+        )
         guard = Guard(policy, audit=log, escalations=router)
         update = guard.protect("crm.opportunity.update", is_write=True)(
             update_opportunity.__wrapped__  # the same tool, behind the new guard

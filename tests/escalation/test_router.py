@@ -292,7 +292,8 @@ def test_plain_data_is_fingerprinted_and_told_apart() -> None:
         [1, 2], (2, 1), {"a": 1}, frozenset({"a"}), Point(x=1, y=2),
         Level(deciders=("maria",), resolve_within=HOUR),
     ]  # fmt: skip
-    prints = {request_fingerprint(decision(rows=value).request) for value in values}
+    key = b"k" * 32
+    prints = {request_fingerprint(decision(rows=value).request, key=key) for value in values}
     assert len(prints) == len(values)
 
 

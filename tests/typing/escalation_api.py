@@ -3,6 +3,8 @@
 from datetime import timedelta
 from typing import assert_type
 
+from pydantic import SecretStr
+
 from handrail import ActionRequest, Policy, Principal
 from handrail.escalation import (
     Escalation,
@@ -14,6 +16,7 @@ from handrail.escalation import (
     OnTimeout,
     Route,
     TickReport,
+    request_fingerprint,
 )
 from handrail.testing import FakeClock
 
@@ -21,11 +24,16 @@ route = Route(name="sales", levels=[Level(deciders=["maria"], resolve_within=tim
 router = EscalationRouter(
     [route], MemoryStore(), clock=FakeClock(), poll_interval=timedelta(milliseconds=200)
 )
+EscalationRouter([route], MemoryStore(), key=SecretStr("a key of at least thirty-two bytes"))
+EscalationRouter([route], MemoryStore(), key="a key of at least thirty-two bytes")
+EscalationRouter([route], MemoryStore(), key=b"a key of at least thirty-two bytes")
 decision = Policy.from_file("policy.yaml").evaluate(
     ActionRequest(principal=Principal(agent="bot"), action="crm.deal.discount")
 )
 
 case = router.open(decision, external_id="call_1")
+assert_type(router.fingerprint(decision.request), str)
+assert_type(request_fingerprint(decision.request, key=b"k" * 32), str)
 assert_type(case, Escalation)
 assert_type(case.external_id, str | None)
 assert_type(router.find("call_1"), Escalation | None)

@@ -36,12 +36,15 @@ from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pydantic import SecretBytes, SecretStr
+
 from .._encoding import plain
 from .._errors import (
     ConfigurationError,
     NotADecider,
     UnknownEscalation,
 )
+from .._keys import derive_key, read_key
 from .._names import canonical_name, canonical_names
 from ..approvals import DecisionLinks
 from ..clock import Clock, SystemClock
@@ -78,9 +81,14 @@ if TYPE_CHECKING:
     from ..audit import AuditLog
     from ._channels import Channel
 
-__all__ = ["EscalationRouter", "TickReport"]
+__all__ = ["ROUTER_KEY_ENV", "EscalationRouter", "TickReport"]
+
+ROUTER_KEY_ENV = "HANDRAIL_ROUTER_KEY"
+"""The environment variable ``EscalationRouter(key=None)`` reads when it is built."""
 
 _LEASE = timedelta(seconds=60)
+# The label of the fingerprint's sub-key: the router key may key other things too.
+_FINGERPRINT_PURPOSE = b"handrail/fingerprint/v1"
 
 Resolved = Callable[[Escalation], object]
 Decider = str | User
@@ -107,6 +115,11 @@ class EscalationRouter(Waiting, Outbox):
     ``group:NAME`` deciders; ``on_resolved`` is called (in this process)
     with every escalation this router moves to a final state.  ``store_hint``
     is the ``--store`` value printed in the CLI commands notifications carry.
+    ``key`` (at least 32 bytes; ``None`` reads ``HANDRAIL_ROUTER_KEY`` when
+    the router is built) keys the fingerprint that binds an approval to the
+    exact request (see ``fingerprint``); ``open``, ``preview`` and
+    ``fingerprint`` need it, reading and deciding cases does not.  It is
+    never shown (``repr``, errors, logs).
     Durations (``delivery_backoff``, ``poll_interval``: how often a wait
     looks at a case another process may change) are ``timedelta`` values; a
     number is refused with ``ConfigurationError``.  ``links`` signs a
@@ -136,8 +149,15 @@ class EscalationRouter(Waiting, Outbox):
         max_delivery_attempts: int = 10,
         poll_interval: timedelta = timedelta(milliseconds=200),
         links: DecisionLinks | None = None,
+        key: SecretStr | str | bytes | None = None,
     ) -> None:
         self.routes = check_routes(routes)
+        # Read first: a bad key fails the build before a store is opened.  Only
+        # the derived sub-key is kept; the key itself is never stored or shown.
+        secret = read_key(key, argument="EscalationRouter: key", env=ROUTER_KEY_ENV)
+        self._fingerprint_key = (
+            None if secret is None else SecretBytes(derive_key(secret, _FINGERPRINT_PURPOSE))
+        )
         self._owns_store = not isinstance(store, EscalationStore)
         if isinstance(store, EscalationStore):
             self.store = store
@@ -188,19 +208,20 @@ class EscalationRouter(Waiting, Outbox):
         framework's tool-call id (a non-empty printable str of at most 256
         characters).  Opening is idempotent on it: a second ``open`` under
         the same external id for the same request (see
-        ``request_fingerprint``) returns the case opened first, and notifies
+        ``fingerprint``) returns the case opened first, and notifies
         and audits nothing again, however many routers and processes race to
         open it.  The case may be final by then: check ``.is_terminal``.
 
         Raises ``ExternalIdConflict`` if the external id already names a case
         for a different request (nothing is opened), and
-        ``ConfigurationError`` if the external id is malformed, the decision
-        does not escalate, names no known route, or has arguments that cannot
-        be fingerprinted: the caller must then refuse the action.
+        ``ConfigurationError`` if the router has no key, the external id is
+        malformed, the decision does not escalate, names no known route, or
+        holds values that cannot be fingerprinted: the caller must then
+        refuse the action.
         """
         route = self._route("open", decision)
         key = None if external_id is None else check_external_id(external_id)
-        request = self._snapshot(decision.request)  # first: it refuses what it cannot tell apart
+        request = self._snapshot(decision.request, "open")  # first: refuses what it cannot tell
         if key is not None:
             found = self.store.find(key)
             if found is not None:
@@ -245,11 +266,11 @@ class EscalationRouter(Waiting, Outbox):
         who would be told there, its deadlines and what its timeout would
         bring: what a shadow run records instead of opening a case.  Pure (no
         I/O), so there is no async twin.  Raises ``ConfigurationError`` as
-        ``open`` does: a decision that does not escalate, an unknown route,
-        arguments that cannot be fingerprinted.
+        ``open`` does: no router key, a decision that does not escalate, an
+        unknown route, values that cannot be fingerprinted.
         """
         route = self._route("preview", decision)
-        request_fingerprint(decision.request)
+        self._fingerprint(decision.request, "preview")
         level = route.level(0)
         rule = decision.rule
         on_timeout = route.on_timeout
@@ -265,6 +286,16 @@ class EscalationRouter(Waiting, Outbox):
             resolve_within=level.resolve_within,
             on_timeout=on_timeout,
         )
+
+    def fingerprint(self, request: ActionRequest) -> str:
+        """The keyed fingerprint of ``request``: what a case's approval is bound to.
+
+        ``request_fingerprint`` under this router's key; ``open`` stores it in
+        ``case.request["fingerprint"]`` and a resumed call must match it.
+        Pure (no I/O).  Raises ``ConfigurationError`` without a router key, or
+        for a request holding a value an approval could not tell apart.
+        """
+        return self._fingerprint(request, "fingerprint")
 
     # -- humans act ----------------------------------------------------------------
 
@@ -606,10 +637,22 @@ class EscalationRouter(Waiting, Outbox):
             self._generation += 1
             self._changed.notify_all()
 
-    def _snapshot(self, request: ActionRequest) -> dict[str, Any]:
+    def _fingerprint(self, request: ActionRequest, doing: str) -> str:
+        if self._fingerprint_key is None:
+            raise ConfigurationError(
+                f"EscalationRouter.{doing}: the router has no key, and an approval must be "
+                "bound to the exact request with a keyed fingerprint: pass "
+                f"EscalationRouter(..., key=...) or set ${ROUTER_KEY_ENV} (at least 32 bytes, "
+                "e.g. python -c 'import secrets; print(secrets.token_hex(32))'), the same key "
+                "in every process that opens or resumes cases"
+            )
+        return request_fingerprint(request, key=self._fingerprint_key.get_secret_value())
+
+    def _snapshot(self, request: ActionRequest, doing: str) -> dict[str, Any]:
         """The redacted, JSON-ready request an escalation keeps (and shows to humans)."""
         principal = request.principal
-        fingerprint = request_fingerprint(request)  # first: it refuses what it cannot tell apart
+        # First: it refuses what it cannot tell apart, and a router without a key.
+        fingerprint = self._fingerprint(request, doing)
         redactor = self.redactor
         resource = None if request.resource is None else plain(request.resource.model_dump())
         args, context = plain(request.args), plain(request.context)
