@@ -5,5 +5,6 @@ A decision counts only from an ``Identity`` an authenticator verified; see
 """
 
 from ._identity import Identity, LinkBinding
+from ._os_user import OSUserAuthenticator
 
-__all__ = ["Identity", "LinkBinding"]
+__all__ = ["Identity", "LinkBinding", "OSUserAuthenticator"]
