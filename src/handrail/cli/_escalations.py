@@ -477,8 +477,10 @@ def _describe(escalation: Escalation, routes: RoutesFile | None) -> list[str]:
         if resource.get("id") is not None:
             shown += f" {_json(resource['id'])}"
         fields.append(("resource", shown))
+    fields.append(("policy", policy))
+    if decision.get("undetermined"):  # escalated because a condition could not be decided
+        fields.append(("undetermined", ", ".join(map(str, decision["undetermined"]))))
     fields += [
-        ("policy", policy),
         ("route", f"{e.route.name}, level {_level(e)}, step {e.level + 1} of {e.route.steps}"),
         ("deciders", _deciders(e, routes)),
         ("opened", _time(e.opened_at)),
