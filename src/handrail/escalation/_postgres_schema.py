@@ -93,10 +93,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             IF has_table_privilege(format('%I.decision_grant', TG_TABLE_SCHEMA), 'UPDATE') THEN
                 RETURN NEW;
             END IF;
-            IF (NEW.state IS DISTINCT FROM old_state AND NEW.state = ANY (decided))
-                OR (NEW.body->>'state' IS DISTINCT FROM old_body->>'state'
-                    AND NEW.body->>'state' = ANY (decided)) THEN
-                doing := format('move it to %s', coalesce(NEW.body->>'state', NEW.state));
+            IF NEW.state IS DISTINCT FROM old_state AND NEW.state = ANY (decided) THEN
+                doing := format('move it to %s', NEW.state);
+            ELSIF NEW.body->>'state' IS DISTINCT FROM old_body->>'state'
+                AND NEW.body->>'state' = ANY (decided) THEN
+                doing := format('move it to %s', NEW.body->>'state');
             ELSIF jsonb_array_length(coalesce(NEW.body->'approvals', '[]'))
                 > jsonb_array_length(coalesce(old_body->'approvals', '[]')) THEN
                 doing := 'add an approval to it';
