@@ -40,7 +40,7 @@ def _entry(name: str) -> Any:
 def test_a_login_name_that_is_no_handrail_name_is_not_authenticated(
     name: str, says: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A name the name rule refuses cannot be anyone's decider id: NotAuthenticated, shown escaped."""
+    """A name the name rule refuses is nobody's decider id: NotAuthenticated, shown escaped."""
     monkeypatch.setattr(pwd, "getpwuid", lambda uid: _entry(name))
     with pytest.raises(NotAuthenticated) as refused:
         OSUserAuthenticator().identity("esc-1")
