@@ -203,6 +203,12 @@ def test_raw_sql_as_the_agent_cannot_decide_nor_rewrite_a_case(
             ),
             raw_refused(
                 agent,
+                f"UPDATE {table} SET body = jsonb_set(body, '{{deciders}}', '[\"pay-bot\"]') "
+                "WHERE id = %s",
+                case.id,
+            ),
+            raw_refused(
+                agent,
                 f"INSERT INTO {table} (id, state, route, opened_at, version, body) "
                 "SELECT 'forged', 'approved', route, opened_at, version, "
                 "jsonb_set(jsonb_set(body, '{id}', '\"forged\"'), '{state}', '\"approved\"') "
@@ -217,6 +223,7 @@ def test_raw_sql_as_the_agent_cannot_decide_nor_rewrite_a_case(
         assert "allow its action" in said[2]
         assert "add an approval" in said[3]
         assert "change its id, request, decision or route" in said[4]
+        assert "change who may decide it" in said[5]
         # A write the agent may make goes through: the trigger guards decisions, not the row.
         agent.execute(f"UPDATE {table} SET next_due = next_due WHERE id = %s", (case.id,))
         for statement in (

@@ -113,6 +113,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
                 OR NEW.body->'route' IS DISTINCT FROM OLD.body->'route'
                 OR NEW.body->'allow_on_timeout' IS DISTINCT FROM OLD.body->'allow_on_timeout') THEN
                 doing := 'change its id, request, decision or route';
+            -- A timer's move to the next level sets that level's deciders; nothing else may.
+            ELSIF TG_OP = 'UPDATE' AND NEW.body->'deciders' IS DISTINCT FROM old_body->'deciders'
+                AND NEW.body->'level' IS NOT DISTINCT FROM old_body->'level' THEN
+                doing := 'change who may decide it';
             ELSIF TG_OP = 'UPDATE' AND coalesce(OLD.body->'executed_at', 'null') <> 'null'
                 AND NEW.body->'executed_at' IS DISTINCT FROM OLD.body->'executed_at' THEN
                 doing := 'undo its execution';
