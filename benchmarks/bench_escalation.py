@@ -443,6 +443,9 @@ class WorkerTaggingStore:
     def pending_deliveries(self, escalation_id: str | None = None) -> builtins.list[Delivery]:
         return self.inner.pending_deliveries(escalation_id)
 
+    def is_admin(self) -> bool:
+        return self.inner.is_admin()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -22,6 +22,7 @@ import collections
 import datetime as dt
 import importlib.util
 import os
+import pwd
 import secrets
 import subprocess
 import sys
@@ -252,6 +253,9 @@ def escalation(policy: Policy, directory: Path) -> bool:
     store_path = directory / "escalations.db"
     crm = FlakyCRM()
     crm.calls = 1  # the CRM is healthy in this part
+    # The CLI decides as the OS user running it: you stand in for a sales lead here.
+    you = pwd.getpwuid(os.geteuid()).pw_name
+    groups = {**routes.groups, "sales-leads": routes.groups["sales-leads"] | {you}}
 
     with AuditLog.jsonl(directory / "agent-audit.jsonl") as log:
         router = EscalationRouter(
@@ -260,7 +264,7 @@ def escalation(policy: Policy, directory: Path) -> bool:
             channels=[CallableChannel(show, name="slack")],
             clock=clock,
             audit=log,
-            groups=routes.groups,
+            groups=groups,
             store_hint=str(store_path),
             key=ROUTER_KEY,
         )
@@ -292,7 +296,7 @@ def escalation(policy: Policy, directory: Path) -> bool:
         )
         router.store.close()
 
-    print("  The sales director decides from a terminal:")
+    print(f"  A sales lead (you, OS user {you}) decides from a terminal:")
     common = ("--store", store_path)
     handrail_cli(directory, "escalations", "list", *common)
     approved = handrail_cli(
@@ -300,13 +304,9 @@ def escalation(policy: Policy, directory: Path) -> bool:
         "escalations",
         "approve",
         case,
-        "--by",
-        "dana",
         "--reason",
         "multi-year renewal; margin checked",
         *common,
-        "--routes",
-        ROUTES,
         "--audit",
         directory / "decisions.jsonl",
     )

@@ -180,6 +180,9 @@ class CountingStore:
     def pending_deliveries(self, escalation_id: str | None = None) -> builtins.list[Delivery]:
         return self.inner.pending_deliveries(escalation_id)
 
+    def is_admin(self) -> bool:
+        return self.inner.is_admin()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -341,7 +344,7 @@ def test_opening_notifies_the_first_level(router: EscalationRouter, inbox: Inbox
         "alice",
     )
     assert notice.summary == "bot for alice wants to crm.deal.discount (rule big-discount)"
-    assert any(f"approve {e.id} --by USER" in command for command in notice.commands)
+    assert f"handrail escalations approve {e.id} --reason '...'" in notice.commands
     assert router.tick() == (0, 0, 0)  # delivered once
 
 

@@ -8,6 +8,7 @@ proxy), or your own ``Authenticator``; see ``docs/approvals.md``.
 
 from ._identity import Identity, LinkBinding
 from ._links import DecisionLinks
+from ._os_user import OSUserAuthenticator
 from ._request import Authenticator, HttpRequest
 from ._slack import SlackAction, SlackInteractions
 from ._trusted_header import TrustedHeaderAuthenticator
@@ -18,6 +19,7 @@ __all__ = [
     "HttpRequest",
     "Identity",
     "LinkBinding",
+    "OSUserAuthenticator",
     "SlackAction",
     "SlackInteractions",
     "TrustedHeaderAuthenticator",

@@ -113,9 +113,9 @@ class Outbox(AuditEvents):
             ()
             if escalation.is_terminal
             else (
-                f"handrail escalations ack {escalation.id} --by USER{store}",
-                f"handrail escalations approve {escalation.id} --by USER --reason '...'{store}",
-                f"handrail escalations reject {escalation.id} --by USER --reason '...'{store}",
+                f"handrail escalations ack {escalation.id}{store}",
+                f"handrail escalations approve {escalation.id} --reason '...'{store}",
+                f"handrail escalations reject {escalation.id} --reason '...'{store}",
             )
         )
         return Notification(
