@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 
 from .._errors import ConfigurationError, HandrailError, PolicyError
 from .._names import canonical_name
+from ..approvals import Identity
 from ..escalation import (
     STORE_ENV,
     Escalation,
@@ -350,14 +351,14 @@ def _show(args: argparse.Namespace) -> int:
 
 def _ack(args: argparse.Namespace) -> int:
     with _session(args, audited=True) as session:
-        escalation = session.router.acknowledge(args.id, by=session.user(args.by))
+        escalation = session.router.acknowledge(args.id, by=Identity(args.by, method="cli"))
     return _done(args, escalation, f"decide by {_time(escalation.resolve_due)}")
 
 
 def _decide(args: argparse.Namespace) -> int:
     with _session(args, audited=True) as session:
         escalation = session.router.decide(
-            args.id, approve=args.approve, by=session.user(args.by), reason=args.reason
+            args.id, approve=args.approve, by=Identity(args.by, method="cli"), reason=args.reason
         )
     after = "the action may run, once" if args.approve else "the action will not run"
     return _done(args, escalation, after)
