@@ -445,7 +445,7 @@ def test_a_member_of_a_listed_group_decides(router: EscalationRouter) -> None:
 def test_a_user_object_with_a_listed_group_is_not_a_decider(
     make_store: MakeStore, clock: FakeClock, audit: AuditLog
 ) -> None:
-    """A ``User``'s own groups count for nothing: only a verified ``Identity`` the directory lists."""
+    """A ``User``'s own groups count for nothing: only a verified, listed ``Identity`` decides."""
     store = make_store()
     router = EscalationRouter([SALES], store, clock=clock, audit=audit)
     e = router.open(decision())

@@ -5,6 +5,7 @@ link only for the case, level and request it was issued for, once.  Every refusa
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def test_a_free_string_or_user_is_refused_and_audited_with_the_name_escaped(
     """A bare id (a listed decider's, even), a User or None is no identity: NotAuthenticated."""
     case = router.open(decision())
     forged = "maria\x1b[2J\u202e"
-    attempts = [
+    attempts: list[tuple[str, Callable[[], object]]] = [
         ("approve", lambda: router.approve(case.id, by="maria")),  # type: ignore[arg-type]
         ("reject", lambda: router.reject(case.id, by=forged)),  # type: ignore[arg-type]
         ("acknowledge", lambda: router.acknowledge(case.id, by=User(id="maria"))),  # type: ignore[arg-type]
