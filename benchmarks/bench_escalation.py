@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from handrail import ActionRequest, Decision, Policy, Principal
+from handrail.approvals import Identity
 from handrail.escalation import (
     Delivery,
     Escalation,
@@ -358,7 +359,11 @@ def measure_cases(make_store: Callable[[int], EscalationStore], sizes: Sizes) ->
                 ids = [router.open(decision).id for _ in range(sizes.cases)]
                 opened = time.perf_counter()
                 for escalation_id in ids:
-                    router.approve(escalation_id, by="lena", reason="within the quarter's budget")
+                    router.approve(
+                        escalation_id,
+                        by=Identity("lena", method="test"),
+                        reason="within the quarter's budget",
+                    )
                 done = time.perf_counter()
             approved = router.list(state=EscalationState.APPROVED)
         store.close()

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from handrail import ConfigurationError, HandrailError
+from handrail.approvals import Identity
 from handrail.escalation import EscalationError, EscalationRouter, MemoryStore
 from handrail.escalation._open import STORE_ENV, open_store, upgrade_store
 from handrail.escalation._postgres import PostgresStore, upgrade_schema
@@ -392,7 +393,9 @@ def check_migrated(store: SQLiteStore | PostgresStore) -> None:
     first = router.open(decision(), external_id="call_1")
     assert router.open(decision(), external_id="call_1") == first
     assert router.find("call_1") == first
-    assert router.approve(V1_OPEN, by="maria").state.value == "approved"  # old cases still move
+    assert (
+        router.approve(V1_OPEN, by=Identity("maria", method="test")).state.value == "approved"
+    )  # old cases still move
     assert len(store.list()) == 3
 
 

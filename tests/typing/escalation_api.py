@@ -6,6 +6,7 @@ from typing import assert_type
 from pydantic import SecretStr
 
 from handrail import ActionRequest, Policy, Principal
+from handrail.approvals import Identity
 from handrail.escalation import (
     Escalation,
     EscalationPreview,
@@ -58,10 +59,14 @@ async def use() -> None:
     assert_type(await router.aget(case.id), Escalation)
     assert_type(await router.afind("call_1"), Escalation | None)
     assert_type(await router.alist(state="open", limit=10), list[Escalation])
-    assert_type(await router.aacknowledge(case.id, by="maria"), Escalation)
-    assert_type(await router.adecide(case.id, approve=True, by="maria"), Escalation)
-    assert_type(await router.aapprove(case.id, by="maria", reason="ok"), Escalation)
-    assert_type(await router.areject(case.id, by="maria"), Escalation)
+    assert_type(await router.aacknowledge(case.id, by=Identity("maria", method="test")), Escalation)
+    assert_type(
+        await router.adecide(case.id, approve=True, by=Identity("maria", method="test")), Escalation
+    )
+    assert_type(
+        await router.aapprove(case.id, by=Identity("maria", method="test"), reason="ok"), Escalation
+    )
+    assert_type(await router.areject(case.id, by=Identity("maria", method="test")), Escalation)
     assert_type(await router.acancel(case.id, reason="withdrawn"), Escalation)
     assert_type(await router.aclaim_execution(case.id), Escalation)
     assert_type(await router.await_decision(case.id, timedelta(minutes=30)), Escalation)

@@ -311,11 +311,6 @@ class _Session:
         return Identity(user=args.as_user, method="admin", detail=f"os user {me.user}")
 
 
-def _by(identity: Identity) -> str:
-    """What the router takes as the decider.  The one line to change when it takes an Identity."""
-    return identity.user
-
-
 @contextlib.contextmanager
 def _session(args: argparse.Namespace, *, audited: bool = False) -> Iterator[_Session]:
     """The store, audit log and routes file the arguments name, closed on the way out."""
@@ -410,14 +405,14 @@ def _show(args: argparse.Namespace) -> int:
 
 def _ack(args: argparse.Namespace) -> int:
     with _session(args, audited=True) as session:
-        escalation = session.router.acknowledge(args.id, by=_by(session.decider(args)))
+        escalation = session.router.acknowledge(args.id, by=session.decider(args))
     return _done(args, escalation, f"decide by {_time(escalation.resolve_due)}")
 
 
 def _decide(args: argparse.Namespace) -> int:
     with _session(args, audited=True) as session:
         escalation = session.router.decide(
-            args.id, approve=args.approve, by=_by(session.decider(args)), reason=args.reason
+            args.id, approve=args.approve, by=session.decider(args), reason=args.reason
         )
     after = "the action may run, once" if args.approve else "the action will not run"
     return _done(args, escalation, after)
@@ -536,7 +531,7 @@ def _entries(values: object) -> list[str]:
 def _by_via(event: Event) -> str:
     """Who acted, and how they were verified when the history says (``Event.via``)."""
     by = event.by or ""
-    via = str(getattr(event, "via", "") or "")  # Event.via: set by routers that verify
+    via = event.via
     return f"{by} ({via})" if by and via else by
 
 

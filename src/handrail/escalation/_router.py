@@ -42,13 +42,14 @@ from .._encoding import plain
 from .._errors import (
     ConfigurationError,
     NotADecider,
+    NotAuthenticated,
     UnknownEscalation,
 )
 from .._keys import derive_key, read_key
 from .._names import canonical_name, canonical_names
-from ..approvals import DecisionLinks
+from .._text import printable
+from ..approvals import DecisionLinks, Identity
 from ..clock import Clock, SystemClock
-from ..identity import User
 from ..policy import ActionRequest, Decision, Effect
 from ..redaction import Redactor
 from ..telemetry import Telemetry, default_telemetry
@@ -68,8 +69,8 @@ from ._model import (
 from ._outbox import Outbox
 from ._router_checks import (
     check_channels,
-    check_decider,
     check_duration,
+    check_identity,
     check_routes,
     check_same_request,
     without_password,
@@ -91,7 +92,6 @@ _LEASE = timedelta(seconds=60)
 _FINGERPRINT_PURPOSE = b"handrail/fingerprint/v1"
 
 Resolved = Callable[[Escalation], object]
-Decider = str | User
 
 
 class TickReport(NamedTuple):
@@ -112,7 +112,8 @@ class EscalationRouter(Waiting, Outbox):
     ``clock`` is read for every deadline (inject ``FakeClock`` in tests);
     ``audit`` receives a record for every transition, refusal and failed
     delivery; ``groups`` maps group names to member user ids for
-    ``group:NAME`` deciders; ``on_resolved`` is called (in this process)
+    ``group:NAME`` deciders (the directory: see ``decide`` for who may
+    act); ``on_resolved`` is called (in this process)
     with every escalation this router moves to a final state.  ``store_hint``
     is the ``--store`` value printed in the CLI commands notifications carry.
     ``key`` (at least 32 bytes; ``None`` reads ``HANDRAIL_ROUTER_KEY`` when
@@ -299,56 +300,84 @@ class EscalationRouter(Waiting, Outbox):
 
     # -- humans act ----------------------------------------------------------------
 
-    def acknowledge(self, escalation_id: str, *, by: Decider) -> Escalation:
-        """``open → acknowledged``: ``by`` (a decider at the current level) takes the case."""
-        who, groups = check_decider(by)
-        return self._change(
+    def acknowledge(self, escalation_id: str, *, by: Identity) -> Escalation:
+        """``open → acknowledged``: ``by`` (a decider at the current level) takes the case.
+
+        Who may act is as for ``decide``.
+        """
+        return self._act(
             escalation_id,
             "acknowledge",
-            who,
-            groups,
-            lambda e, now: _machine.acknowledge(e, by=who, now=now),
+            by,
+            lambda e, who, now: _machine.acknowledge(
+                e, by=who.user, now=now, via=who.via, token=_token(who)
+            ),
         )
 
-    async def aacknowledge(self, escalation_id: str, *, by: Decider) -> Escalation:
+    async def aacknowledge(self, escalation_id: str, *, by: Identity) -> Escalation:
         """``acknowledge`` for async code: the store work runs in a thread."""
         return await asyncio.to_thread(self.acknowledge, escalation_id, by=by)
 
     def decide(
-        self, escalation_id: str, *, approve: bool, by: Decider, reason: str = ""
+        self, escalation_id: str, *, approve: bool, by: Identity, reason: str = ""
     ) -> Escalation:
-        """Approve or reject: final.  Only a decider at the current level may; others are
-        refused with ``NotADecider`` (audited) and nothing changes."""
-        who, groups = check_decider(by)
-        return self._change(
+        """Approve or reject: final once the level's ``required_approvals`` are in.
+
+        ``by`` must be an ``Identity`` (an authenticator verified the
+        person); anything else (a user id, a ``User``) is refused with
+        ``NotAuthenticated``.  The user must be a decider at the case's
+        current level in the case's snapshot and, when this router knows the
+        route, in this router's directory too (the route's deciders, its
+        ``groups`` expanded: see ``_machine.may_decide``); never the agent
+        that asked nor the user it acts for (four eyes).  Otherwise
+        ``NotADecider``.  A signed link's ``Identity`` (``binding`` set) is
+        accepted only for this case at its current level and request
+        fingerprint, and once (``NotAuthenticated``).  Every refusal is
+        audited and changes nothing.
+
+        When the level requires more than one approval, each approval from
+        a different decider is recorded (``approvals``, an ``approval``
+        event) and the case waits for the next; a second approval by the
+        same person is refused (``NotADecider``); a rejection is final.
+        """
+        attempted = "approve" if approve else "reject"
+        return self._act(
             escalation_id,
-            "approve" if approve else "reject",
-            who,
-            groups,
-            lambda e, now: _machine.decide(e, approve=approve, by=who, reason=reason, now=now),
+            attempted,
+            by,
+            lambda e, who, now: _machine.decide(
+                e,
+                approve=approve,
+                by=who.user,
+                reason=reason,
+                now=now,
+                via=who.via,
+                token=_token(who),
+                required=self._required_approvals(e),
+            ),
         )
 
     async def adecide(
-        self, escalation_id: str, *, approve: bool, by: Decider, reason: str = ""
+        self, escalation_id: str, *, approve: bool, by: Identity, reason: str = ""
     ) -> Escalation:
         """``decide`` for async code: the store work runs in a thread."""
         return await asyncio.to_thread(
             self.decide, escalation_id, approve=approve, by=by, reason=reason
         )
 
-    def approve(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+    def approve(self, escalation_id: str, *, by: Identity, reason: str = "") -> Escalation:
         """``decide(approve=True)``."""
         return self.decide(escalation_id, approve=True, by=by, reason=reason)
 
-    async def aapprove(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+    async def aapprove(self, escalation_id: str, *, by: Identity, reason: str = "") -> Escalation:
         """``approve`` for async code: the store work runs in a thread."""
         return await self.adecide(escalation_id, approve=True, by=by, reason=reason)
 
-    def reject(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+    def reject(self, escalation_id: str, *, by: Identity, reason: str = "") -> Escalation:
         """``decide(approve=False)``."""
         return self.decide(escalation_id, approve=False, by=by, reason=reason)
 
-    async def areject(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+    async def areject(self, escalation_id: str, *, by: Identity, reason: str = "") -> Escalation:
         """``reject`` for async code: the store work runs in a thread."""
         return await self.adecide(escalation_id, approve=False, by=by, reason=reason)
 
@@ -358,7 +387,6 @@ class EscalationRouter(Waiting, Outbox):
             escalation_id,
             "cancel",
             None,
-            frozenset(),
             lambda e, now: _machine.cancel(e, by=by, reason=reason, now=now),
         )
 
@@ -378,7 +406,6 @@ class EscalationRouter(Waiting, Outbox):
             escalation_id,
             "execute",
             None,
-            frozenset(),
             lambda e, now: _machine.claim_execution(e, by=self.worker, now=now),
         )
 
@@ -538,24 +565,73 @@ class EscalationRouter(Waiting, Outbox):
             )
         return route
 
+    def _act(
+        self,
+        escalation_id: str,
+        attempted: str,
+        by: object,
+        move: Callable[[Escalation, Identity, datetime], Escalation],
+    ) -> Escalation:
+        """A human's act on a case, by a verified ``Identity`` only; refusals are audited."""
+        identity = check_identity(escalation_id, by)
+        if isinstance(identity, NotAuthenticated):
+            self._refused(
+                escalation_id, identity, attempted, self.clock.now(), by=_offered(by), level=None
+            )
+            raise identity
+        return self._change(
+            escalation_id, attempted, identity, lambda e, now: move(e, identity, now)
+        )
+
+    def _check_decider(self, current: Escalation, identity: Identity) -> None:
+        """Refuse ``identity`` unless it may act on ``current`` now (see ``decide``).
+
+        Runs inside the store's atomic update: the used-once check of a
+        signed link's token cannot race another use of it.
+        """
+        if identity.binding is not None:
+            _machine.check_binding(current, identity.binding)
+        if current.is_terminal:
+            return  # the move itself refuses (IllegalTransition): nothing is decided
+        user = identity.user
+        directory = self._directory(current)
+        allowed = current.deciders
+        if directory is not None:
+            allowed = tuple(who for who in allowed if who in directory)
+        why = _machine.own_case(current, user)
+        if why is not None:
+            raise NotADecider(current.id, user, current.level, allowed, why=why)
+        if not _machine.may_decide(current, user, directory):
+            raise NotADecider(current.id, user, current.level, allowed)
+
+    def _directory(self, escalation: Escalation) -> tuple[str, ...] | None:
+        """The deciders of the case's level by this router's route and groups (None: unknown)."""
+        route = self.routes.get(escalation.route.name)
+        if route is None:
+            return None
+        return _machine.expand_deciders(route.level(escalation.level), self.groups)
+
+    def _required_approvals(self, escalation: Escalation) -> int:
+        """How many approvals the case's level needs: the stricter of the case and this router."""
+        required = escalation.route.level(escalation.level).required_approvals
+        route = self.routes.get(escalation.route.name)
+        if route is not None:
+            required = max(required, route.level(escalation.level).required_approvals)
+        return required
+
     def _change(
         self,
         escalation_id: str,
         attempted: str,
-        who: str | None,
-        groups: frozenset[str],
+        identity: Identity | None,
         move: Callable[[Escalation, datetime], Escalation],
     ) -> Escalation:
         now = self.clock.now()
         done: list[tuple[Escalation, Escalation, list[Delivery]]] = []
 
         def change(current: Escalation) -> Change:
-            if (
-                who is not None
-                and not current.is_terminal
-                and not _machine.may_decide(current, who, groups)
-            ):
-                raise NotADecider(current.id, who, current.level, current.deciders)
+            if identity is not None:
+                self._check_decider(current, identity)
             new = move(current, now)
             deliveries = self._deliveries(current, new, now)
             done.append((current, new, deliveries))
@@ -565,7 +641,27 @@ class EscalationRouter(Waiting, Outbox):
             try:
                 new = self.store.update(escalation_id, change)
             except NotADecider as refusal:
-                self._refused(escalation_id, refusal, attempted, now)
+                self._refused(
+                    escalation_id,
+                    refusal,
+                    attempted,
+                    now,
+                    by=refusal.by,
+                    level=refusal.level,
+                    via="" if identity is None else identity.via,
+                )
+                raise
+            except NotAuthenticated as refusal:
+                assert identity is not None  # only a human's act is authenticated
+                self._refused(
+                    escalation_id,
+                    refusal,
+                    attempted,
+                    now,
+                    by=identity.user,
+                    level=None,
+                    via=identity.via,
+                )
                 raise
             self._after([(old, changed, deliveries) for old, changed, deliveries in done])
             return new
@@ -681,3 +777,18 @@ class EscalationRouter(Waiting, Outbox):
         return tracer.start_as_current_span(
             f"handrail.escalation.{operation}", attributes=attributes
         )
+
+
+def _token(identity: Identity) -> str | None:
+    """The signed link's token id an act was made with, recorded so it is used once."""
+    return None if identity.binding is None else identity.binding.token_id
+
+
+def _offered(by: object) -> str:
+    """The name an unverified ``by`` offered, escaped and cut short: shown, never trusted."""
+    if isinstance(by, str):
+        shown = by
+    else:
+        user_id = getattr(by, "id", None)
+        shown = user_id if isinstance(user_id, str) else type(by).__name__
+    return printable(shown)[:200]
