@@ -30,6 +30,7 @@ from handrail import (
     User,
 )
 from handrail._encoding import args_digest, encode_revealing, plain
+from handrail.approvals import Identity
 from handrail.audit import AuditLog
 from handrail.escalation import (
     ROUTER_KEY_ENV,
@@ -57,7 +58,7 @@ ANYONE = Route(name="any", levels=(Level(deciders=("dora",), resolve_within=time
 
 def _approve(router: EscalationRouter, escalation_id: str) -> None:
     """Approve as a decider the router accepts: the one place that says how."""
-    router.approve(escalation_id, by="dora")
+    router.approve(escalation_id, by=Identity("dora", method="test"))
 
 
 def make_router(*routes: Route, key: str | bytes | SecretStr | None = KEY) -> EscalationRouter:

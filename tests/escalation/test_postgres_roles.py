@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from handrail import ActionRequest, Policy, Principal
+from handrail.approvals import Identity
 from handrail.cli import main
 from handrail.escalation import (
     EscalationRouter,
@@ -59,6 +60,8 @@ ROUTE = Route(
     ],
     on_timeout=OnTimeout.ALLOW,
 )  # fmt: skip
+
+MARIA = Identity("maria", method="test")
 
 
 def docs_sql() -> str:
@@ -129,9 +132,9 @@ def test_the_agent_opens_reads_cancels_ticks_and_runs_but_cannot_decide(
     assert as_agent.get(case.id).level == 1
 
     for attempt in (
-        lambda: as_agent.approve(case.id, by="maria", reason="self-approved"),
-        lambda: as_agent.reject(case.id, by="maria"),
-        lambda: as_agent.acknowledge(case.id, by="maria"),
+        lambda: as_agent.approve(case.id, by=MARIA, reason="self-approved"),
+        lambda: as_agent.reject(case.id, by=MARIA),
+        lambda: as_agent.acknowledge(case.id, by=MARIA),
     ):
         with pytest.raises(NotAuthenticated) as refused:
             attempt()
@@ -141,7 +144,7 @@ def test_the_agent_opens_reads_cancels_ticks_and_runs_but_cannot_decide(
     assert as_agent.get(case.id).state is EscalationState.OPEN
     assert as_agent.get(case.id).version == 1
 
-    approved = as_alice.approve(case.id, by="maria", reason="checked")
+    approved = as_alice.approve(case.id, by=MARIA, reason="checked")
     assert (approved.state, approved.decided_by) == (EscalationState.APPROVED, "maria")
     assert as_agent.claim_execution(case.id).executed_at is not None
 
