@@ -651,16 +651,15 @@ class EscalationRouter(Waiting, Outbox):
                     via="" if identity is None else identity.via,
                 )
                 raise
-            except NotAuthenticated as refusal:
-                assert identity is not None  # only a human's act is authenticated
+            except NotAuthenticated as refusal:  # the router's check, or the store's grant
                 self._refused(
                     escalation_id,
                     refusal,
                     attempted,
                     now,
-                    by=identity.user,
+                    by=self.worker if identity is None else identity.user,
                     level=None,
-                    via=identity.via,
+                    via="" if identity is None else identity.via,
                 )
                 raise
             self._after([(old, changed, deliveries) for old, changed, deliveries in done])
