@@ -626,6 +626,89 @@ def test_email_redelivery_is_the_same_message(smtp: SmtpServer) -> None:
     assert smtp.mailbox.messages()[2]["Subject"].startswith("[handrail] decision due soon:")
 
 
+LINKS = {
+    "carol": "https://approvals.example.com/link/carol-token.sig1",
+    "dan": "https://approvals.example.com/link/dan-token.sig2",
+    "erin": "https://approvals.example.com/link/erin-token.sig3",
+}
+
+
+def _links_in(message: EmailMessage) -> set[str]:
+    """Whose decision links are anywhere in the message: its headers and both parts, decoded."""
+    text = message.as_string() + _part(message, "plain") + _part(message, "html")
+    return {decider for decider in LINKS if f"{decider}-token" in text}
+
+
+def test_email_sends_each_decider_only_their_own_link(smtp: SmtpServer) -> None:
+    """The shared mail holds no link; each mapped decider's mailbox holds their link only."""
+    logger = CapturingLogger()
+    channel = EmailChannel(
+        smtp.host,
+        smtp.port,
+        sender="handrail@example.com",
+        recipients={"team-leads": "leads@example.com"},
+        deciders={"carol": "carol@example.com", "dan": "dan@example.com"},
+        clock=FakeClock(NOW),
+        logger=logger,
+    )
+    run(channel.send(make_notification(links=LINKS)))
+
+    inbox: dict[str, list[EmailMessage]] = {}
+    for envelope, message in zip(smtp.mailbox.envelopes, smtp.mailbox.messages(), strict=True):
+        (to,) = envelope.rcpt_tos
+        inbox.setdefault(to, []).append(message)
+    assert sorted(inbox) == ["carol@example.com", "dan@example.com", "leads@example.com"]
+    assert [_links_in(m) for m in inbox["leads@example.com"]] == [set()]
+    assert [_links_in(m) for m in inbox["carol@example.com"]] == [{"carol"}]
+    assert [_links_in(m) for m in inbox["dan@example.com"]] == [{"dan"}]
+    (carol,) = inbox["carol@example.com"]
+    assert carol["To"] == "carol@example.com"
+    assert "as carol, open your own link" in _part(carol, "plain")
+    assert html.escape(LINKS["carol"]) in _part(carol, "html")
+    assert carol["Subject"] == inbox["leads@example.com"][0]["Subject"]
+
+    # erin has no address: no mail, and a warning that names her without her link.
+    (call,) = logger.calls
+    assert (call.method_name, call.args) == ("warning", ("escalation.email.links_not_sent",))
+    assert call.kwargs["deciders"] == ["erin"]
+    assert "erin-token" not in repr(call)
+
+
+def test_email_message_ids_are_stable_per_notification_and_reader(smtp: SmtpServer) -> None:
+    """A redelivery (with fresh links) repeats each Message-ID; each reader's mail has its own."""
+    channel = EmailChannel(
+        smtp.host,
+        smtp.port,
+        sender="handrail@example.com",
+        recipients=["ops@example.com"],
+        deciders={"carol": "carol@example.com", "dan": "dan@example.com"},
+    )
+    run(channel.send(make_notification(links=LINKS)))
+    fresh = {decider: url.replace("sig", "new") for decider, url in LINKS.items()}
+    run(channel.send(make_notification(links=fresh)))
+    ids = [(e.rcpt_tos[0], m["Message-ID"]) for e, m in
+           zip(smtp.mailbox.envelopes, smtp.mailbox.messages(), strict=True)]  # fmt: skip
+    assert ids[:3] == ids[3:]
+    assert dict(ids[:3]) == {
+        "ops@example.com": "<esc-7f3a%3A1@example.com>",
+        "carol@example.com": "<esc-7f3a%3A1.carol@example.com>",
+        "dan@example.com": "<esc-7f3a%3A1.dan@example.com>",
+    }
+
+
+def test_email_without_deciders_sends_no_link_and_says_so(smtp: SmtpServer) -> None:
+    """With links but no deciders=, only the shared mail goes, linkless; the warning names all."""
+    with capture_logs() as logs:
+        channel = EmailChannel(smtp.host, smtp.port, sender="h@example.com", recipients=["o@x.io"])
+        run(channel.send(make_notification(links=LINKS)))
+    (message,) = smtp.mailbox.messages()
+    assert _links_in(message) == set()
+    (warning,) = [log for log in logs if log["event"] == "escalation.email.links_not_sent"]
+    assert warning["log_level"] == "warning"
+    assert warning["deciders"] == ["carol", "dan", "erin"]
+    assert "-token" not in repr(logs)
+
+
 def test_email_without_a_mapping_mails_recipients_that_are_addresses(smtp: SmtpServer) -> None:
     """recipients=None: the level's notify entries that are addresses get the mail."""
     channel = EmailChannel(smtp.host, smtp.port, sender="handrail@example.com")
@@ -723,6 +806,9 @@ def test_email_repr_hides_the_login() -> None:
         ({"timeout": -1}, "timeout must be positive"),
         ({"username": "bot", "password": "pw"}, "would send the password in plain text"),
         ({"allow_plaintext_login": 1}, "allow_plaintext_login must be True or False"),
+        ({"deciders": ["carol@example.com"]}, "deciders must map decider ids to addresses"),
+        ({"deciders": {"carol": "carol"}}, "deciders['carol'] must be an email address"),
+        ({"deciders": {"group:leads": "l@example.com"}}, "'group:leads' is not a user's"),
     ],
 )
 def test_email_refuses_bad_arguments(kwargs: dict[str, Any], complaint: str) -> None:
