@@ -114,6 +114,14 @@ class Mailbox:
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
 
+    def received(self) -> list[tuple[str, EmailMessage]]:
+        """Each message with the one envelope recipient it went to."""
+        out = []
+        for envelope, message in zip(self.envelopes, self.messages(), strict=True):
+            (to,) = envelope.rcpt_tos
+            out.append((to, message))
+        return out
+
     def messages(self) -> list[EmailMessage]:
         out = []
         for envelope in self.envelopes:
@@ -639,23 +647,24 @@ def _links_in(message: EmailMessage) -> set[str]:
     return {decider for decider in LINKS if f"{decider}-token" in text}
 
 
+def _mail_to_deciders(smtp: SmtpServer, recipients: Any, **kwargs: Any) -> EmailChannel:
+    """An email channel to ``recipients`` that mails carol and dan their own links."""
+    deciders = {"carol": "carol@example.com", "dan": "dan@example.com"}
+    sender = "handrail@example.com"
+    return EmailChannel(
+        smtp.host, smtp.port, sender=sender, recipients=recipients, deciders=deciders,
+        clock=FakeClock(NOW), **kwargs,
+    )  # fmt: skip
+
+
 def test_email_sends_each_decider_only_their_own_link(smtp: SmtpServer) -> None:
     """The shared mail holds no link; each mapped decider's mailbox holds their link only."""
     logger = CapturingLogger()
-    channel = EmailChannel(
-        smtp.host,
-        smtp.port,
-        sender="handrail@example.com",
-        recipients={"team-leads": "leads@example.com"},
-        deciders={"carol": "carol@example.com", "dan": "dan@example.com"},
-        clock=FakeClock(NOW),
-        logger=logger,
-    )
+    channel = _mail_to_deciders(smtp, {"team-leads": "leads@example.com"}, logger=logger)
     run(channel.send(make_notification(links=LINKS)))
 
     inbox: dict[str, list[EmailMessage]] = {}
-    for envelope, message in zip(smtp.mailbox.envelopes, smtp.mailbox.messages(), strict=True):
-        (to,) = envelope.rcpt_tos
+    for to, message in smtp.mailbox.received():
         inbox.setdefault(to, []).append(message)
     assert sorted(inbox) == ["carol@example.com", "dan@example.com", "leads@example.com"]
     assert [_links_in(m) for m in inbox["leads@example.com"]] == [set()]
@@ -676,18 +685,11 @@ def test_email_sends_each_decider_only_their_own_link(smtp: SmtpServer) -> None:
 
 def test_email_message_ids_are_stable_per_notification_and_reader(smtp: SmtpServer) -> None:
     """A redelivery (with fresh links) repeats each Message-ID; each reader's mail has its own."""
-    channel = EmailChannel(
-        smtp.host,
-        smtp.port,
-        sender="handrail@example.com",
-        recipients=["ops@example.com"],
-        deciders={"carol": "carol@example.com", "dan": "dan@example.com"},
-    )
+    channel = _mail_to_deciders(smtp, ["ops@example.com"])
     run(channel.send(make_notification(links=LINKS)))
     fresh = {decider: url.replace("sig", "new") for decider, url in LINKS.items()}
     run(channel.send(make_notification(links=fresh)))
-    ids = [(e.rcpt_tos[0], m["Message-ID"]) for e, m in
-           zip(smtp.mailbox.envelopes, smtp.mailbox.messages(), strict=True)]  # fmt: skip
+    ids = [(to, message["Message-ID"]) for to, message in smtp.mailbox.received()]
     assert ids[:3] == ids[3:]
     assert dict(ids[:3]) == {
         "ops@example.com": "<esc-7f3a%3A1@example.com>",
