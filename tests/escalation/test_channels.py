@@ -27,14 +27,19 @@ from pydantic import SecretStr
 from structlog.testing import CapturingLogger, capture_logs
 
 from _scripted_http import Reply, ScriptedServer, serving
-from handrail import ConfigurationError
+from handrail import ActionRequest, ConfigurationError, Policy, Principal
+from handrail.approvals import DecisionLinks
 from handrail.escalation import (
     CallableChannel,
     Channel,
     EmailChannel,
+    EscalationRouter,
     EscalationState,
+    Level,
     LogChannel,
+    MemoryStore,
     Notification,
+    Route,
     SlackWebhookChannel,
     WebhookChannel,
     verify_signature,
@@ -681,6 +686,39 @@ def test_email_sends_each_decider_only_their_own_link(smtp: SmtpServer) -> None:
     assert (call.method_name, call.args) == ("warning", ("escalation.email.links_not_sent",))
     assert call.kwargs["deciders"] == ["erin"]
     assert "erin-token" not in repr(call)
+
+
+def test_router_minted_links_reach_only_their_deciders_by_email(smtp: SmtpServer) -> None:
+    """End to end: each link the router signs lands in its own decider's mailbox alone."""
+    clock = FakeClock(NOW)
+    links = DecisionLinks(b"router-key-" * 4, base_url="https://approvals.example.com", clock=clock)
+    level = Level(notify="#leads", deciders=("maria", "group:leads"), resolve_within=timedelta(1))
+    router = EscalationRouter(
+        [Route(name="sales", levels=(level,))],
+        MemoryStore(),
+        channels=[_mail_to_deciders(smtp, {"#leads": "leads@example.com"})],
+        groups={"leads": ["carol", "dan", "erin"]},
+        clock=clock,
+        audit=None,
+        links=links,
+    )
+    request = ActionRequest(action="crm.deal.discount", principal=Principal(agent="bot"))
+    escalate = {"id": "d", "effect": "escalate", "actions": "crm.*.*", "escalate_to": "sales"}
+    policy = Policy.from_dict({"rules": [{"id": "crm", "effect": "allow", "actions": "crm.*.*"},
+                                         escalate]})  # fmt: skip
+    router.open(policy.evaluate(request))
+    router.tick()
+
+    holders: dict[str, set[str]] = {}
+    for to, message in smtp.mailbox.received():
+        text = _part(message, "plain") + _part(message, "html")
+        tokens = set(re.findall(r"https://approvals\.example\.com/link/([A-Za-z0-9_.-]+)", text))
+        holders[to] = {links.verify(token).user for token in tokens}
+    assert holders == {
+        "leads@example.com": set(),
+        "carol@example.com": {"carol"},
+        "dan@example.com": {"dan"},
+    }
 
 
 def test_email_message_ids_are_stable_per_notification_and_reader(smtp: SmtpServer) -> None:

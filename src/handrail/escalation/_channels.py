@@ -89,7 +89,8 @@ class CallableChannel:
     signed decision link is a bearer secret, so hand each only to its
     decider and never log or store it.  ``fn`` raises to report a failed
     delivery.  A sync ``fn`` runs on the event loop, so keep it quick (or
-    make it async, or use ``asyncio.to_thread`` inside).  ``name`` defaults to ``fn``'s name.
+    make it async, or use ``asyncio.to_thread`` inside).  ``name``
+    defaults to ``fn``'s name.
     """
 
     __slots__ = ("_fn", "name")

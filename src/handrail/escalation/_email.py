@@ -189,7 +189,7 @@ class EmailChannel:
         """The shared email ``send`` delivers to ``addresses`` (without sending it): no links."""
         now = self._clock.now()
         return self._compose(
-            notification, compose(notification, now), now, self.addresses(notification), ""
+            notification, compose(notification, now), now, self.addresses(notification)
         )
 
     def decider_messages(self, notification: Notification) -> dict[str, EmailMessage]:
@@ -202,7 +202,7 @@ class EmailChannel:
         parts = compose(notification, now)
         return {
             decider: self._compose(
-                notification, with_link(parts, decider, url), now, [address], decider
+                notification, with_link(parts, decider, url), now, [address], reader=decider
             )
             for decider, url in notification.links.items()
             if (address := self._deciders.get(decider)) is not None
@@ -214,13 +214,14 @@ class EmailChannel:
         parts: _Parts,
         now: datetime,
         to: list[str],
-        decider: str,
+        *,
+        reader: str | None = None,
     ) -> EmailMessage:
         domain = parseaddr(self._sender)[1].rpartition("@")[2]
         # One Message-ID per notification and reader: "." never occurs in an escaped part.
         local = message_id_part(notification.id)
-        if decider:
-            local += "." + message_id_part(decider)
+        if reader is not None:
+            local += "." + message_id_part(reader)
         message = EmailMessage()
         message["Subject"] = subject(notification)
         message["From"] = self._sender
@@ -239,9 +240,9 @@ class EmailChannel:
         return message
 
     async def send(self, notification: Notification) -> None:
-        """Send the shared email, then each decider's own; raises ``ConfigurationError``,
-        ``smtplib.SMTPException``, ``OSError``.
+        """Send the shared mail, then each decider's own; raises on the first that fails.
 
+        Raises ``ConfigurationError``, ``smtplib.SMTPException`` or ``OSError``.
         All of them go again on a redelivery (with fresh links): their
         Message-IDs are stable, so mail clients drop the copies.
         """
