@@ -21,7 +21,7 @@ from pydantic import SecretBytes, SecretStr
 
 from ._errors import ConfigurationError
 
-__all__ = ["MIN_KEY_BYTES", "derive_key", "read_key"]
+__all__ = ["MIN_KEY_BYTES", "derive_key", "key_bytes", "read_key"]
 
 MIN_KEY_BYTES = 32
 """The shortest key accepted, in bytes: 256 bits, as many as the HMAC-SHA256 it keys."""
@@ -37,12 +37,24 @@ def read_key(value: KeyInput, *, argument: str, env: str) -> SecretBytes | None:
     the wrong type or shorter than ``MIN_KEY_BYTES`` bytes; the message never
     includes the key.
     """
-    source = argument
     if value is None:
         found = os.environ.get(env, "")
         if not found.strip():
             return None
-        value, source = found, f"${env}"
+        return key_bytes(found, source=f"${env}")
+    return key_bytes(value, source=argument)
+
+
+def key_bytes(
+    value: SecretStr | SecretBytes | str | bytes, *, source: str, minimum: int = MIN_KEY_BYTES
+) -> SecretBytes:
+    """``value`` (a str as UTF-8) as ``SecretBytes``, at least ``minimum`` bytes long.
+
+    ``minimum`` is ``MIN_KEY_BYTES`` for a key we make ourselves; a secret
+    someone else issued (Slack's signing secret) is taken at any non-empty
+    length, ``minimum=1``.  Raises ``ConfigurationError`` naming ``source``
+    for the wrong type or a short value; the message never includes it.
+    """
     if isinstance(value, SecretStr | SecretBytes):
         value = value.get_secret_value()
     if isinstance(value, str):
@@ -53,10 +65,15 @@ def read_key(value: KeyInput, *, argument: str, env: str) -> SecretBytes | None:
         raise ConfigurationError(
             f"{source} must be a SecretStr, str or bytes key, got {type(value).__name__}"
         )
-    if len(data) < MIN_KEY_BYTES:
+    if len(data) < minimum:
+        hint = (
+            " (make one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+            if minimum >= MIN_KEY_BYTES
+            else ""
+        )
         raise ConfigurationError(
-            f"{source} is too short: a key needs at least {MIN_KEY_BYTES} bytes, this one has "
-            f"{len(data)} (make one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+            f"{source} is too short: it needs at least {minimum} "
+            f"byte{'s' if minimum != 1 else ''}, this one has {len(data)}{hint}"
         )
     return SecretBytes(data)
 

@@ -230,8 +230,11 @@ def test_signed_but_malformed_payload_is_refused() -> None:
 
 def test_key_and_configuration_checks() -> None:
     """A short key, a relative base URL or a non-positive ttl is refused at construction."""
-    with pytest.raises(ConfigurationError, match="too short"):
+    with pytest.raises(ConfigurationError, match="DecisionLinks: key is too short") as short:
         DecisionLinks(b"k" * 31, base_url="https://a.example")
+    assert "kkkk" not in str(short.value)
+    with pytest.raises(ConfigurationError, match="DecisionLinks: key must be"):
+        DecisionLinks(None, base_url="https://a.example")  # type: ignore[arg-type]
     for base_url in ("approvals.example.com", "/link", "ftp://a.example", "https://a.example/?q=1"):
         with pytest.raises(ConfigurationError, match="base_url"):
             DecisionLinks(KEY, base_url=base_url)

@@ -239,6 +239,19 @@ def test_configuration_and_repr() -> None:
     assert SECRET not in repr(slack())
 
 
+def test_a_short_signing_secret_is_slacks_to_choose() -> None:
+    """The signing secret is Slack's: any non-empty length is taken (unlike our own keys),
+    and a bytes secret is refused; the message names the argument, never the secret."""
+    short = SlackInteractions("s", users={"U024BE7LH": "alice"}, clock=FakeClock(NOW))
+    raw = body()
+    assert short.verify(signed(raw, secret="s"), raw).identity.user == "alice"
+    with pytest.raises(ConfigurationError, match="SlackInteractions: signing_secret") as refused:
+        SlackInteractions(SecretStr(""), users={})
+    assert "make one with" not in str(refused.value)  # not ours to make
+    with pytest.raises(ConfigurationError, match="SecretStr or str"):
+        SlackInteractions(b"bytes-secret", users={})  # type: ignore[arg-type]
+
+
 @given(headers=st.dictionaries(st.text(max_size=30), st.text(max_size=80)), raw=st.binary())
 def test_verify_raises_only_not_authenticated(headers: dict[str, str], raw: bytes) -> None:
     """Property: any headers and body are refused with NotAuthenticated and nothing else."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -209,22 +210,81 @@ def test_slack_buttons_are_bound_to_the_case_level_and_fingerprint() -> None:
     assert "buttons=True" in repr(channel)
 
 
-def test_decision_links_are_ours_labelled_by_decider() -> None:
-    """Each decider's link is shown as theirs; a link that is not a plain URL is refused."""
+def test_slack_never_renders_a_decision_link() -> None:
+    """A Slack channel is shared: no decider's signed link reaches it, in blocks or text."""
     links = {"carol": "https://approve.example.com/link/tok-1", "dan_x": "https://a.example/l/2"}
-    notification = _notification(links=links)
-    slack = SlackWebhookChannel(SLACK_URL, clock=FakeClock(NOW)).message(notification)
-    assert "<https://approve.example.com/link/tok-1|Decide as carol>" in slack["text"]
-    assert "<https://a.example/l/2|Decide as dan\u02cdx>" in slack["text"]
-    mail = EmailChannel("localhost", sender="h@example.com", clock=FakeClock(NOW))
-    page = _part(mail.message(notification), "html")
-    assert '<a href="https://approve.example.com/link/tok-1">Decide as carol</a>' in page
-    assert "    carol: https://approve.example.com/link/tok-1\n" in _part(
-        mail.message(notification), "plain"
+    for buttons in (False, True):
+        channel = SlackWebhookChannel(SLACK_URL, buttons=buttons, clock=FakeClock(NOW))
+        shown = json.dumps(channel.message(_notification(links=links)))
+        for url in links.values():
+            assert url not in shown
+        assert "tok-1" not in shown
+        assert "Decide as" not in shown
+
+
+def test_slack_links_the_case_page_with_page_url() -> None:
+    """page_url= adds one link, to the case's page (which authenticates its viewer itself)."""
+    channel = SlackWebhookChannel(
+        SLACK_URL, page_url="https://approvals.example.com/", clock=FakeClock(NOW)
     )
+    assert "page_url='https://approvals.example.com'" in repr(channel)
+    message = channel.message(_notification(links={"carol": "https://a.example/link/tok-1"}))
+    page = "<https://approvals.example.com/cases/esc-1|open this case>"
+    assert f"*Approval page:* {page}" in _mrkdwn_texts(message)
+    assert page in message["text"]
+    assert re.findall(r"<https?://[^>]*>", json.dumps(message)) == [page, page]  # blocks, text
+    without = SlackWebhookChannel(SLACK_URL, clock=FakeClock(NOW)).message(_notification())
+    assert "/cases/" not in json.dumps(without)
+
+
+@pytest.mark.parametrize(
+    "page_url",
+    [
+        "approvals.example.com",
+        "ftp://approvals.example.com",
+        "https://approvals.example.com/?next=1",
+        "https://approvals.example.com/#top",
+        "https://approvals.example.com/a|b",
+        "https://approvals.example.com/<x>",
+        "https://approvals.example.com/a b",
+    ],
+)
+def test_slack_refuses_a_page_url_that_is_not_a_plain_base_url(page_url: str) -> None:
+    """A page_url with a query, a fragment or a character that could end the link is refused."""
+    with pytest.raises(ConfigurationError, match="page_url"):
+        SlackWebhookChannel(SLACK_URL, page_url=page_url)
+
+
+@pytest.mark.parametrize("escalation_id", ["..", "esc/1", "esc 1", "esc|1>", "a.b", ""])
+def test_slack_refuses_a_case_id_that_is_not_ours_in_the_page_link(escalation_id: str) -> None:
+    """The page link takes only an id of ours (letters, digits, - and _): never a path."""
+    channel = SlackWebhookChannel(SLACK_URL, page_url="https://approvals.example.com")
+    with pytest.raises(ConfigurationError, match="page link"):
+        channel.message(_notification(escalation_id=escalation_id))
+
+
+def test_the_shared_mail_has_no_link_each_deciders_mail_only_their_own() -> None:
+    """The shared mail carries no link; a decider's own mail carries theirs, labelled as such."""
+    links = {"carol": "https://approve.example.com/link/tok-1", "dan": "https://a.example/l/2"}
+    notification = _notification(links=links)
+    mail = EmailChannel(
+        "localhost",
+        sender="h@example.com",
+        deciders={"carol": "carol@example.com", "dan": "dan@example.com"},
+        clock=FakeClock(NOW),
+    )
+    shared = mail.message(notification).as_string()
+    for url in links.values():
+        assert url not in shared
+    own = mail.decider_messages(notification)
+    assert set(own) == {"carol", "dan"}
+    page = _part(own["carol"], "html")
+    assert '<a href="https://approve.example.com/link/tok-1">Decide as carol</a>' in page
+    assert "    https://approve.example.com/link/tok-1\n" in _part(own["carol"], "plain")
+    assert "https://a.example/l/2" not in own["carol"].as_string()
     bad = _notification(links={"carol": 'https://x.example/"><script>'})
     with pytest.raises(ConfigurationError, match="not a plain http"):
-        mail.message(bad)
+        mail.decider_messages(bad)
 
 
 # -- the contract: for any agent-controlled string, in any field ---------------------------
@@ -463,16 +523,10 @@ def _part(message: EmailMessage, subtype: str) -> str:
     return content.replace("\r\n", "\n")
 
 
-def test_many_links_and_arguments_fit_slack_limits() -> None:
+def test_many_arguments_fit_slack_limits() -> None:
     """Sections stay under Slack's 3000 characters, saying how much is left out."""
-    links = {
-        f"decider-{i:03}": f"https://approve.example.com/link/{'t' * 60}{i}" for i in range(80)
-    }
     args = {f"field_{i:03}": "x" * 200 for i in range(40)}
-    message = SlackWebhookChannel(SLACK_URL, clock=FakeClock(NOW)).message(
-        _notification(links=links, args=args)
-    )
+    message = SlackWebhookChannel(SLACK_URL, clock=FakeClock(NOW)).message(_notification(args=args))
     texts = _mrkdwn_texts(message)
     assert all(len(text) <= 3000 for text in texts)
-    assert any(re.search(r"_\.\.\. \d+ more deciders' links not shown here_", t) for t in texts)
     assert any(re.search(r"\.\.\. \d+ more arguments, not shown here```", t) for t in texts)

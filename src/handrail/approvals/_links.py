@@ -24,23 +24,22 @@ import re
 import secrets
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from .._errors import ConfigurationError, NotAuthenticated
+from .._keys import derive_key, key_bytes
 from .._names import canonical_name
 from .._text import printable
+from .._urls import check_base_url
 from ..clock import Clock, SystemClock
 from ._identity import Identity, LinkBinding
 from ._request import HttpRequest
-from ._secret import secret_bytes
 
 __all__ = ["DecisionLinks"]
 
 _VERSION = 1
 _CONTEXT = b"handrail/links/v1"
-_MIN_KEY = 32
 MAX_TOKEN = 2048
 """The longest token ``verify`` decodes, in characters; longer ones are refused unread."""
 
@@ -75,9 +74,8 @@ class DecisionLinks:
         ttl: timedelta = timedelta(hours=24),
         clock: Clock | None = None,
     ) -> None:
-        root = secret_bytes(key, "DecisionLinks key", minimum=_MIN_KEY)
-        self._key = hmac.new(root, _CONTEXT, hashlib.sha256).digest()
-        self.base_url = _check_base_url(base_url)
+        self._key = derive_key(key_bytes(key, source="DecisionLinks: key"), _CONTEXT)
+        self.base_url = check_base_url(base_url, "DecisionLinks", "base_url")
         if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
             raise ConfigurationError(
                 f"DecisionLinks: ttl must be a positive timedelta, got {ttl!r}"
@@ -176,25 +174,6 @@ class DecisionLinks:
 
     def _sign(self, body: str) -> bytes:
         return hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
-
-
-def _check_base_url(base_url: object) -> str:
-    if not isinstance(base_url, str):
-        raise ConfigurationError(f"DecisionLinks: base_url must be a str, got {base_url!r}")
-    parts = urlsplit(base_url)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.netloc
-        or parts.query
-        or parts.fragment
-        or not base_url.isprintable()
-        or " " in base_url
-    ):
-        raise ConfigurationError(
-            f"DecisionLinks: base_url {printable(base_url)[:200]!r} is not an http(s) URL "
-            "without query or fragment, such as 'https://approvals.example.com'"
-        )
-    return base_url.rstrip("/")
 
 
 def _check_id(value: object, what: str, *, limit: int = _MAX_ID) -> None:

@@ -29,11 +29,11 @@ from urllib.parse import parse_qsl
 from pydantic import SecretStr
 
 from .._errors import ConfigurationError, NotAuthenticated
+from .._keys import key_bytes
 from .._names import canonical_name
 from .._text import printable
 from ..clock import Clock, SystemClock
 from ._identity import Identity, LinkBinding
-from ._secret import secret_bytes
 
 __all__ = ["APPROVE_ACTION", "REJECT_ACTION", "SlackAction", "SlackInteractions"]
 
@@ -89,7 +89,10 @@ class SlackInteractions:
     ) -> None:
         if isinstance(signing_secret, bytes):
             raise ConfigurationError("SlackInteractions: signing_secret must be a SecretStr or str")
-        self._secret = secret_bytes(signing_secret, "SlackInteractions signing_secret")
+        # Slack's secret, not one we make: any non-empty length.
+        self._secret = key_bytes(
+            signing_secret, source="SlackInteractions: signing_secret", minimum=1
+        )
         if not isinstance(window, timedelta) or window <= timedelta(0):
             raise ConfigurationError(
                 f"SlackInteractions: window must be a positive timedelta, got {window!r}"
@@ -158,7 +161,9 @@ class SlackInteractions:
                 "", "Slack callback refused: timestamp outside the window (stale or replayed)"
             )
         base = b"v0:" + timestamp.encode("ascii") + b":" + body
-        expected = "v0=" + hmac.new(self._secret, base, hashlib.sha256).hexdigest()
+        expected = (
+            "v0=" + hmac.new(self._secret.get_secret_value(), base, hashlib.sha256).hexdigest()
+        )
         if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
             raise NotAuthenticated("", "Slack callback refused: bad signature")
         return self._action(body)

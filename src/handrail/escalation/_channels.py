@@ -85,9 +85,12 @@ class LogChannel:
 class CallableChannel:
     """Hands each notification to your function (sync or async): a chat bot, a pager, a queue.
 
-    ``fn`` raises to report a failed delivery.  A sync ``fn`` runs on the
-    event loop, so keep it quick (or make it async, or use
-    ``asyncio.to_thread`` inside).  ``name`` defaults to ``fn``'s name.
+    ``fn`` gets the whole notification, ``links`` included: each decider's
+    signed decision link is a bearer secret, so hand each only to its
+    decider and never log or store it.  ``fn`` raises to report a failed
+    delivery.  A sync ``fn`` runs on the event loop, so keep it quick (or
+    make it async, or use ``asyncio.to_thread`` inside).  ``name``
+    defaults to ``fn``'s name.
     """
 
     __slots__ = ("_fn", "name")

@@ -1,9 +1,14 @@
 """The message of a notification: one I/O-free composition, rendered for Slack, text and HTML.
 
 ``compose`` picks the parts (title, summary, fields, the arguments and
-context, due time, decision links, the commands to decide); ``plain_text``
-and ``html_text`` render them for email, ``slack_message`` as Block Kit
-with a text fallback.
+context, due time, the commands to decide); ``plain_text`` and
+``html_text`` render them for email, ``slack_message`` as Block Kit with a
+text fallback.
+
+A signed decision link is a bearer credential for one decider, so
+``compose`` leaves the notification's ``links`` out: a message for one
+decider gets that decider's link only, through ``with_link``; Slack (a
+shared channel) never gets one.
 
 What the request says (agent, user, resource, arguments, context, reasons,
 the summary) is the agent's text, and an agent can be steered by whoever
@@ -20,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +36,8 @@ from .._text import printable, slack_code, slack_text
 from ._model import EscalationState, Notification
 
 __all__ = [
+    "case_page",
+    "checked_link",
     "compose",
     "html_message",
     "message_id_part",
@@ -39,6 +46,7 @@ __all__ = [
     "slack_message",
     "subject",
     "utc",
+    "with_link",
 ]
 
 
@@ -62,10 +70,11 @@ class _Parts:
     context: tuple[str, ...]
     due: datetime | None
     due_in: str
-    links: tuple[tuple[str, str], ...]
     commands: tuple[str, ...]
     footer: tuple[str, str]
     buttons: str | None
+    link: tuple[str, str] | None = None
+    """The one decider this rendering is for, and their own signed link (``with_link``)."""
 
 
 _TITLES = {
@@ -79,6 +88,8 @@ _DECIDING_KINDS = frozenset(_TITLES)
 # router's links), with nothing that could end the link or the attribute.
 _LINK = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$()*+,;=%]+")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
+# Escalation ids are ULIDs; a case page link takes nothing a path could read as more.
+_CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}")
 
 # Per value and per code block, within Slack's limits (section 3000, field 2000).
 _VALUE_LIMIT = 500
@@ -121,13 +132,33 @@ def compose(notification: Notification, now: datetime) -> _Parts:
         context=_lines(n.context or {}),
         due=due,
         due_in=due_in,
-        links=tuple((decider, _checked_link(decider, url)) for decider, url in n.links.items()),
         commands=n.commands,
         footer=(n.escalation_id, n.id),
         buttons=(
             f"{n.escalation_id}|{n.level}|{n.fingerprint}" if deciding and n.fingerprint else None
         ),
     )
+
+
+def with_link(parts: _Parts, decider: str, url: str) -> _Parts:
+    """``parts`` with ``decider``'s own decision link: for a message that only they read."""
+    what = f"notification link for decider {printable(str(decider))[:80]}"
+    return replace(parts, link=(decider, checked_link(what, url)))
+
+
+def case_page(page_url: str, escalation_id: str) -> str:
+    """The approval page's URL for one case: ``{page_url}/cases/{id}``, the id checked and escaped.
+
+    The page authenticates its viewer itself, so the URL is no credential
+    and may be shown to everyone.  ``page_url`` is checked by the channel
+    (``handrail._urls.check_base_url``); the id is ours (a ULID), and
+    anything else (a dot, a slash, a space) is refused rather than rendered.
+    """
+    if not _CASE_ID.fullmatch(escalation_id):
+        raise ConfigurationError(
+            f"escalation id {printable(escalation_id)[:80]!r} cannot be put in a page link"
+        )
+    return checked_link("case page link", f"{page_url}/cases/{quote(escalation_id, safe='')}")
 
 
 def subject(notification: Notification) -> str:
@@ -159,9 +190,15 @@ def plain_text(parts: _Parts) -> str:
     if parts.context:
         lines += ["", "Context:"]
         lines += [f"    {_mail(line)}" for line in parts.context]
-    if parts.links:
-        lines += ["", "To decide in your browser, open your own link:", ""]
-        lines += [f"    {printable(name)}: {url}" for name, url in parts.links]
+    if parts.link is not None:
+        name, url = parts.link
+        lines += [
+            "",
+            f"To decide in your browser as {printable(name)}, open your own link",
+            "(whoever holds it can decide as you: do not forward it):",
+            "",
+            f"    {url}",
+        ]
     if parts.commands:
         lines += ["", "To decide, run one of:", ""]
         lines += [f"    {_mail(command)}" for command in parts.commands]
@@ -197,13 +234,13 @@ def html_message(parts: _Parts) -> str:
         out.append(_html_block(parts.arguments) if parts.arguments else "<p>(none)</p>")
     if parts.context:
         out += ["<h3>Context</h3>", _html_block(parts.context)]
-    if parts.links:
-        out += ["<h3>Decide</h3>", "<ul>"]
+    if parts.link is not None:
+        name, url = parts.link
         out += [
-            f'<li><a href="{_html(url)}">Decide as {_html(name)}</a></li>'
-            for name, url in parts.links
+            "<h3>Decide</h3>",
+            f'<p><a href="{_html(url)}">Decide as {_html(name)}</a> (your own link: '
+            "do not forward it)</p>",
         ]
-        out.append("</ul>")
     if parts.commands:
         out += ["<p>To decide, run one of:</p>", _html_block(parts.commands)]
     out += [f"<p>-- {_footer(parts, _html)}</p>", "</body></html>"]
@@ -218,8 +255,15 @@ def _html_block(lines: tuple[str, ...]) -> str:
 
 
 # Slack's limits: header text 150, section text 3000, field text 2000, 10 fields.
-def slack_message(parts: _Parts, *, buttons: bool = False) -> dict[str, Any]:
-    """Block Kit blocks and a mrkdwn fallback; request data only inside code spans and blocks."""
+def slack_message(
+    parts: _Parts, *, buttons: bool = False, page: str | None = None
+) -> dict[str, Any]:
+    """Block Kit blocks and a mrkdwn fallback; request data only inside code spans and blocks.
+
+    ``page`` is the case's page on the approval site (``case_page``), linked
+    when given; decision links never are (whoever reads the channel could
+    use them).
+    """
     fields = []
     for field in parts.fields[:10]:
         if field.label == "Due" and parts.due is not None:
@@ -236,14 +280,14 @@ def slack_message(parts: _Parts, *, buttons: bool = False) -> dict[str, Any]:
     if parts.summary:
         blocks.append(_section(_code(parts.summary, _BLOCK_LIMIT)))
     blocks.append({"type": "section", "fields": fields})
-    for section in _slack_sections(parts):
+    for section in _slack_sections(parts, page):
         blocks.append(_section(section))
     if buttons and parts.buttons is not None:
         blocks.append(_actions(parts.buttons))
     blocks.append(
         {"type": "context", "elements": [{"type": "mrkdwn", "text": _footer(parts, _code)}]}
     )
-    return {"text": _slack_fallback(parts, title), "blocks": blocks}
+    return {"text": _slack_fallback(parts, title, page), "blocks": blocks}
 
 
 def _slack_values(field: _Field) -> list[str]:
@@ -252,38 +296,31 @@ def _slack_values(field: _Field) -> list[str]:
     return [slack_text(value, _VALUE_LIMIT) for value in field.values]
 
 
-def _slack_sections(parts: _Parts) -> list[str]:
-    """The sections after the fields: arguments, context, links, commands (mrkdwn)."""
+def _slack_sections(parts: _Parts, page: str | None) -> list[str]:
+    """The sections after the fields: arguments, context, the case page, commands (mrkdwn).
+
+    Never a decision link (``parts.link``): a Slack channel is shared.
+    """
     sections = []
     if parts.arguments is not None:
         sections.append("*Arguments*\n" + _code_block(parts.arguments, "arguments"))
     if parts.context:
         sections.append("*Context*\n" + _code_block(parts.context, "entries"))
-    if parts.links:
-        shown: list[str] = []
-        size = 0
-        for index, (name, url) in enumerate(parts.links):
-            link = f"<{url}|Decide as {slack_text(name, 100)}>"
-            if size + len(link) + 1 > _BLOCK_LIMIT - 100:
-                more = len(parts.links) - index
-                shown.append(f"_... {more} more deciders' links not shown here_")
-                break
-            shown.append(link)
-            size += len(link) + 1
-        sections.append("*Decide (each link is for one decider):*\n" + "\n".join(shown))
+    if page is not None:
+        sections.append(f"*Approval page:* <{page}|open this case>")
     if parts.commands:
         sections.append("*To decide, run one of:*\n" + _code_block(parts.commands, "commands"))
     return sections
 
 
-def _slack_fallback(parts: _Parts, title: str) -> str:
+def _slack_fallback(parts: _Parts, title: str, page: str | None) -> str:
     """The message's ``text`` (notifications, old clients): whole pieces, never a cut span."""
     pieces = [slack_text(title, 150)]
     if parts.summary:
         pieces.append(_code(parts.summary, _VALUE_LIMIT))
     for field in parts.fields:
         pieces.append(f"*{field.label}:* " + " ".join(_slack_values(field)))
-    pieces += _slack_sections(parts)
+    pieces += _slack_sections(parts, page)
     pieces.append(_footer(parts, _code))
     text, size = [], 0
     for piece in pieces:
@@ -368,12 +405,13 @@ def _lines(mapping: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _checked_link(decider: str, url: str) -> str:
+def checked_link(what: str, url: object) -> str:
+    """``url`` if it is a plain http(s) URL that cannot end a link or an attribute; else raises.
+
+    ``ConfigurationError`` says ``what`` the URL is, never the URL.
+    """
     if not (isinstance(url, str) and _LINK.fullmatch(url)):
-        raise ConfigurationError(
-            f"notification link for decider {printable(str(decider))[:80]} is not a plain "
-            "http(s) URL: refusing to render it"
-        )
+        raise ConfigurationError(f"{what} is not a plain http(s) URL: refusing to render it")
     return url
 
 
