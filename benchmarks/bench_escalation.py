@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from handrail import ActionRequest, Decision, Policy, Principal
+from handrail.approvals import Identity
 from handrail.escalation import (
     Delivery,
     Escalation,
@@ -76,6 +77,8 @@ from handrail.escalation._sqlite import SQLiteStore
 from handrail.escalation._store import Change
 from handrail.testing import FakeClock
 
+# Binds an approval to its request (a keyed fingerprint); a fixed one, as it is no secret here.
+ROUTER_KEY = b"handrail-benchmarks-router-key-not-a-secret"
 TICK_RATIO_TARGET = 2.0  # the big store's tick over the small one's
 QUICK_SCALE = 0.02
 BASE_OPEN = 100_000
@@ -179,7 +182,9 @@ def escalating_decision() -> Decision:
 def template() -> Escalation:
     """One escalation as the router opens it, to copy under other ids and times."""
     clock = FakeClock(START)
-    with EscalationRouter([ROUTE], MemoryStore(), clock=clock, groups=GROUPS) as router:
+    with EscalationRouter(
+        [ROUTE], MemoryStore(), clock=clock, groups=GROUPS, key=ROUTER_KEY
+    ) as router:
         return router.open(escalating_decision())
 
 
@@ -283,7 +288,7 @@ def measure_ticks(sizes: Sizes, root: Path, seed: int = 0) -> dict[str, Any]:
         store = SQLiteStore(path)
         clock = FakeClock(START)
         router = EscalationRouter(
-            [ROUTE], store, channels=[NullChannel()], clock=clock, groups=GROUPS
+            [ROUTE], store, channels=[NullChannel()], clock=clock, groups=GROUPS, key=ROUTER_KEY
         )
         stores.append(TickStore(name, store, path, router, clock, background, [], []))
     order = list(stores)
@@ -347,14 +352,18 @@ def measure_cases(make_store: Callable[[int], EscalationStore], sizes: Sizes) ->
     cases: list[float] = []
     for repetition in range(sizes.case_repetitions):
         store = make_store(repetition)
-        with EscalationRouter([ROUTE], store, groups=GROUPS) as router:
+        with EscalationRouter([ROUTE], store, groups=GROUPS, key=ROUTER_KEY) as router:
             router.open(decision)  # warm up: connections, caches, imports
             with gc_paused():
                 start = time.perf_counter()
                 ids = [router.open(decision).id for _ in range(sizes.cases)]
                 opened = time.perf_counter()
                 for escalation_id in ids:
-                    router.approve(escalation_id, by="lena", reason="within the quarter's budget")
+                    router.approve(
+                        escalation_id,
+                        by=Identity("lena", method="test"),
+                        reason="within the quarter's budget",
+                    )
                 done = time.perf_counter()
             approved = router.list(state=EscalationState.APPROVED)
         store.close()
@@ -439,6 +448,9 @@ class WorkerTaggingStore:
     def pending_deliveries(self, escalation_id: str | None = None) -> builtins.list[Delivery]:
         return self.inner.pending_deliveries(escalation_id)
 
+    def is_admin(self) -> bool:
+        return self.inner.is_admin()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -467,6 +479,7 @@ def tick_worker(
             groups=GROUPS,
             worker=name,
             batch_size=batch_size,
+            key=ROUTER_KEY,
         )
     except Exception as exc:
         outcome["errors"].append(f"{type(exc).__name__}: {exc}")

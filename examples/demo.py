@@ -22,6 +22,8 @@ import collections
 import datetime as dt
 import importlib.util
 import os
+import pwd
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -63,6 +65,10 @@ POLICIES = EXAMPLES / "policies"
 ROUTES = EXAMPLES / "routes" / "sales.yaml"
 # Tuesday 24 November 2026, 10:00 in Berlin: inside the sales team's business hours.
 TUESDAY_MORNING = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
+# The router key binds an approval to the exact request (a keyed fingerprint).  The demo
+# makes one per run; in production it is one secret, at least 32 bytes, shared by every
+# process that opens or resumes cases, from your secret store (or HANDRAIL_ROUTER_KEY).
+ROUTER_KEY = secrets.token_bytes(32)
 
 PEOPLE = {
     "alice": User(id="alice", roles=frozenset({"sales_rep"}), groups=frozenset({"sales"})),
@@ -247,6 +253,9 @@ def escalation(policy: Policy, directory: Path) -> bool:
     store_path = directory / "escalations.db"
     crm = FlakyCRM()
     crm.calls = 1  # the CRM is healthy in this part
+    # The CLI decides as the OS user running it: you stand in for a sales lead here.
+    you = pwd.getpwuid(os.geteuid()).pw_name
+    groups = {**routes.groups, "sales-leads": routes.groups["sales-leads"] | {you}}
 
     with AuditLog.jsonl(directory / "agent-audit.jsonl") as log:
         router = EscalationRouter(
@@ -255,8 +264,9 @@ def escalation(policy: Policy, directory: Path) -> bool:
             channels=[CallableChannel(show, name="slack")],
             clock=clock,
             audit=log,
-            groups=routes.groups,
+            groups=groups,
             store_hint=str(store_path),
+            key=ROUTER_KEY,
         )
         guard = Guard(policy, audit=log, escalations=router)
 
@@ -286,7 +296,7 @@ def escalation(policy: Policy, directory: Path) -> bool:
         )
         router.store.close()
 
-    print("  The sales director decides from a terminal:")
+    print(f"  A sales lead (you, OS user {you}) decides from a terminal:")
     common = ("--store", store_path)
     handrail_cli(directory, "escalations", "list", *common)
     approved = handrail_cli(
@@ -294,19 +304,17 @@ def escalation(policy: Policy, directory: Path) -> bool:
         "escalations",
         "approve",
         case,
-        "--by",
-        "dana",
         "--reason",
         "multi-year renewal; margin checked",
         *common,
-        "--routes",
-        ROUTES,
         "--audit",
         directory / "decisions.jsonl",
     )
 
     with AuditLog.jsonl(directory / "agent-audit.jsonl") as log:
-        router = EscalationRouter(routes.routes, SQLiteStore(store_path), clock=clock, audit=log)
+        router = EscalationRouter(
+            routes.routes, SQLiteStore(store_path), clock=clock, audit=log, key=ROUTER_KEY
+        )
         guard = Guard(policy, audit=log, escalations=router)
         update = guard.protect("crm.opportunity.update", is_write=True)(
             update_opportunity.__wrapped__  # the same tool, behind the new guard

@@ -15,6 +15,23 @@ settings.register_profile("handrail", deadline=None, suppress_health_check=[Heal
 settings.load_profile("handrail")
 
 
+TEST_ROUTER_KEY = "handrail-tests-router-key-0123456789abcdef"
+"""The router key every test process has (see ``_router_key``); 42 bytes, never a real one."""
+
+
+@pytest.fixture(autouse=True)
+def _router_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test has a router key in ``HANDRAIL_ROUTER_KEY``, restored afterwards.
+
+    Opening a case needs a key (an approval is bound to the request by a keyed
+    fingerprint), and most tests build routers without one, as an application
+    reading its key from the environment does.  Set here, not in each test:
+    the worker subprocesses of the crash tests inherit it too, so they compute
+    the same fingerprints.  Tests of a missing or bad key ``delenv`` it.
+    """
+    monkeypatch.setenv("HANDRAIL_ROUTER_KEY", TEST_ROUTER_KEY)
+
+
 @pytest.fixture(autouse=True)
 def _no_default_policy() -> Iterator[None]:
     """Every test starts and ends without a process-wide default policy."""

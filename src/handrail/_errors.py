@@ -86,16 +86,29 @@ class IllegalTransition(EscalationError):
 
 
 class NotADecider(EscalationError):
-    """``.by`` may not act on this escalation at its current level; the refusal is audited."""
+    """``.by`` may not act on this escalation at its current level; the refusal is audited.
 
-    def __init__(self, escalation_id: str, by: str, level: int, allowed: tuple[str, ...]) -> None:
+    ``.why`` (optional) says why when being listed is not the reason: the
+    decider asked for the case themselves, or already approved at this level.
+    """
+
+    def __init__(
+        self,
+        escalation_id: str,
+        by: str,
+        level: int,
+        allowed: tuple[str, ...],
+        why: str = "",
+    ) -> None:
         self.by = by
         self.level = level
         self.allowed = allowed
+        self.why = why
         who = ", ".join(allowed) or "nobody"
+        because = f" ({why})" if why else ""
         super().__init__(
             escalation_id,
-            f"{by!r} may not decide at level {level}; the deciders are: {who}",
+            f"{by!r} may not decide at level {level}{because}; the deciders are: {who}",
         )
 
 

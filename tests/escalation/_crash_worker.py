@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from handrail import ActionRequest, Decision, Policy, Principal
+from handrail.approvals import Identity
 from handrail.audit import AuditLog
 from handrail.escalation import (
     EscalationError,
@@ -138,11 +139,16 @@ def act(router: EscalationRouter, rng: random.Random) -> None:
     move = rng.choice(("acknowledge", "approve", "reject", "cancel"))
     try:
         if move == "acknowledge":
-            router.acknowledge(escalation.id, by=who)
+            router.acknowledge(escalation.id, by=Identity(who, method="test"))
         elif move == "cancel":
             router.cancel(escalation.id, reason="withdrawn", by="bot")
         else:
-            router.decide(escalation.id, approve=move == "approve", by=who, reason=move)
+            router.decide(
+                escalation.id,
+                approve=move == "approve",
+                by=Identity(who, method="test"),
+                reason=move,
+            )
     except EscalationError:
         pass  # acknowledging twice is illegal; the test checks what was stored
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import html
 import json
 import re
 import socket
@@ -26,14 +27,19 @@ from pydantic import SecretStr
 from structlog.testing import CapturingLogger, capture_logs
 
 from _scripted_http import Reply, ScriptedServer, serving
-from handrail import ConfigurationError
+from handrail import ActionRequest, ConfigurationError, Policy, Principal
+from handrail.approvals import DecisionLinks
 from handrail.escalation import (
     CallableChannel,
     Channel,
     EmailChannel,
+    EscalationRouter,
     EscalationState,
+    Level,
     LogChannel,
+    MemoryStore,
     Notification,
+    Route,
     SlackWebhookChannel,
     WebhookChannel,
     verify_signature,
@@ -112,6 +118,14 @@ class Mailbox:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
+
+    def received(self) -> list[tuple[str, EmailMessage]]:
+        """Each message with the one envelope recipient it went to."""
+        out = []
+        for envelope, message in zip(self.envelopes, self.messages(), strict=True):
+            (to,) = envelope.rcpt_tos
+            out.append((to, message))
+        return out
 
     def messages(self) -> list[EmailMessage]:
         out = []
@@ -201,12 +215,13 @@ def test_every_channel_is_a_channel() -> None:
 
 
 def test_log_channel_emits_the_payload_fields() -> None:
-    """LogChannel logs `escalation.notification` with every payload field."""
+    """LogChannel logs `escalation.notification` with every payload field but the links."""
     notification = make_notification(level=2)
     with capture_logs() as logs:
         run(LogChannel().send(notification))
     expected = notification.to_payload()
     expected["escalation_level"] = expected.pop("level")  # add_log_level would overwrite it
+    del expected["links"]  # bearer secrets: never logged
     assert logs == [{"event": "escalation.notification", "log_level": "info", **expected}]
     assert logs[0]["escalation_level"] == 2
 
@@ -487,8 +502,10 @@ def _sign(body: bytes, timestamp: str) -> str:
 
 
 def test_slack_posts_blocks_and_a_text_fallback(server: Server) -> None:
-    """The message has a header, the summary, fields, the commands in a code block and a footer."""
-    notification = make_notification(reason="limit <!channel> & more")
+    """The message: header, summary, fields, arguments, commands in code blocks, a footer."""
+    notification = make_notification(
+        reason="limit <!channel> & more", args={"email": "b@example.com", "vip": True}
+    )
     channel = SlackWebhookChannel(f"{server.url}/services/T0/B0/abcd", clock=FakeClock(NOW))
     run(channel.send(notification))
 
@@ -498,17 +515,19 @@ def test_slack_posts_blocks_and_a_text_fallback(server: Server) -> None:
     message = json.loads(seen.body)
     assert message == channel.message(notification)
     assert set(message) == {"text", "blocks"}
-    header, summary, fields, commands, footer = message["blocks"]
+    header, summary, fields, arguments, commands, footer = message["blocks"]
     assert header == {
         "type": "header",
         "text": {"type": "plain_text", "text": "Approval needed: crm.contact.update"},
     }
-    assert summary["text"]["text"] == notification.summary
+    assert summary["text"]["text"] == f"`{notification.summary}`"
     texts = [f["text"] for f in fields["fields"]]
-    assert "*Action*\ncrm.contact.update" in texts
-    assert "*On behalf of*\nbob" in texts
+    assert "*Action*\n`crm.contact.update`" in texts
+    assert "*On behalf of*\n`bob`" in texts
+    assert "*Resource*\n`contact:42`" in texts
     assert "*Notify*\nteam-leads, alice" in texts
-    assert "*Reason*\nlimit &lt;!channel&gt; &amp; more" in texts  # no pings from request data
+    assert "*Reason*\n`limit &lt;!channel&gt; &amp; more`" in texts  # no pings from request data
+    assert arguments["text"]["text"] == '*Arguments*\n```email: "b@example.com"\nvip: true```'
     due = int((NOW + timedelta(hours=3, minutes=59)).timestamp())
     assert f"*Due*\n<!date^{due}^{{date_short_pretty}} {{time}}|" in texts[-1]
     assert texts[-1].endswith("(in 3h 59m)")
@@ -517,12 +536,13 @@ def test_slack_posts_blocks_and_a_text_fallback(server: Server) -> None:
         "handrail escalation reject esc-7f3a --by YOU --reason '...'```"
     )
     assert footer["type"] == "context"
-    assert "esc-7f3a:1" in footer["elements"][0]["text"]
+    assert footer["elements"][0]["text"] == "escalation `esc-7f3a`, notification `esc-7f3a:1`"
     fallback = message["text"]
     assert fallback.startswith("Approval needed: crm.contact.update\n")
     due_line = "2026-03-02T13:29:00+00:00 (in 3h 59m)"
-    for expected in ("sales-agent", "bob", '"contact"', "team-leads", "group:leads", due_line):
+    for expected in ("`sales-agent`", "`bob`", "`contact:42`", "team-leads", due_line):
         assert expected in fallback
+    assert 'email: "b@example.com"' in fallback
     assert notification.commands[0] in fallback
 
 
@@ -584,11 +604,26 @@ def test_email_maps_recipients_and_carries_the_commands(smtp: SmtpServer) -> Non
     assert message["References"] == "<esc-7f3a@example.com>"
     assert message["X-Handrail-Notification"] == "esc-7f3a:1"
     assert message["Auto-Submitted"] == "auto-generated"
-    body = message.get_content().replace("\r\n", "\n")
+    assert message.get_content_type() == "multipart/alternative"
+    body = _part(message, "plain").replace("\r\n", "\n")
     for command in notification.commands:
         assert f"    {command}\n" in body
     assert "Due:          2026-03-02T13:29:00+00:00 (in 3h 59m)" in body
     assert "On behalf of: bob" in body
+    page = _part(message, "html")
+    assert '<tr><th align="left" valign="top">On behalf of</th><td><code>bob</code>' in page
+    for command in notification.commands:
+        assert html.escape(command) in page
+
+
+def _part(message: EmailMessage, subtype: str) -> str:
+    """The text of the message's ``text/<subtype>`` alternative."""
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    assert part.get_content_subtype() == subtype
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content
 
 
 def test_email_redelivery_is_the_same_message(smtp: SmtpServer) -> None:
@@ -602,6 +637,116 @@ def test_email_redelivery_is_the_same_message(smtp: SmtpServer) -> None:
     ids = [m["Message-ID"] for m in smtp.mailbox.messages()]
     assert ids[0] == ids[1] != ids[2]
     assert smtp.mailbox.messages()[2]["Subject"].startswith("[handrail] decision due soon:")
+
+
+LINKS = {
+    "carol": "https://approvals.example.com/link/carol-token.sig1",
+    "dan": "https://approvals.example.com/link/dan-token.sig2",
+    "erin": "https://approvals.example.com/link/erin-token.sig3",
+}
+
+
+def _links_in(message: EmailMessage) -> set[str]:
+    """Whose decision links are anywhere in the message: its headers and both parts, decoded."""
+    text = message.as_string() + _part(message, "plain") + _part(message, "html")
+    return {decider for decider in LINKS if f"{decider}-token" in text}
+
+
+def _mail_to_deciders(smtp: SmtpServer, recipients: Any, **kwargs: Any) -> EmailChannel:
+    """An email channel to ``recipients`` that mails carol and dan their own links."""
+    deciders = {"carol": "carol@example.com", "dan": "dan@example.com"}
+    sender = "handrail@example.com"
+    return EmailChannel(
+        smtp.host, smtp.port, sender=sender, recipients=recipients, deciders=deciders,
+        clock=FakeClock(NOW), **kwargs,
+    )  # fmt: skip
+
+
+def test_email_sends_each_decider_only_their_own_link(smtp: SmtpServer) -> None:
+    """The shared mail holds no link; each mapped decider's mailbox holds their link only."""
+    logger = CapturingLogger()
+    channel = _mail_to_deciders(smtp, {"team-leads": "leads@example.com"}, logger=logger)
+    run(channel.send(make_notification(links=LINKS)))
+
+    inbox: dict[str, list[EmailMessage]] = {}
+    for to, message in smtp.mailbox.received():
+        inbox.setdefault(to, []).append(message)
+    assert sorted(inbox) == ["carol@example.com", "dan@example.com", "leads@example.com"]
+    assert [_links_in(m) for m in inbox["leads@example.com"]] == [set()]
+    assert [_links_in(m) for m in inbox["carol@example.com"]] == [{"carol"}]
+    assert [_links_in(m) for m in inbox["dan@example.com"]] == [{"dan"}]
+    (carol,) = inbox["carol@example.com"]
+    assert carol["To"] == "carol@example.com"
+    assert "as carol, open your own link" in _part(carol, "plain")
+    assert html.escape(LINKS["carol"]) in _part(carol, "html")
+    assert carol["Subject"] == inbox["leads@example.com"][0]["Subject"]
+
+    # erin has no address: no mail, and a warning that names her without her link.
+    (call,) = logger.calls
+    assert (call.method_name, call.args) == ("warning", ("escalation.email.links_not_sent",))
+    assert call.kwargs["deciders"] == ["erin"]
+    assert "erin-token" not in repr(call)
+
+
+def test_router_minted_links_reach_only_their_deciders_by_email(smtp: SmtpServer) -> None:
+    """End to end: each link the router signs lands in its own decider's mailbox alone."""
+    clock = FakeClock(NOW)
+    links = DecisionLinks(b"router-key-" * 4, base_url="https://approvals.example.com", clock=clock)
+    level = Level(notify="#leads", deciders=("maria", "group:leads"), resolve_within=timedelta(1))
+    router = EscalationRouter(
+        [Route(name="sales", levels=(level,))],
+        MemoryStore(),
+        channels=[_mail_to_deciders(smtp, {"#leads": "leads@example.com"})],
+        groups={"leads": ["carol", "dan", "erin"]},
+        clock=clock,
+        audit=None,
+        links=links,
+    )
+    request = ActionRequest(action="crm.deal.discount", principal=Principal(agent="bot"))
+    escalate = {"id": "d", "effect": "escalate", "actions": "crm.*.*", "escalate_to": "sales"}
+    policy = Policy.from_dict({"rules": [{"id": "crm", "effect": "allow", "actions": "crm.*.*"},
+                                         escalate]})  # fmt: skip
+    router.open(policy.evaluate(request))
+    router.tick()
+
+    holders: dict[str, set[str]] = {}
+    for to, message in smtp.mailbox.received():
+        text = _part(message, "plain") + _part(message, "html")
+        tokens = set(re.findall(r"https://approvals\.example\.com/link/([A-Za-z0-9_.-]+)", text))
+        holders[to] = {links.verify(token).user for token in tokens}
+    assert holders == {
+        "leads@example.com": set(),
+        "carol@example.com": {"carol"},
+        "dan@example.com": {"dan"},
+    }
+
+
+def test_email_message_ids_are_stable_per_notification_and_reader(smtp: SmtpServer) -> None:
+    """A redelivery (with fresh links) repeats each Message-ID; each reader's mail has its own."""
+    channel = _mail_to_deciders(smtp, ["ops@example.com"])
+    run(channel.send(make_notification(links=LINKS)))
+    fresh = {decider: url.replace("sig", "new") for decider, url in LINKS.items()}
+    run(channel.send(make_notification(links=fresh)))
+    ids = [(to, message["Message-ID"]) for to, message in smtp.mailbox.received()]
+    assert ids[:3] == ids[3:]
+    assert dict(ids[:3]) == {
+        "ops@example.com": "<esc-7f3a%3A1@example.com>",
+        "carol@example.com": "<esc-7f3a%3A1.carol@example.com>",
+        "dan@example.com": "<esc-7f3a%3A1.dan@example.com>",
+    }
+
+
+def test_email_without_deciders_sends_no_link_and_says_so(smtp: SmtpServer) -> None:
+    """With links but no deciders=, only the shared mail goes, linkless; the warning names all."""
+    with capture_logs() as logs:
+        channel = EmailChannel(smtp.host, smtp.port, sender="h@example.com", recipients=["o@x.io"])
+        run(channel.send(make_notification(links=LINKS)))
+    (message,) = smtp.mailbox.messages()
+    assert _links_in(message) == set()
+    (warning,) = [log for log in logs if log["event"] == "escalation.email.links_not_sent"]
+    assert warning["log_level"] == "warning"
+    assert warning["deciders"] == ["carol", "dan", "erin"]
+    assert "-token" not in repr(logs)
 
 
 def test_email_without_a_mapping_mails_recipients_that_are_addresses(smtp: SmtpServer) -> None:
@@ -701,6 +846,9 @@ def test_email_repr_hides_the_login() -> None:
         ({"timeout": -1}, "timeout must be positive"),
         ({"username": "bot", "password": "pw"}, "would send the password in plain text"),
         ({"allow_plaintext_login": 1}, "allow_plaintext_login must be True or False"),
+        ({"deciders": ["carol@example.com"]}, "deciders must map decider ids to addresses"),
+        ({"deciders": {"carol": "carol"}}, "deciders['carol'] must be an email address"),
+        ({"deciders": {"group:leads": "l@example.com"}}, "'group:leads' is not a user's"),
     ],
 )
 def test_email_refuses_bad_arguments(kwargs: dict[str, Any], complaint: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import pwd
 import sqlite3
 import uuid
 from pathlib import Path
@@ -23,6 +25,7 @@ from handrail.testing import FakeClock, PostgresServer
 
 ROUTES_FILE = Path(__file__).parents[2] / "examples" / "routes" / "sales.yaml"
 MONDAY = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)  # 10:00 in Berlin
+ME = pwd.getpwuid(os.geteuid()).pw_name  # the CLI decides as the OS user running it
 POLICY = Policy.from_dict(
     {
         "rules": [
@@ -50,15 +53,17 @@ def open_case(
 ) -> Escalation:
     """Open one discount escalation on the example's sales-managers route.
 
-    With ``groups``, the router knows the file's groups, so the case stores
-    the expanded user ids; without, it stores only ``group:sales-leads``.
+    With ``groups``, the router knows the file's groups, with the OS user
+    running the tests (``ME``) added to sales-leads, so the case stores the
+    expanded user ids; without, it stores only ``group:sales-leads``.
     """
     routes = load_routes(ROUTES_FILE)
+    leads = {**routes.groups, "sales-leads": routes.groups["sales-leads"] | {ME}}
     router = EscalationRouter(
         routes.routes,
         store,
         clock=FakeClock(MONDAY),
-        groups=routes.groups if groups else None,
+        groups=leads if groups else None,
     )
     return router.open(POLICY.evaluate(REQUEST), external_id=external_id)
 
@@ -71,17 +76,23 @@ def audit_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_a_change_without_an_audit_log_is_refused_unless_no_audit(
+def test_a_change_without_an_audit_log_is_refused_unless_a_cancel_says_no_audit(
     db: Path, case: Escalation, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A decision without an audit log is a usage error, even with --no-audit; a cancel may
+    go unrecorded when told so."""
     monkeypatch.delenv("HANDRAIL_AUDIT")
-    code, _, err = run(capsys, "ack", case.id, "--by", "maria", "--store", db)
+    code, _, err = run(capsys, "ack", case.id, "--store", db)
     assert code == 2
     assert "must be audited" in err
+    assert "--no-audit" not in err
+    code, _, err = run(capsys, "ack", case.id, "--store", db, "--no-audit")
+    assert code == 2
+    assert "decisions are always audited" in err
     assert stored(db, case.id).state is EscalationState.OPEN
-    code, _, _ = run(capsys, "ack", case.id, "--by", "maria", "--store", db, "--no-audit")
+    code, _, _ = run(capsys, "cancel", case.id, "--store", db, "--no-audit")
     assert code == 0
-    assert stored(db, case.id).state is EscalationState.ACKNOWLEDGED
+    assert stored(db, case.id).state is EscalationState.CANCELLED
 
 
 @pytest.fixture
@@ -148,9 +159,7 @@ def test_list_filters_by_state_route_and_limit(
 ) -> None:
     """`--state`, `--route` and `--limit` narrow the list; an empty one says so."""
     second = open_in(db)
-    assert (
-        run(capsys, "approve", second.id, "--by", "maria", "--reason", "ok", "--store", db)[0] == 0
-    )
+    assert run(capsys, "approve", second.id, "--reason", "ok", "--store", db)[0] == 0
 
     code, out, _ = run(capsys, "list", "--store", db, "--state", "approved")
     assert code == 0
@@ -184,7 +193,7 @@ def test_show_tells_the_whole_case(
     assert "escalate by rule 'big-discount'" in out
     assert "sales-managers, level 0 (team-lead), step 1 of 3" in out
     assert "deciders:" in out
-    assert "group:sales-leads, li, maria" in out
+    assert f"group:sales-leads, li, maria, {ME}" in out
     assert "ack due:" in out
     assert "2026-01-05 09:30:00Z" in out
     assert "resolve due:" in out
@@ -193,7 +202,8 @@ def test_show_tells_the_whole_case(
     assert history[0].split() == ["AT", "EVENT", "LEVEL", "BY", "REASON"]
     assert history[1].split()[:4] == ["2026-01-05", "09:00:00Z", "opened", "0"]
     assert "sk-live" not in out
-    assert '"api_key": "***"' in out
+    assert '\n  api_key: "***"\n' in out
+    assert "\n  discount_pct: 30\n" in out
     assert "external id" not in out
 
 
@@ -265,14 +275,15 @@ def test_a_file_that_is_no_store_exits_1(
 
 
 def test_ack_takes_the_case(db: Path, case: Escalation, capsys: pytest.CaptureFixture[str]) -> None:
-    """`ack` by a decider acknowledges the case; the ack deadline stops."""
-    code, out, err = run(capsys, "ack", case.id, "--by", "maria", "--store", db)
+    """`ack` by a decider (the OS user) acknowledges the case; the ack deadline stops."""
+    code, out, err = run(capsys, "ack", case.id, "--store", db)
     assert (code, err) == (0, "")
-    assert out.startswith(f"escalation {case.id}: acknowledged by maria at level 0 (team-lead)")
+    assert out.startswith(f"escalation {case.id}: acknowledged by {ME}")
+    assert "at level 0 (team-lead)" in out
     assert "decide by 2026-01-05 13:00:00Z" in out
     now = stored(db, case.id)
     assert now.state is EscalationState.ACKNOWLEDGED
-    assert now.acknowledged_by == "maria"
+    assert now.acknowledged_by == ME
     assert now.ack_due is None
 
 
@@ -282,20 +293,20 @@ def test_approve_by_a_decider_is_final_and_audited(
     """`approve` by a decider approves, with the reason kept in history and in the audit log."""
     audit = tmp_path / "audit.jsonl"
     code, out, err = run(
-        capsys, "approve", case.id, "--by", "li", "--reason", "strategic account",
-        "--store", db, "--audit", audit,
+        capsys, "approve", case.id, "--reason", "strategic account", "--store", db,
+        "--audit", audit,
     )  # fmt: skip
     assert (code, err) == (0, "")
-    assert "approved by li" in out
+    assert f"approved by {ME}" in out
     assert "the action may run, once" in out
     now = stored(db, case.id)
     assert (now.state, now.decided_by, now.reason, now.allowed) == (
-        EscalationState.APPROVED, "li", "strategic account", True,
+        EscalationState.APPROVED, ME, "strategic account", True,
     )  # fmt: skip
     with AuditLog.open(audit, read_only=True) as log:
         records = list(log.records())
     assert [(r.outcome.value, r.context["by"], r.reason) for r in records] == [
-        ("approved", "li", "strategic account")
+        ("approved", ME, "strategic account")
     ]
     assert records[0].escalation_id == case.id
 
@@ -304,9 +315,7 @@ def test_reject_and_json_output(
     db: Path, case: Escalation, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`reject --json` rejects and prints the new escalation as JSON."""
-    code, out, _ = run(
-        capsys, "reject", case.id, "--by", "maria", "--reason", "too deep", "--store", db, "--json"
-    )
+    code, out, _ = run(capsys, "reject", case.id, "--reason", "too deep", "--store", db, "--json")
     assert code == 0
     data = json.loads(out)
     assert (data["state"], data["allowed"], data["reason"]) == ("rejected", False, "too deep")
@@ -315,34 +324,35 @@ def test_reject_and_json_output(
 def test_cancel_withdraws_the_case(
     db: Path, case: Escalation, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`cancel` needs no decider: the case is cancelled and its action will not run."""
+    """`cancel` needs no decider: the case is cancelled, by the OS user, and will not run."""
     code, out, _ = run(capsys, "cancel", case.id, "--reason", "deal lost", "--store", db)
     assert code == 0
-    assert "cancelled" in out
+    assert f"cancelled by {ME}" in out
     assert "the action will not run" in out
     now = stored(db, case.id)
     assert (now.state, now.reason, now.allowed) == (EscalationState.CANCELLED, "deal lost", False)
+    assert now.history[-1].by == ME
 
 
 def test_approve_by_a_non_decider_is_refused_and_audited(
-    db: Path, case: Escalation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A non-decider's `approve` exits 1 naming the case and the deciders, changes nothing,
-    and leaves a `refused` record in the audit log."""
+    """An OS user who is not a decider: `approve` exits 1 naming the case and the deciders,
+    changes nothing, and leaves a `refused` record in the audit log."""
+    case = open_in(db, groups=False)  # deciders: group:sales-leads only, unexpanded
     audit = tmp_path / "audit.jsonl"
     code, out, err = run(
-        capsys, "approve", case.id, "--by", "mallory", "--reason", "me", "--store", db,
-        "--audit", audit,
-    )  # fmt: skip
+        capsys, "approve", case.id, "--reason", "me", "--store", db, "--audit", audit
+    )
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
     assert case.id in err
-    assert "'mallory' may not decide at level 0" in err
+    assert f"{ME!r} may not decide at level 0" in err
     assert stored(db, case.id).state is EscalationState.OPEN
     with AuditLog.open(audit, read_only=True) as log:
         records = list(log.records())
     assert [(r.outcome.value, r.context["by"], r.context["attempted"]) for r in records] == [
-        ("refused", "mallory", "approve")
+        ("refused", ME, "approve")
     ]
 
 
@@ -350,7 +360,7 @@ def test_approving_twice_is_an_illegal_transition(
     db: Path, case: Escalation, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Approving an approved case exits 1: its state forbids the change."""
-    argv = ("approve", case.id, "--by", "maria", "--reason", "ok", "--store", db)
+    argv = ("approve", case.id, "--reason", "ok", "--store", db)
     assert run(capsys, *argv)[0] == 0
     code, out, err = run(capsys, *argv)
     assert (code, out) == (1, "")
@@ -359,27 +369,35 @@ def test_approving_twice_is_an_illegal_transition(
 
 def test_an_unknown_id_exits_1(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`show` and `approve` of an id the store does not hold exit 1 naming it."""
-    for argv in (("show", "no-such-id"), ("approve", "no-such-id", "--by", "a", "--reason", "b")):
+    for argv in (("show", "no-such-id"), ("approve", "no-such-id", "--reason", "b")):
         code, out, err = run(capsys, *argv, "--store", db)
         assert (code, out) == (1, "")
         assert "escalation no-such-id: no such escalation" in err
 
 
-def test_a_group_decider_counts_with_the_routes_file(
-    db: Path, capsys: pytest.CaptureFixture[str]
+def test_a_routes_file_never_widens_who_may_decide(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A case stored with only `group:sales-leads` refuses li until `--routes` says li is in it."""
+    """A case stored with only `group:sales-leads` stays closed to a user whom a `--routes`
+    file (anyone can write one) puts in that group; the file only shows the members."""
     case = open_in(db, groups=False)
     assert stored(db, case.id).deciders == ("group:sales-leads",)
-    argv = ("approve", case.id, "--by", "li", "--reason", "ok", "--store", db)
-
-    code, _, err = run(capsys, *argv)
-    assert code == 1
-    assert "'li' may not decide" in err
-    code, out, err = run(capsys, *argv, "--routes", ROUTES_FILE)
-    assert (code, err) == (0, "")
-    assert "approved by li" in out
-    assert stored(db, case.id).decided_by == "li"
+    mine = tmp_path / "routes.yaml"
+    mine.write_text(
+        ROUTES_FILE.read_text(encoding="utf-8").replace(
+            "sales-leads: [maria, li]", f"sales-leads: [maria, li, {ME}]"
+        ),
+        encoding="utf-8",
+    )
+    argv = ("approve", case.id, "--reason", "ok", "--store", db)
+    for extra in ((), ("--routes", mine)):
+        code, out, err = run(capsys, *argv, *extra)
+        assert (code, out) == (1, "")
+        assert f"{ME!r} may not decide" in err
+    assert stored(db, case.id).state is EscalationState.OPEN
+    code, out, _ = run(capsys, "show", case.id, "--store", db, "--routes", mine)
+    assert code == 0
+    assert f"group:sales-leads (li, maria, {ME})" in out
 
 
 def test_a_malformed_routes_file_exits_1_with_its_line(
@@ -392,8 +410,6 @@ def test_a_malformed_routes_file_exits_1_with_its_line(
         capsys,
         "approve",
         case.id,
-        "--by",
-        "li",
         "--reason",
         "ok",
         "--store",
@@ -409,11 +425,14 @@ def test_a_malformed_routes_file_exits_1_with_its_line(
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
-        (("approve", "X", "--by", "maria"), "--reason"),
-        (("approve", "X", "--by", " ", "--reason", "ok"), "--by: is empty"),
+        (("approve", "X"), "--reason"),
+        (("approve", "X", "--as", " ", "--reason", "ok"), "--as: is empty"),
+        (("approve", "X", "--by", "maria", "--reason", "ok"), "--by: removed"),
+        (("ack", "X", "--by", "maria"), "--as USER"),
+        (("cancel", "X", "--by", "maria"), "--by: removed"),
+        (("reject", "X", "--reason", "no", "--no-audit"), "--no-audit: decisions are always"),
         (("list", "--limit", "0"), "--limit: expected 1 or more"),
         (("list", "--state", "pending"), "--state: invalid choice"),
-        (("ack", "X"), "--by"),
         (("list", "--schema", "s"), "--schema: applies to PostgreSQL URLs only"),
         (("list", "--store", "sqlite:///x.db"), "--store: unknown escalation store URL scheme"),
         ((), "COMMAND"),
@@ -437,7 +456,7 @@ def test_an_unreachable_postgres_url_never_prints_its_password(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A store that cannot be reached exits 1 naming it, its password masked."""
-    for command in (("list",), ("approve", "X", "--by", "a", "--reason", "b")):
+    for command in (("list",), ("approve", "X", "--reason", "b")):
         code, out, err = run(capsys, *command, "--store", "postgresql://u:sekret@127.0.0.1:1/x")
         assert (code, out) == (1, "")
         assert "127.0.0.1" in err
@@ -460,12 +479,12 @@ def test_decide_in_postgres_without_printing_the_password(
     outputs = [
         run(capsys, "list", *common),
         run(capsys, "show", "no-such-id", *common),
-        run(capsys, "approve", case.id, "--by", "maria", "--reason", "ok", *common),
-        run(capsys, "approve", case.id, "--by", "maria", "--reason", "ok", *common),
+        run(capsys, "approve", case.id, "--reason", "ok", *common),
+        run(capsys, "approve", case.id, "--reason", "ok", *common),
     ]
     assert [code for code, _, _ in outputs] == [0, 1, 0, 1]
     assert case.id in outputs[0][1]
-    assert "approved by maria" in outputs[2][1]
+    assert f"approved by {ME}" in outputs[2][1]
     assert "sekret" not in "".join(out + err for _, out, err in outputs)
 
 
@@ -536,7 +555,7 @@ def test_store_locations_never_print_their_password(
     """key=value strings are PostgreSQL; mistyped URLs are refused; no password, no file."""
     monkeypatch.chdir(tmp_path)
     before = sorted(tmp_path.iterdir())
-    for command in (("list",), ("approve", "X", "--by", "a", "--reason", "b")):
+    for command in (("list",), ("approve", "X", "--reason", "b")):
         got, out, err = run(capsys, *command, "--store", store)
         assert (got, out) == (code, "")
         assert says in err
@@ -568,20 +587,14 @@ def test_a_key_value_store_opens_postgres(
     assert PASSWORD not in out
 
 
-def test_by_follows_the_name_rule(
+def test_as_follows_the_name_rule(
     db: Path, case: Escalation, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`--by Li` decides as the user li; a look-alike `--by` is a usage error, never a crash."""
+    """A look-alike `--as` name is a usage error, never a crash, and shown escaped."""
     code, _, err = run(
-        capsys, "approve", case.id, "--by", "l\u0456", "--reason", "ok", "--store", db,
-        "--no-audit",
-    )  # fmt: skip
+        capsys, "approve", case.id, "--as", "l\u0456", "--reason", "ok", "--store", db
+    )
     assert code == 2
     assert "\\u0456 (CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I)" in err
     assert err.isascii()
     assert stored(db, case.id).state is EscalationState.OPEN
-    code, _, err = run(
-        capsys, "approve", case.id, "--by", "Li", "--reason", "ok", "--store", db, "--no-audit"
-    )
-    assert (code, err) == (0, "")
-    assert stored(db, case.id).decided_by == "li"

@@ -46,12 +46,12 @@ def test_upgrade_a_postgres_schema_twice(
     shown = f"{url.replace(PASSWORD, '***')} (schema '{schema}')"
     assert run(["db", "upgrade", url, "--schema", schema], capsys) == (
         0,
-        f"{shown}: upgraded to version 2 (2 step(s) applied)\n",
+        f"{shown}: upgraded to version 3 (3 step(s) applied)\n",
         "",
     )
     assert run(["db", "upgrade", url, "--schema", schema], capsys) == (
         0,
-        f"{shown}: already at version 2\n",
+        f"{shown}: already at version 3\n",
         "",
     )
     PostgresStore(postgres_server.url, schema=schema, create=False).close()
@@ -143,7 +143,7 @@ def test_a_key_value_string_upgrades_a_real_server(
     code, out, err = run(["db", "upgrade", dsn, "--schema", schema], capsys)
     assert (code, err) == (0, "")
     assert "password=***" in out
-    assert out.endswith(f"(schema '{schema}'): upgraded to version 2 (2 step(s) applied)\n")
+    assert out.endswith(f"(schema '{schema}'): upgraded to version 3 (3 step(s) applied)\n")
     assert PASSWORD not in out
     PostgresStore(postgres_server.url, schema=schema, create=False).close()
 

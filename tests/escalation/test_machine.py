@@ -116,13 +116,15 @@ def test_deciders_expand_groups_sorted_and_unique() -> None:
     )
 
 
-def test_may_decide_by_id_or_by_group_membership() -> None:
-    """A decider is listed by id, or belongs to a listed group."""
-    e = fire(opened(), T0 + HOUR)  # level 1: group:vps
-    assert machine.may_decide(e, "victor")
-    assert machine.may_decide(e, "someone", frozenset({"vps"}))
-    assert not machine.may_decide(e, "maria")
-    assert not machine.may_decide(e, "someone", frozenset({"sales"}))
+def test_may_decide_by_id_in_the_snapshot_and_the_directory() -> None:
+    """A decider is listed by id in the case's snapshot and, when given, the router's directory."""
+    e = fire(opened(), T0 + HOUR)  # level 1: group:vps, expanded to its members
+    assert machine.may_decide(e, "victor", None)
+    assert machine.may_decide(e, "victor", ("group:vps", "victor"))
+    assert not machine.may_decide(e, "victor", ("group:vps",))  # this router's groups say no
+    assert not machine.may_decide(e, "maria", None)
+    assert not machine.may_decide(e, "group:vps", None)  # a group entry is nobody's user id
+    assert not machine.may_decide(e, "maria", ("maria",))  # the directory never widens
 
 
 # --- acknowledging -------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from handrail import (
     User,
 )
 from handrail._values import MAX_VALUE_ITEMS
+from handrail.approvals import Identity
 from handrail.audit import AuditLog, AuditRecord, MemorySink
 from handrail.escalation import (
     AlreadyExecuted,
@@ -40,6 +41,7 @@ from handrail.escalation import (
     IllegalTransition,
     Level,
     NotADecider,
+    NotAuthenticated,
     Notification,
     OnTimeout,
     Route,
@@ -180,6 +182,9 @@ class CountingStore:
     def pending_deliveries(self, escalation_id: str | None = None) -> builtins.list[Delivery]:
         return self.inner.pending_deliveries(escalation_id)
 
+    def is_admin(self) -> bool:
+        return self.inner.is_admin()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -292,7 +297,8 @@ def test_plain_data_is_fingerprinted_and_told_apart() -> None:
         [1, 2], (2, 1), {"a": 1}, frozenset({"a"}), Point(x=1, y=2),
         Level(deciders=("maria",), resolve_within=HOUR),
     ]  # fmt: skip
-    prints = {request_fingerprint(decision(rows=value).request) for value in values}
+    key = b"k" * 32
+    prints = {request_fingerprint(decision(rows=value).request, key=key) for value in values}
     assert len(prints) == len(values)
 
 
@@ -301,7 +307,7 @@ def test_get_and_list(router: EscalationRouter, clock: FakeClock) -> None:
     first = router.open(decision())
     clock.advance(SECOND)
     second = router.open(decision())
-    router.reject(second.id, by="maria")
+    router.reject(second.id, by=Identity("maria", method="test"))
     assert [e.id for e in router.list()] == [first.id, second.id]
     assert [e.id for e in router.list(state="rejected")] == [second.id]
     assert [e.id for e in router.list(route="sales", limit=1)] == [first.id]
@@ -309,7 +315,7 @@ def test_get_and_list(router: EscalationRouter, clock: FakeClock) -> None:
     with pytest.raises(UnknownEscalation):
         router.get("no-such-id")
     with pytest.raises(UnknownEscalation):
-        router.approve("no-such-id", by="maria")
+        router.approve("no-such-id", by=Identity("maria", method="test"))
 
 
 # --- notifications ---------------------------------------------------------------------------
@@ -340,7 +346,7 @@ def test_opening_notifies_the_first_level(router: EscalationRouter, inbox: Inbox
         "alice",
     )
     assert notice.summary == "bot for alice wants to crm.deal.discount (rule big-discount)"
-    assert any(f"approve {e.id} --by USER" in command for command in notice.commands)
+    assert f"handrail escalations approve {e.id} --reason '...'" in notice.commands
     assert router.tick() == (0, 0, 0)  # delivered once
 
 
@@ -348,7 +354,7 @@ def test_a_warning_goes_out_at_75_percent_of_the_deadline(
     router: EscalationRouter, clock: FakeClock, inbox: Inbox
 ) -> None:
     """At 75% of ``resolve_within`` the level is reminded, once."""
-    e = router.acknowledge(router.open(decision()).id, by="maria")
+    e = router.acknowledge(router.open(decision()).id, by=Identity("maria", method="test"))
     router.tick()
     clock.advance(3 * HOUR - SECOND)
     assert router.tick().fired == 0
@@ -382,7 +388,7 @@ def test_a_breach_notifies_the_next_level(
 def test_a_decision_sends_a_resolved_notice(router: EscalationRouter, inbox: Inbox) -> None:
     """A decision tells the level the case is settled: no deadline, no commands."""
     e = router.open(decision())
-    router.approve(e.id, by="maria", reason="within budget")
+    router.approve(e.id, by=Identity("maria", method="test"), reason="within budget")
     router.tick()
     assert inbox.kinds() == [("opened", 0), ("resolved", 0)]
     resolved = inbox.sent[-1]
@@ -419,9 +425,9 @@ def test_a_level_may_pick_its_channels(
 def test_a_listed_user_id_decides(router: EscalationRouter) -> None:
     """A user listed by id at the current level may acknowledge, then decide."""
     e = router.open(decision())
-    acked = router.acknowledge(e.id, by="maria")
+    acked = router.acknowledge(e.id, by=Identity("maria", method="test"))
     assert (acked.state, acked.acknowledged_by) == (EscalationState.ACKNOWLEDGED, "maria")
-    rejected = router.reject(e.id, by="maria", reason="too much")
+    rejected = router.reject(e.id, by=Identity("maria", method="test"), reason="too much")
     assert (rejected.state, rejected.allowed, rejected.decided_by) == (
         EscalationState.REJECTED,
         False,
@@ -432,7 +438,7 @@ def test_a_listed_user_id_decides(router: EscalationRouter) -> None:
 def test_a_member_of_a_listed_group_decides(router: EscalationRouter) -> None:
     """``group:leads`` lets every member the router's ``groups`` lists decide."""
     e = router.open(decision())
-    approved = router.approve(e.id, by="lena")
+    approved = router.approve(e.id, by=Identity("lena", method="test"))
     assert (approved.state, approved.allowed, approved.decided_by) == (
         EscalationState.APPROVED,
         True,
@@ -440,18 +446,18 @@ def test_a_member_of_a_listed_group_decides(router: EscalationRouter) -> None:
     )
 
 
-def test_a_user_object_decides_through_its_groups(
+def test_a_user_object_with_a_listed_group_is_not_a_decider(
     make_store: MakeStore, clock: FakeClock, audit: AuditLog
 ) -> None:
-    """A ``User`` whose own groups include a listed group may decide, with no ``groups=`` at all."""
+    """A ``User``'s own groups count for nothing: only a verified, listed ``Identity`` decides."""
     store = make_store()
     router = EscalationRouter([SALES], store, clock=clock, audit=audit)
     e = router.open(decision())
+    with pytest.raises(NotAuthenticated):
+        router.approve(e.id, by=User(id="lena", groups=frozenset({"leads"})))  # type: ignore[arg-type]
     with pytest.raises(NotADecider):
-        router.approve(e.id, by="lena")  # the router does not know lena is a lead
-    lena = User(id="lena", groups=frozenset({"leads"}))
-    approved = router.approve(e.id, by=lena)
-    assert approved.decided_by == "lena"
+        router.approve(e.id, by=Identity("lena", method="test"))  # the router knows no leads
+    assert router.get(e.id) == e
 
 
 def test_only_the_current_levels_deciders_may_act(
@@ -462,8 +468,8 @@ def test_only_the_current_levels_deciders_may_act(
     clock.advance(HOUR)
     router.tick()
     with pytest.raises(NotADecider):
-        router.approve(e.id, by="maria")
-    assert router.approve(e.id, by="vera").decided_by == "vera"
+        router.approve(e.id, by=Identity("maria", method="test"))
+    assert router.approve(e.id, by=Identity("vera", method="test")).decided_by == "vera"
 
 
 def test_a_non_decider_is_refused_audited_and_nothing_changes(
@@ -472,9 +478,9 @@ def test_a_non_decider_is_refused_audited_and_nothing_changes(
     """Someone not listed raises ``NotADecider``; the refusal is audited; the case is untouched."""
     e = router.open(decision())
     attempts: list[Callable[[], object]] = [
-        lambda: router.acknowledge(e.id, by="mallory"),
-        lambda: router.approve(e.id, by="mallory", reason="trust me"),
-        lambda: router.reject(e.id, by=User(id="mallory", groups=frozenset({"vps"}))),
+        lambda: router.acknowledge(e.id, by=Identity("mallory", method="test")),
+        lambda: router.approve(e.id, by=Identity("mallory", method="test"), reason="trust me"),
+        lambda: router.reject(e.id, by=Identity("mallory", method="test")),
     ]
     for attempt in attempts:
         with pytest.raises(NotADecider) as caught:
@@ -494,10 +500,10 @@ def test_a_non_decider_is_refused_audited_and_nothing_changes(
 
 def test_a_final_case_refuses_every_move(router: EscalationRouter) -> None:
     """After a decision, acknowledging, deciding or cancelling again raises and changes nothing."""
-    e = router.approve(router.open(decision()).id, by="maria")
+    e = router.approve(router.open(decision()).id, by=Identity("maria", method="test"))
     moves: list[Callable[[], object]] = [
-        lambda: router.acknowledge(e.id, by="maria"),
-        lambda: router.reject(e.id, by="maria"),
+        lambda: router.acknowledge(e.id, by=Identity("maria", method="test")),
+        lambda: router.reject(e.id, by=Identity("maria", method="test")),
         lambda: router.cancel(e.id, reason="oops"),
     ]
     for move in moves:
@@ -551,13 +557,13 @@ def test_every_transition_is_audited_with_the_escalation_id(
 ) -> None:
     """Each event in a case's history is one audit record naming the case, in order."""
     e = router.open(decision())
-    router.acknowledge(e.id, by="maria")
+    router.acknowledge(e.id, by=Identity("maria", method="test"))
     clock.advance(3 * HOUR)
     router.tick()  # warned
     clock.advance(HOUR)
     router.tick()  # resolve breached: escalated to the VPs
-    router.acknowledge(e.id, by="victor")
-    final = router.approve(e.id, by="victor", reason="ok")
+    router.acknowledge(e.id, by=Identity("victor", method="test"))
+    final = router.approve(e.id, by=Identity("victor", method="test"), reason="ok")
     router.claim_execution(e.id)
     kinds = [event.kind for event in final.history]
     assert kinds == [
@@ -619,10 +625,10 @@ def test_secrets_never_reach_the_store_notifications_or_audit(
         "note": "***",
     }
     with pytest.raises(NotADecider):
-        router.approve(e.id, by="mallory")
+        router.approve(e.id, by=Identity("mallory", method="test"))
     clock.advance(HOUR)
     router.tick()
-    router.approve(e.id, by="vera")
+    router.approve(e.id, by=Identity("vera", method="test"))
     router.tick()
     kept = [escalation.model_dump_json() for escalation in router.list()]
     told = [notice.model_dump_json() for notice in inbox.sent]
@@ -775,8 +781,8 @@ def test_on_resolved_is_called_once_per_final_case(
 
     decided = router.open(decision())
     timed_out = router.open(decision())
-    router.acknowledge(decided.id, by="maria")
-    router.approve(decided.id, by="maria")
+    router.acknowledge(decided.id, by=Identity("maria", method="test"))
+    router.approve(decided.id, by=Identity("maria", method="test"))
     router.claim_execution(decided.id)  # a change, but not a resolution
     clock.advance(HOUR)
     router.tick()
@@ -808,7 +814,7 @@ def test_a_raising_callback_is_logged_and_undoes_nothing(
             telemetry=captured.telemetry,
         )
         e = router.open(decision())
-        approved = router.approve(e.id, by="maria")
+        approved = router.approve(e.id, by=Identity("maria", method="test"))
     logs = captured.events
     assert approved.state is EscalationState.APPROVED
     assert router.get(e.id).state is EscalationState.APPROVED
@@ -848,7 +854,7 @@ def test_a_failing_audit_log_undoes_nothing_and_loses_no_record(
     )
     e = router.open(decision())
     sink.broken = True
-    approved = router.approve(e.id, by="maria")
+    approved = router.approve(e.id, by=Identity("maria", method="test"))
     assert approved.state is EscalationState.APPROVED
     assert router.get(e.id).state is EscalationState.APPROVED
     assert seen == [e.id]
@@ -895,7 +901,10 @@ def test_a_case_keeps_the_route_it_opened_under(
     assert restarted.tick().fired == 1
     (e,) = restarted.list()
     assert (e.level, e.deciders) == (1, ("group:vps", "vera", "victor"))
-    assert restarted.approve(e.id, by="vera").state is EscalationState.APPROVED
+    assert (
+        restarted.approve(e.id, by=Identity("vera", method="test")).state
+        is EscalationState.APPROVED
+    )
 
 
 # --- restarts, cost, concurrency ---------------------------------------------------------------
@@ -910,8 +919,8 @@ def test_a_restart_keeps_everything_and_processes_what_is_due(
     store = make_store()
     first = EscalationRouter([SALES], store, channels=[before], clock=clock, audit=audit)
     waiting = first.open(decision())
-    acked = first.acknowledge(first.open(decision()).id, by="maria")
-    decided = first.reject(first.open(decision()).id, by="maria")
+    acked = first.acknowledge(first.open(decision()).id, by=Identity("maria", method="test"))
+    decided = first.reject(first.open(decision()).id, by=Identity("maria", method="test"))
     store.close()  # "crash": no tick ran, nothing was sent
 
     clock.advance(2 * HOUR)
@@ -934,7 +943,10 @@ def test_a_restart_keeps_everything_and_processes_what_is_due(
     assert len(after.sent) == 5
     assert second.get(waiting.id).level == 1
     assert second.get(acked.id).level == 0
-    assert second.approve(waiting.id, by="victor").state is EscalationState.APPROVED
+    assert (
+        second.approve(waiting.id, by=Identity("victor", method="test")).state
+        is EscalationState.APPROVED
+    )
     assert audited_events(audit, waiting.id) == ["opened", "breached", "escalated", "approved"]
 
 
@@ -976,7 +988,7 @@ def test_an_approved_action_is_claimed_once_across_routers(
         for n, store in enumerate(stores)
     ]
     for _ in range(5):
-        e = routers[0].approve(routers[0].open(decision()).id, by="maria")
+        e = routers[0].approve(routers[0].open(decision()).id, by=Identity("maria", method="test"))
         start = threading.Barrier(2)
         outcomes: list[object] = []
 
@@ -1071,7 +1083,7 @@ def test_transitions_are_span_events_in_the_agents_trace(
         agent = captured.tracer_provider.get_tracer("agent")
         with agent.start_as_current_span("agent-step") as step:
             e = router.open(decision(api_key=API_KEY))
-            router.acknowledge(e.id, by="maria")
+            router.acknowledge(e.id, by=Identity("maria", method="test"))
     spans = captured.spans
     trace_id = step.get_span_context().trace_id
     assert {span.context.trace_id for span in spans} == {trace_id}
@@ -1095,8 +1107,8 @@ def test_transitions_and_refusals_are_logged(make_store: MakeStore, clock: FakeC
         router = EscalationRouter([SALES], make_store(), clock=clock, telemetry=captured.telemetry)
         e = router.open(decision(api_key=API_KEY))
         with pytest.raises(NotADecider):
-            router.approve(e.id, by="mallory")
-        router.approve(e.id, by="maria")
+            router.approve(e.id, by=Identity("mallory", method="test"))
+        router.approve(e.id, by=Identity("maria", method="test"))
     logs = captured.events
     assert [log["event"] for log in logs] == [
         "handrail.escalation.opened",

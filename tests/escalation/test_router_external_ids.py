@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from handrail import ConfigurationError
+from handrail.approvals import Identity
 from handrail.audit import AuditLog
 from handrail.escalation import (
     Escalation,
@@ -106,7 +107,7 @@ def test_the_same_external_id_returns_the_case_whatever_its_state(
     """Once decided (or executed), the case opened under the id is returned as it is now:
     resuming by external id sees the human's decision."""
     opened = router.open(decision(), external_id=CALL)
-    router.approve(opened.id, by="maria")
+    router.approve(opened.id, by=Identity("maria", method="test"))
     router.claim_execution(opened.id)
     again = router.open(decision(), external_id=CALL)
     assert again.id == opened.id
@@ -332,13 +333,15 @@ def test_the_async_twins_do_what_the_sync_methods_do_off_the_event_loop(
         assert await router.aget(one.id) == one
         assert await router.afind(CALL) == one
         assert await router.afind("call_unknown") is None
-        acknowledged = await router.aacknowledge(one.id, by="maria")
+        acknowledged = await router.aacknowledge(one.id, by=Identity("maria", method="test"))
         assert acknowledged.acknowledged_by == "maria"
-        assert (await router.aapprove(one.id, by="maria")).allowed is True
+        assert (await router.aapprove(one.id, by=Identity("maria", method="test"))).allowed is True
         assert (await router.aclaim_execution(one.id)).executed_by == router.worker
         two, three, four = [await router.aopen(decision()) for _ in range(3)]
-        assert (await router.areject(two.id, by="maria")).allowed is False
-        decided = await router.adecide(three.id, approve=True, by="lena", reason="ok")
+        assert (await router.areject(two.id, by=Identity("maria", method="test"))).allowed is False
+        decided = await router.adecide(
+            three.id, approve=True, by=Identity("lena", method="test"), reason="ok"
+        )
         assert (decided.allowed, decided.reason) == (True, "ok")
         assert (await router.acancel(four.id, by="bot")).state is EscalationState.CANCELLED
         rejected = await router.alist(state="rejected")

@@ -23,6 +23,7 @@ from hypothesis.stateful import (
 )
 
 from handrail import ActionRequest, Policy, Principal, User
+from handrail.approvals import Identity
 from handrail.audit import AuditLog
 from handrail.escalation import (
     AlreadyExecuted,
@@ -35,6 +36,7 @@ from handrail.escalation import (
     Level,
     MemoryStore,
     NotADecider,
+    NotAuthenticated,
     Notification,
     OnTimeout,
     Route,
@@ -48,7 +50,8 @@ T0 = datetime(2025, 1, 6, 8, tzinfo=UTC)  # a Monday, 09:00 in Berlin
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 
-GROUPS = {"leads": ["dave"], "ops": ["erin", "alice"]}
+# The agent ("bot") and the user it acts for ("erin") are in ops: four eyes refuses them.
+GROUPS = {"leads": ["dave"], "ops": ["erin", "alice", "bot"]}
 ROUTES = (
     Route(
         name="deny",
@@ -100,18 +103,16 @@ POLICY = Policy.from_dict(
     }
 )
 
-# Who acts: ids the router's groups know, and users carrying their own groups.
-USERS: tuple[str | User, ...] = (
+# Who acts: verified identities, and unverified names (a bare id, a User with its own
+# groups), which are always refused.
+USERS: tuple[object, ...] = (
+    *(Identity(name, method="test") for name in ("alice", "bob", "carol", "dave", "erin")),
+    Identity("mallory", method="test"),
+    Identity("bot", method="test"),
     "alice",
-    "bob",
-    "carol",
-    "dave",
-    "erin",
-    "mallory",
     User(id="frank", groups=frozenset({"leads"})),
-    User(id="gina", groups=frozenset({"finance"})),
+    User(id="dave", groups=frozenset({"leads"})),
 )
-OWN_GROUPS = {u.id: u.groups for u in USERS if isinstance(u, User)}
 
 durations = st.one_of(
     st.integers(1, 120).map(lambda m: m * MINUTE),
@@ -132,12 +133,15 @@ class Inbox:
         self.sent.append(notification)
 
 
-def _name(who: str | User) -> str:
-    return who.id if isinstance(who, User) else who
-
-
 def _may_decide(escalation: Escalation, who: str) -> bool:
-    return machine.may_decide(escalation, who, OWN_GROUPS.get(who, frozenset()))
+    """The rule, restated: listed by id in the snapshot and this router's directory; four eyes."""
+    route = next(r for r in ROUTES if r.name == escalation.route.name)
+    directory = machine.expand_deciders(route.level(escalation.level), _GROUPS)
+    own = who in ("bot", escalation.request.get("on_behalf_of"))
+    return who in escalation.deciders and who in directory and not own
+
+
+_GROUPS = {name: frozenset(members) for name, members in GROUPS.items()}
 
 
 def _breach(reason: str) -> str:
@@ -227,7 +231,8 @@ class RouterMachine(RuleBasedStateMachine):
         args: dict[str, object] = {"api_key": "sk-secret-key-1"}
         if amount:
             args["amount"] = amount
-        request = ActionRequest(action=action, principal=Principal(agent="bot"), args=args)
+        principal = Principal(agent="bot", on_behalf_of=User(id="erin"))
+        request = ActionRequest(action=action, principal=principal, args=args)
         e = self.router.open(POLICY.evaluate(request), external_id=external_id)
         assert e.external_id == external_id
         if e.id in self.consent:  # opened before under this external id: the same case
@@ -237,22 +242,26 @@ class RouterMachine(RuleBasedStateMachine):
         self.consent[e.id] = consent
         return e.id
 
-    def _someone(self, data: st.DataObject, escalation: Escalation) -> str | User:
+    def _someone(self, data: st.DataObject, escalation: Escalation) -> object:
         """Often a decider at the current level, sometimes anyone (most of whom may not)."""
         listed = [who for who in escalation.deciders if not who.startswith("group:")]
         pick_listed: bool = bool(listed) and data.draw(st.booleans(), label="a decider?")
         if pick_listed:
-            return data.draw(st.sampled_from(listed))
+            return Identity(data.draw(st.sampled_from(listed)), method="test")
         return data.draw(st.sampled_from(USERS))
 
     @rule(escalation_id=escalations, data=st.data())
     def acknowledge(self, escalation_id: str, data: st.DataObject) -> None:
         before = self.router.get(escalation_id)
         who = self._someone(data, before)
-        name = _name(who)
+        name = who.user if isinstance(who, Identity) else ""
         try:
-            after = self.router.acknowledge(escalation_id, by=who)
+            after = self.router.acknowledge(escalation_id, by=who)  # type: ignore[arg-type]
+        except NotAuthenticated:
+            assert not isinstance(who, Identity)
+            self.refusals += 1
         except IllegalTransition:
+            assert isinstance(who, Identity)
             assert before.is_terminal or (
                 before.state is EscalationState.ACKNOWLEDGED and _may_decide(before, name)
             )
@@ -271,10 +280,19 @@ class RouterMachine(RuleBasedStateMachine):
     def decide(self, escalation_id: str, data: st.DataObject, approve: bool) -> None:
         before = self.router.get(escalation_id)
         who = self._someone(data, before)
-        name = _name(who)
+        name = who.user if isinstance(who, Identity) else ""
         try:
-            after = self.router.decide(escalation_id, approve=approve, by=who, reason="r")
+            after = self.router.decide(
+                escalation_id,
+                approve=approve,
+                by=who,  # type: ignore[arg-type]
+                reason="r",
+            )
+        except NotAuthenticated:
+            assert not isinstance(who, Identity)
+            self.refusals += 1
         except IllegalTransition:
+            assert isinstance(who, Identity)
             assert before.is_terminal
         except NotADecider:
             assert not before.is_terminal
@@ -423,12 +441,10 @@ class RouterMachine(RuleBasedStateMachine):
             for event in e.history:
                 if event.kind in ("acknowledged", "approved", "rejected"):
                     assert event.by is not None
-                    allowed = machine.expand_deciders(
-                        e.route.level(event.level),
-                        {name: frozenset(members) for name, members in GROUPS.items()},
-                    )
-                    groups = OWN_GROUPS.get(event.by, frozenset())
-                    assert event.by in allowed or any(f"group:{g}" in allowed for g in groups)
+                    allowed = machine.expand_deciders(e.route.level(event.level), _GROUPS)
+                    assert event.by in allowed
+                    assert event.by not in ("bot", e.request["on_behalf_of"])  # four eyes
+                    assert event.via == "test"
             if e.state in (EscalationState.APPROVED, EscalationState.REJECTED):
                 assert e.decided_by == e.history[-1 if e.executed_at is None else -2].by
 

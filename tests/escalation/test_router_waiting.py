@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from handrail import ConfigurationError
+from handrail.approvals import Identity
 from handrail.audit import AuditLog
 from handrail.clock import SystemClock
 from handrail.escalation import (
@@ -111,7 +112,7 @@ def test_wait_decision_returns_a_final_case_at_once(
     router: EscalationRouter, clock: FakeClock
 ) -> None:
     """A decided case is returned without pausing: the clock does not move."""
-    e = router.reject(router.open(decision()).id, by="maria")
+    e = router.reject(router.open(decision()).id, by=Identity("maria", method="test"))
     assert router.wait_decision(e.id, timeout=HOUR) == e
     assert clock.now() == T0
 
@@ -153,14 +154,14 @@ def test_a_decision_made_during_a_fake_pause_ends_the_wait(make_store: MakeStore
     clock = DecidingClock()
     router = EscalationRouter([SALES], make_store(), clock=clock, groups=GROUPS)
     first = router.open(decision())
-    clock.decide = lambda: router.approve(first.id, by="maria")
+    clock.decide = lambda: router.approve(first.id, by=Identity("maria", method="test"))
     final = router.wait_decision(first.id, timeout=HOUR)
     assert (final.state, final.allowed) == (EscalationState.APPROVED, True)
     assert clock.now() == T0 + router.poll_interval  # one pause, then the decision was seen
 
     second = router.open(decision())
     clock.pauses = 0
-    clock.decide = lambda: router.reject(second.id, by="maria")
+    clock.decide = lambda: router.reject(second.id, by=Identity("maria", method="test"))
     final = asyncio.run(router.await_decision(second.id, timeout=HOUR))
     assert final.state is EscalationState.REJECTED
 
@@ -198,7 +199,9 @@ def test_wait_decision_returns_when_another_thread_decides(make_store: MakeStore
     """On the real clock, a decision made on another thread ends the wait with the final case."""
     router = EscalationRouter([SALES], make_store(), groups=GROUPS)
     e = router.open(decision())
-    decider = threading.Thread(target=lambda: router.approve(e.id, by="maria"))
+    decider = threading.Thread(
+        target=lambda: router.approve(e.id, by=Identity("maria", method="test"))
+    )
     decider.start()
     final = router.wait_decision(e.id, timeout=30 * SECOND)
     decider.join()
@@ -212,7 +215,9 @@ def test_wait_wakes_at_once_even_when_the_decision_lands_just_before_it_pauses(
     the notification sent between its read and its pause is not lost (no ``poll_interval``
     delay: the poll is 30 s, the wait returns well before)."""
     holder: list[EscalationRouter] = []
-    store = RacingStore(make_store(), lambda: holder[0].approve(e.id, by="maria"))
+    store = RacingStore(
+        make_store(), lambda: holder[0].approve(e.id, by=Identity("maria", method="test"))
+    )
     router = EscalationRouter([SALES], store, clock=SystemClock(), poll_interval=30 * SECOND)
     holder.append(router)
     e = router.open(decision())
@@ -231,7 +236,9 @@ def test_wait_sees_a_decision_made_by_another_router(
     waiting = EscalationRouter([SALES], mine, audit=audit, poll_interval=10 * MILLISECOND)
     deciding = EscalationRouter([SALES], theirs, audit=audit)
     e = waiting.open(decision())
-    decider = threading.Thread(target=lambda: deciding.reject(e.id, by="maria"))
+    decider = threading.Thread(
+        target=lambda: deciding.reject(e.id, by=Identity("maria", method="test"))
+    )
     decider.start()
     final = waiting.wait_decision(e.id, timeout=30 * SECOND)
     decider.join()
@@ -246,7 +253,7 @@ def test_await_decision_on_the_real_clock(make_store: MakeStore) -> None:
     async def scenario() -> tuple[Escalation, Escalation]:
         still_open = await router.await_decision(e.id, timeout=10 * MILLISECOND)
         waiter = asyncio.create_task(router.await_decision(e.id, timeout=30 * SECOND))
-        await router.aapprove(e.id, by="maria")
+        await router.aapprove(e.id, by=Identity("maria", method="test"))
         return still_open, await waiter
 
     still_open, final = asyncio.run(scenario())

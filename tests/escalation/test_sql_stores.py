@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from handrail import ConfigurationError, HandrailError
+from handrail.approvals import Identity
 from handrail.escalation import EscalationError, EscalationRouter, MemoryStore
 from handrail.escalation._open import STORE_ENV, open_store, upgrade_store
 from handrail.escalation._postgres import PostgresStore, upgrade_schema
@@ -276,7 +277,7 @@ def test_postgres_upgrade_is_idempotent_and_safe_in_parallel(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(results) == [0, 0, 0, 0, 0, 2]
+    assert sorted(results) == [0, 0, 0, 0, 0, 3]
     with PostgresStore(postgres_server.url, schema=schema, create=False) as store:
         assert store.upgrade() == 0
 
@@ -392,7 +393,9 @@ def check_migrated(store: SQLiteStore | PostgresStore) -> None:
     first = router.open(decision(), external_id="call_1")
     assert router.open(decision(), external_id="call_1") == first
     assert router.find("call_1") == first
-    assert router.approve(V1_OPEN, by="maria").state.value == "approved"  # old cases still move
+    assert (
+        router.approve(V1_OPEN, by=Identity("maria", method="test")).state.value == "approved"
+    )  # old cases still move
     assert len(store.list()) == 3
 
 
@@ -455,13 +458,13 @@ def test_a_postgres_schema_written_before_external_ids_is_migrated_on_open(
                 "not_before) VALUES (%s, %s, %s, %s::jsonb, now())",
                 (delivery_id, escalation_id, target, payload),
             )
-    with pytest.raises(ConfigurationError, match="version 1, this handrail needs 2"):
+    with pytest.raises(ConfigurationError, match="version 1, this handrail needs 3"):
         PostgresStore(postgres_server.url, schema=schema, create=False)
 
     with PostgresStore(postgres_server.url, schema=schema) as store:
         check_migrated(store)
     with psycopg.connect(postgres_server.url, autocommit=True) as admin:
-        assert admin.execute(f"SELECT version FROM {schema}.handrail_schema").fetchall() == [(2,)]
+        assert admin.execute(f"SELECT version FROM {schema}.handrail_schema").fetchall() == [(3,)]
         with pytest.raises(psycopg.errors.UniqueViolation):
             admin.execute(
                 f"UPDATE {schema}.escalations SET external_id = 'call_1' WHERE id = %s",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +41,8 @@ def test_demo_runs_and_prints_the_tour() -> None:
     # The escalation: opened, breached on the accelerated clock, approved from the CLI, run once.
     assert "[notify opened · level team-lead" in out
     assert "[notify escalated · level sales-director" in out
-    assert "approved by dana at level 1 (sales-director)" in out
+    you = pwd.getpwuid(os.geteuid()).pw_name  # the CLI decides as the OS user running it
+    assert f"approved by {you} at level 1 (sales-director)" in out
     assert out.count("CRM PATCH /opportunities/opp-9") == 1
     assert "a second resume: AlreadyExecuted" in out
     assert any(

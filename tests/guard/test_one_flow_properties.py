@@ -36,6 +36,7 @@ from handrail import (
     audited,
     requires_permission,
 )
+from handrail.approvals import Identity
 from handrail.audit import AuditLog, AuditRecord
 from handrail.connectors import BaseConnector, MemoryQuarantine, operation
 from handrail.escalation import EscalationError, EscalationRouter, Level, MemoryStore, Route
@@ -292,9 +293,9 @@ class OneFlow(RuleBasedStateMachine):
         if found is None or found.is_terminal:
             return
         if verdict == "approve":
-            self.router.approve(found.id, by="lena", reason="fine")
+            self.router.approve(found.id, by=Identity("lena", method="test"), reason="fine")
         elif verdict == "reject":
-            self.router.reject(found.id, by="lena", reason="no")
+            self.router.reject(found.id, by=Identity("lena", method="test"), reason="no")
         else:
             self.clock.advance(timedelta(hours=2))
             self.router.tick()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from handrail import ActionRequest, Policy, Principal, User
+from handrail.approvals import Identity
 from handrail.escalation import (
     Escalation,
     EscalationRouter,
@@ -80,7 +81,7 @@ def test_approve_next_decides_the_oldest_waiting_case(
 def test_reject_next_and_decisions_by_id(router: EscalationRouter, clock: FakeClock) -> None:
     """reject_next rejects the oldest waiting case; approve and reject take an id."""
     first, second, third = (escalate(router, clock, n) for n in (1, 2, 3))
-    approver = FakeApprover(router, decider=User(id="lead"))
+    approver = FakeApprover(router, decider=Identity("lead", method="sso", detail="idp"))
     assert approver.reject_next("too big").id == first.id
     assert approver.approve(third.id).state is EscalationState.APPROVED
     assert approver.reject(second.id, reason="duplicate").state is EscalationState.REJECTED
@@ -89,6 +90,7 @@ def test_reject_next_and_decisions_by_id(router: EscalationRouter, clock: FakeCl
         (third.id, "approved"),
         (second.id, "rejected"),
     ]
+    assert {e.history[-1].via for e in approver.decided} == {"sso idp"}
 
 
 def test_nothing_waiting_is_a_lookup_error(router: EscalationRouter, clock: FakeClock) -> None:
@@ -146,3 +148,15 @@ def test_a_refused_decider_fails_the_block(router: EscalationRouter, clock: Fake
         pass
     assert router.get(case.id).state is EscalationState.OPEN
     assert approver.decided == []
+
+
+def test_a_decider_id_is_a_test_identity_and_a_user_is_refused(
+    router: EscalationRouter, clock: FakeClock
+) -> None:
+    """A user id becomes ``Identity(id, method="test")``; a ``User`` is no identity at all."""
+    approver = FakeApprover(router, decider="Lead")
+    assert approver.decider == Identity("lead", method="test")
+    decided = approver.approve(escalate(router, clock, 7).id)
+    assert (decided.decided_by, decided.history[-1].via) == ("lead", "test")
+    with pytest.raises(TypeError, match="a user id or an Identity"):
+        FakeApprover(router, decider=User(id="lead"))  # type: ignore[arg-type]

@@ -3,7 +3,10 @@
 from datetime import timedelta
 from typing import assert_type
 
+from pydantic import SecretStr
+
 from handrail import ActionRequest, Policy, Principal
+from handrail.approvals import Identity
 from handrail.escalation import (
     Escalation,
     EscalationPreview,
@@ -14,6 +17,7 @@ from handrail.escalation import (
     OnTimeout,
     Route,
     TickReport,
+    request_fingerprint,
 )
 from handrail.testing import FakeClock
 
@@ -21,11 +25,16 @@ route = Route(name="sales", levels=[Level(deciders=["maria"], resolve_within=tim
 router = EscalationRouter(
     [route], MemoryStore(), clock=FakeClock(), poll_interval=timedelta(milliseconds=200)
 )
+EscalationRouter([route], MemoryStore(), key=SecretStr("a key of at least thirty-two bytes"))
+EscalationRouter([route], MemoryStore(), key="a key of at least thirty-two bytes")
+EscalationRouter([route], MemoryStore(), key=b"a key of at least thirty-two bytes")
 decision = Policy.from_file("policy.yaml").evaluate(
     ActionRequest(principal=Principal(agent="bot"), action="crm.deal.discount")
 )
 
 case = router.open(decision, external_id="call_1")
+assert_type(router.fingerprint(decision.request), str)
+assert_type(request_fingerprint(decision.request, key=b"k" * 32), str)
 assert_type(case, Escalation)
 assert_type(case.external_id, str | None)
 assert_type(router.find("call_1"), Escalation | None)
@@ -50,10 +59,14 @@ async def use() -> None:
     assert_type(await router.aget(case.id), Escalation)
     assert_type(await router.afind("call_1"), Escalation | None)
     assert_type(await router.alist(state="open", limit=10), list[Escalation])
-    assert_type(await router.aacknowledge(case.id, by="maria"), Escalation)
-    assert_type(await router.adecide(case.id, approve=True, by="maria"), Escalation)
-    assert_type(await router.aapprove(case.id, by="maria", reason="ok"), Escalation)
-    assert_type(await router.areject(case.id, by="maria"), Escalation)
+    assert_type(await router.aacknowledge(case.id, by=Identity("maria", method="test")), Escalation)
+    assert_type(
+        await router.adecide(case.id, approve=True, by=Identity("maria", method="test")), Escalation
+    )
+    assert_type(
+        await router.aapprove(case.id, by=Identity("maria", method="test"), reason="ok"), Escalation
+    )
+    assert_type(await router.areject(case.id, by=Identity("maria", method="test")), Escalation)
     assert_type(await router.acancel(case.id, reason="withdrawn"), Escalation)
     assert_type(await router.aclaim_execution(case.id), Escalation)
     assert_type(await router.await_decision(case.id, timedelta(minutes=30)), Escalation)

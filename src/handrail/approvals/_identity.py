@@ -57,7 +57,10 @@ class Identity:
     binding: LinkBinding | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "user", canonical_name(self.user, "decider"))
+        user = canonical_name(self.user, "decider")
+        if user.startswith("group:"):  # a decider list's group entry, never a person
+            raise ValueError(f"Identity.user {user!r} names a group, not a user")
+        object.__setattr__(self, "user", user)
         for field in ("method", "detail"):
             value = getattr(self, field)
             if not isinstance(value, str):

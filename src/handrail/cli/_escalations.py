@@ -10,10 +10,17 @@ and the outbox are the library's own; ``--audit`` (default: the
 ``HANDRAIL_AUDIT`` environment variable) names the audit log the agent writes,
 so decisions and refused attempts land in the same trail.
 
-Escalations keep a snapshot of their route, so no routes file is needed to
-decide one.  ``--routes FILE`` adds its ``groups:``: a user listed there as a
-member of ``sales-leads`` may decide where ``group:sales-leads`` is a decider.
-Without it, only the user ids the escalation stored when its level began count.
+``ack``, ``approve`` and ``reject`` decide as the verified OS user who runs
+the command (``OSUserAuthenticator``), never as a name typed on the command
+line: ``--by`` is gone.  ``--as USER`` decides in another decider's name, and
+only when the store says its user is an administrator (``is_admin``: a
+PostgreSQL role in ``handrail_admin``; an SQLite file has no roles, so never
+there); the history records both names.  Decisions are always audited.
+
+Escalations keep a snapshot of their route and of the user ids allowed at the
+current level, groups expanded by the router that opened them: those decide.
+``--routes FILE`` only shows who is in each ``group:`` decider; it never
+widens who may decide (anyone can write a file).
 
 Exit codes: 0 done; 1 refused or failed (not a decider, a state that forbids
 the change, no such escalation, a store or file that cannot be opened), with
@@ -37,11 +44,14 @@ from typing import Any, NoReturn
 
 from .._errors import ConfigurationError, HandrailError, PolicyError
 from .._names import canonical_name
+from ..approvals import Identity, OSUserAuthenticator
 from ..escalation import (
     STORE_ENV,
     Escalation,
     EscalationRouter,
     EscalationState,
+    EscalationStore,
+    Event,
     RoutesFile,
     check_store,
     load_routes,
@@ -50,7 +60,6 @@ from ..escalation import (
     scrub_store,
     summarize,
 )
-from ..identity import User
 from ._terminal import safe, say, say_json, warn
 
 __all__ = ["AUDIT_ENV", "DEFAULT_STORE", "add_commands"]
@@ -92,7 +101,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         "--routes",
         metavar="FILE",
         type=Path,
-        help="a routes file whose groups: say who is in each group:NAME decider",
+        help="a routes file whose groups: are shown as the members of each group:NAME "
+        "decider (display only: it never changes who may decide)",
     )
     store.add_argument("--json", action="store_true", help="print JSON instead of text")
     changes = argparse.ArgumentParser(add_help=False)
@@ -106,6 +116,24 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         "--no-audit",
         action="store_true",
         help="change the escalation without an audit record (only where no audit log is kept)",
+    )
+    changes.add_argument("--by", action=_Removed, nargs="?", help=argparse.SUPPRESS)
+    decisions = argparse.ArgumentParser(add_help=False)
+    decisions.add_argument(
+        "--audit",
+        metavar="PATH",
+        help=f"the audit log to record the decision (or refusal) in (default: ${AUDIT_ENV}); "
+        "required: decisions are always audited",
+    )
+    decisions.add_argument("--no-audit", action=_NotForDecisions, nargs=0, help=argparse.SUPPRESS)
+    decisions.add_argument("--by", action=_Removed, nargs="?", help=argparse.SUPPRESS)
+    decisions.add_argument(
+        "--as",
+        dest="as_user",
+        type=_user_id,
+        metavar="USER",
+        help="decide in USER's name; only for an administrator of the store (a PostgreSQL "
+        "role in handrail_admin), and recorded with your own OS user name",
     )
 
     listing = sub.add_parser(
@@ -131,26 +159,23 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
     ack = sub.add_parser(
         "ack",
-        parents=[store, changes],
+        parents=[store, decisions],
         help="acknowledge an open escalation: you take it and stop the ack deadline",
-        description="Acknowledge an open escalation as one of its current deciders.",
+        description="Acknowledge an open escalation as one of its current deciders: you, the "
+        "OS user running the command.",
     )
     ack.add_argument("id", metavar="ID", help="the escalation's id")
-    ack.add_argument("--by", required=True, type=_user_id, metavar="USER", help="your user id")
     ack.set_defaults(handler=_guarded(_ack), parser=ack)
 
     for name, verb in (("approve", "approve"), ("reject", "reject")):
         decide = sub.add_parser(
             name,
-            parents=[store, changes],
+            parents=[store, decisions],
             help=f"{verb} an escalation (final)",
-            description=f"{verb.capitalize()} an escalation as one of its current deciders.  "
-            "Final: it cannot be changed afterwards.",
+            description=f"{verb.capitalize()} an escalation as one of its current deciders: "
+            "you, the OS user running the command.  Final: it cannot be changed afterwards.",
         )
         decide.add_argument("id", metavar="ID", help="the escalation's id")
-        decide.add_argument(
-            "--by", required=True, type=_user_id, metavar="USER", help="your user id"
-        )
         decide.add_argument(
             "--reason",
             required=True,
@@ -168,7 +193,6 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     )
     cancel.add_argument("id", metavar="ID", help="the escalation's id")
     cancel.add_argument("--reason", default="", metavar="TEXT", help="why")
-    cancel.add_argument("--by", type=_user_id, metavar="USER", help="who cancels it")
     cancel.set_defaults(handler=_guarded(_cancel), parser=cancel)
 
 
@@ -189,6 +213,27 @@ def _text(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty")
     return text.strip()
+
+
+class _Removed(argparse.Action):
+    """``--by``: gone, because anyone can type a name; the error says what replaced it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.error(
+            "argument --by: removed: you act as the OS user running the command "
+            "(verified by the operating system); an administrator of the store may decide "
+            "in another's name with --as USER"
+        )
+
+
+class _NotForDecisions(argparse.Action):
+    """``--no-audit`` on a decision: refused, a decision nobody can trace is worthless."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.error(
+            f"argument --no-audit: decisions are always audited; pass --audit PATH "
+            f"(or set ${AUDIT_ENV})"
+        )
 
 
 def _user_id(text: str) -> str:
@@ -248,11 +293,22 @@ def _guarded(handler: Handler) -> Handler:
 class _Session:
     router: EscalationRouter
     routes: RoutesFile | None
+    store: EscalationStore
 
-    def user(self, by: str) -> User:
-        """``by``, with the groups the routes file gives it (for ``group:`` deciders)."""
-        groups = frozenset() if self.routes is None else self.routes.groups_of(by)
-        return User(id=by, groups=groups)
+    def decider(self, args: argparse.Namespace) -> Identity:
+        """Who decides: the verified OS user, or (``--as``) a user an administrator names."""
+        me = OSUserAuthenticator().identity(args.id)
+        if args.as_user is None:
+            return me
+        if not self.store.is_admin():
+            raise _Failed(
+                f"error: escalation {args.id}: --as {args.as_user} refused: only an "
+                f"administrator of the store may decide in another's name, and "
+                f"{self.store!r} does not say {me.user} is one (an SQLite file or memory "
+                "has no roles to say so; in PostgreSQL the database role must be a member "
+                f"of handrail_admin); decide as yourself, without --as"
+            )
+        return Identity(user=args.as_user, method="admin", detail=f"os user {me.user}")
 
 
 @contextlib.contextmanager
@@ -281,21 +337,20 @@ def _session(args: argparse.Namespace, *, audited: bool = False) -> Iterator[_Se
         stack.callback(store.close)
         audit = None
         audit_path = getattr(args, "audit", None) or os.environ.get(AUDIT_ENV, "").strip()
-        if audited and not audit_path and not args.no_audit:
-            # A human decision nobody can trace later defeats the point: ask explicitly.
+        if audited and not audit_path and not getattr(args, "no_audit", False):
+            # A human decision nobody can trace later defeats the point.
+            unrecorded = "" if hasattr(args, "as_user") else ", or --no-audit to make it unrecorded"
             _usage_error(
                 args,
-                f"a change must be audited: pass --audit PATH (or set ${AUDIT_ENV}), "
-                "or --no-audit to make it unrecorded",
+                f"a change must be audited: pass --audit PATH (or set ${AUDIT_ENV}){unrecorded}",
             )
         if audited and audit_path:
             from ..audit import AuditLog
 
             audit = stack.enter_context(AuditLog.open(audit_path))
-        router = EscalationRouter(
-            [], store, audit=audit, groups=None if routes is None else routes.groups
-        )
-        yield _Session(router, routes)
+        # No groups: the case's own deciders decide; a file anyone can write must not widen them.
+        router = EscalationRouter([], store, audit=audit)
+        yield _Session(router, routes, store)
 
 
 def _usage_error(args: argparse.Namespace, message: str) -> NoReturn:
@@ -350,14 +405,14 @@ def _show(args: argparse.Namespace) -> int:
 
 def _ack(args: argparse.Namespace) -> int:
     with _session(args, audited=True) as session:
-        escalation = session.router.acknowledge(args.id, by=session.user(args.by))
+        escalation = session.router.acknowledge(args.id, by=session.decider(args))
     return _done(args, escalation, f"decide by {_time(escalation.resolve_due)}")
 
 
 def _decide(args: argparse.Namespace) -> int:
     with _session(args, audited=True) as session:
         escalation = session.router.decide(
-            args.id, approve=args.approve, by=session.user(args.by), reason=args.reason
+            args.id, approve=args.approve, by=session.decider(args), reason=args.reason
         )
     after = "the action may run, once" if args.approve else "the action will not run"
     return _done(args, escalation, after)
@@ -365,7 +420,8 @@ def _decide(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     with _session(args, audited=True) as session:
-        escalation = session.router.cancel(args.id, reason=args.reason, by=args.by)
+        me = OSUserAuthenticator().identity(args.id)
+        escalation = session.router.cancel(args.id, reason=args.reason, by=me.user)
     return _done(args, escalation, "the action will not run")
 
 
@@ -374,7 +430,7 @@ def _done(args: argparse.Namespace, escalation: Escalation, after: str) -> int:
         _print_json(escalation.model_dump(mode="json"))
         return 0
     event = escalation.history[-1]
-    by = f" by {event.by}" if event.by else ""
+    by = f" by {_by_via(event)}" if event.by else ""
     say(
         f"escalation {escalation.id}: {escalation.state.value}{by} at level "
         f"{_level(escalation)} of route {escalation.route.name}; {after}"
@@ -386,7 +442,13 @@ def _done(args: argparse.Namespace, escalation: Escalation, after: str) -> int:
 
 
 def _describe(escalation: Escalation, routes: RoutesFile | None) -> list[str]:
-    """The readable account ``show`` prints: the case, then its history as a table."""
+    """The readable account ``show`` prints: the whole request, the case, then its history.
+
+    Every argument, resource attribute and context entry is listed, one per
+    line, as the case stored it (redacted): the approver sees what would
+    run, not only a summary.  Each line is printed terminal-safe (``say``),
+    so a value cannot move the cursor or forge a line of its own.
+    """
     e = escalation
     request = e.request
     decision = e.decision
@@ -399,13 +461,21 @@ def _describe(escalation: Escalation, routes: RoutesFile | None) -> list[str]:
     fields: list[tuple[str, str]] = [("request", summarize(e))]
     if e.external_id is not None:
         fields.append(("external id", e.external_id))
-    if request.get("resource"):
-        fields.append(("resource", _json(request["resource"])))
-    fields.append(("args", _json(request.get("args") or {})))
-    if request.get("context"):
-        fields.append(("context", _json(request["context"])))
     fields += [
-        ("policy", policy),
+        ("action", str(request.get("action") or e.action)),
+        ("agent", str(request.get("agent") or "?")),
+        ("on behalf of", str(request.get("on_behalf_of") or "-")),
+    ]
+    resource = request.get("resource")
+    if isinstance(resource, dict):
+        shown = str(resource.get("type"))
+        if resource.get("id") is not None:
+            shown += f" {_json(resource['id'])}"
+        fields.append(("resource", shown))
+    fields.append(("policy", policy))
+    if decision.get("undetermined"):  # escalated because a condition could not be decided
+        fields.append(("undetermined", ", ".join(map(str, decision["undetermined"]))))
+    fields += [
         ("route", f"{e.route.name}, level {_level(e)}, step {e.level + 1} of {e.route.steps}"),
         ("deciders", _deciders(e, routes)),
         ("opened", _time(e.opened_at)),
@@ -431,14 +501,38 @@ def _describe(escalation: Escalation, routes: RoutesFile | None) -> list[str]:
         fields.append(("executed", f"{_time(e.executed_at)} by {e.executed_by or '?'}"))
     width = max(len(label) for label, _ in fields) + 2
     lines = [f"escalation {e.id}  {e.state.value.upper()}"]
-    lines += [f"  {label + ':':<{width}}{value}" for label, value in fields]
+    lines += [f"  {label + ':':<{width}}{safe(value)}" for label, value in fields]
+    attributes = resource.get("attributes") if isinstance(resource, dict) else None
+    sections = [
+        ("resource attributes", attributes),
+        ("arguments (redacted)", request.get("args")),
+        ("context (redacted)", request.get("context")),
+    ]
+    for title, values in sections:
+        lines += ["", f"{title}:", *_entries(values)]
     lines += ["", "history:"]
     rows = [
-        [_time(ev.at), ev.kind, _level_name(e, ev.level), ev.by or "", ev.reason]
+        [_time(ev.at), ev.kind, _level_name(e, ev.level), _by_via(ev), ev.reason]
         for ev in e.history
     ]
     lines += ["  " + line for line in _table(["AT", "EVENT", "LEVEL", "BY", "REASON"], rows)]
     return lines
+
+
+def _entries(values: object) -> list[str]:
+    """``  name: value`` per entry, names sorted, each value as (one-line) JSON."""
+    if not values:
+        return ["  (none)"]
+    if not isinstance(values, dict):
+        return [f"  {_json(values)}"]
+    return [f"  {safe(str(name))}: {_json(value)}" for name, value in sorted(values.items())]
+
+
+def _by_via(event: Event) -> str:
+    """Who acted, and how they were verified when the history says (``Event.via``)."""
+    by = event.by or ""
+    via = event.via
+    return f"{by} ({via})" if by and via else by
 
 
 def _deciders(escalation: Escalation, routes: RoutesFile | None) -> str:
@@ -482,7 +576,8 @@ def _time(when: datetime | None) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    # Control characters come out as JSON escapes; what else is non-printable, say() escapes.
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

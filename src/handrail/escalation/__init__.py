@@ -33,7 +33,7 @@ from ._model import (
 from ._open import STORE_ENV, check_store, open_store, redact_store, scrub_store, upgrade_store
 from ._postgres import PostgresStore
 from ._resume import current_resume, resuming
-from ._router import EscalationRouter, TickReport
+from ._router import ROUTER_KEY_ENV, EscalationRouter, TickReport
 from ._schema import store_schema_version
 from ._sqlite import SQLiteStore
 from ._store import Change, EscalationStore
@@ -79,6 +79,7 @@ __all__ = [
     "Notification",
     "OnTimeout",
     "PostgresStore",
+    "ROUTER_KEY_ENV",
     "Route",
     "RoutesFile",
     "SQLiteStore",

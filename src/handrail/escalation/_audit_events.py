@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._errors import NotADecider
+from .._errors import NotADecider, NotAuthenticated
 from ..audit import AuditEntry
 from ..identity import Principal
 from ..policy import Effect
@@ -35,6 +35,9 @@ EVENT_OUTCOMES = {
     "breached": "breached",
     "timed_out": "breached",
     "acknowledged": "acknowledged",
+    # One of several approvals a level requires: the case still waits, as when taken on
+    # (the record's context says event "approval").
+    "approval": "acknowledged",
     "approved": "approved",
     "rejected": "rejected",
     "expired": "expired",
@@ -69,6 +72,7 @@ class AuditEvents:
                     "event_at": event.at.isoformat(),
                     "level": event.level,
                     "by": event.by,
+                    **({"via": event.via} if event.via else {}),
                     "route": escalation.route.name,
                     "state": escalation.state.value,
                 },
@@ -80,13 +84,31 @@ class AuditEvents:
         )
 
     def _refused(
-        self, escalation_id: str, refusal: NotADecider, attempted: str, now: datetime
+        self,
+        escalation_id: str,
+        refusal: NotADecider | NotAuthenticated,
+        attempted: str,
+        now: datetime,
+        *,
+        by: str,
+        level: int | None,
+        via: str = "",
     ) -> None:
-        escalation = self.store.get(escalation_id)
+        """Record a refused act: ``by`` is the name offered (escaped, maybe unverified).
+
+        ``level`` ``None``: the case's current level.  A case that does not
+        exist gets telemetry only (an audit record names its case).
+        """
+        try:
+            escalation = self.store.get(escalation_id)
+        except Exception as exc:  # the refusal stands; report what could not be recorded
+            self._log_error("audit_failed", exc, escalation_id=escalation_id)
+            escalation = None
+        if level is None and escalation is not None:
+            level = escalation.level
+        authenticated = isinstance(refusal, NotADecider)
         telemetry = self.telemetry or default_telemetry()
-        telemetry.escalation_event(
-            "refused", escalation_id=escalation_id, by=refusal.by, level=refusal.level
-        )
+        telemetry.escalation_event("refused", escalation_id=escalation_id, by=by, level=level)
         if self.audit is None or escalation is None:
             return
         self.audit.append(
@@ -100,8 +122,10 @@ class AuditEvents:
                     "event": "refused",
                     "event_at": now.isoformat(),
                     "attempted": attempted,
-                    "level": refusal.level,
-                    "by": refusal.by,
+                    "level": level,
+                    "by": by,
+                    "authenticated": authenticated,
+                    **({"via": via} if via else {}),
                     "route": escalation.route.name,
                     "state": escalation.state.value,
                 },

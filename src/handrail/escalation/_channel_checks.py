@@ -29,6 +29,7 @@ __all__ = [
     "check_address",
     "check_client",
     "check_clock",
+    "check_deciders",
     "check_headers",
     "check_http_url",
     "check_name",
@@ -185,6 +186,24 @@ def check_address(value: object, owner: str, argument: str) -> str:
     if not isinstance(value, str) or not looks_like_address(value):
         raise ConfigurationError(f"{owner}: {argument} must be an email address, got {value!r}")
     return value
+
+
+def check_deciders(deciders: object, owner: str) -> dict[str, str]:
+    """Decider id -> the address of that person alone (where their own decision link goes)."""
+    if deciders is None:
+        return {}
+    if not isinstance(deciders, Mapping):
+        raise ConfigurationError(
+            f"{owner}: deciders must map decider ids to addresses, got {type(deciders).__name__}"
+        )
+    checked: dict[str, str] = {}
+    for who, address in deciders.items():
+        if not isinstance(who, str) or not who or who.startswith("group:"):
+            raise ConfigurationError(
+                f"{owner}: deciders: key {who!r} is not a user's decider id (links go to users)"
+            )
+        checked[who] = check_address(address, owner, f"deciders[{who!r}]")
+    return checked
 
 
 def check_recipients(recipients: object, owner: str) -> tuple[str, ...] | dict[str, str] | None:

@@ -53,8 +53,9 @@ class LogChannel:
     """Logs each notification as the structlog event ``escalation.notification``.
 
     The event's fields are the notification's payload (``Notification.to_payload()``),
-    except that ``level`` is logged as ``escalation_level``: structlog's
-    ``add_log_level`` would overwrite it with ``"info"``.  ``logger``
+    except that ``level`` is logged as ``escalation_level`` (structlog's
+    ``add_log_level`` would overwrite it with ``"info"``) and the signed
+    ``links`` are left out: they are bearer secrets, and logs are read widely.  ``logger``
     defaults to ``structlog.get_logger("handrail.escalation")``, looked up on
     every send so that configuring structlog later still applies.
     """
@@ -74,6 +75,7 @@ class LogChannel:
             logger = structlog.get_logger("handrail.escalation")
         fields = notification.to_payload()
         fields["escalation_level"] = fields.pop("level")
+        fields.pop("links", None)
         logger.info("escalation.notification", **fields)
 
     def __repr__(self) -> str:
@@ -83,9 +85,12 @@ class LogChannel:
 class CallableChannel:
     """Hands each notification to your function (sync or async): a chat bot, a pager, a queue.
 
-    ``fn`` raises to report a failed delivery.  A sync ``fn`` runs on the
-    event loop, so keep it quick (or make it async, or use
-    ``asyncio.to_thread`` inside).  ``name`` defaults to ``fn``'s name.
+    ``fn`` gets the whole notification, ``links`` included: each decider's
+    signed decision link is a bearer secret, so hand each only to its
+    decider and never log or store it.  ``fn`` raises to report a failed
+    delivery.  A sync ``fn`` runs on the event loop, so keep it quick (or
+    make it async, or use ``asyncio.to_thread`` inside).  ``name``
+    defaults to ``fn``'s name.
     """
 
     __slots__ = ("_fn", "name")

@@ -12,6 +12,13 @@ States and transitions::
       └──── timers ────┴──▶ next level (open) … last level ──▶ expired (on_timeout)
     open | acknowledged ──cancel──▶ cancelled
 
+Who may act (``may_decide``, ``own_case``, ``check_binding``) is decided here
+too, from the case and what the router passes in; the router only supplies
+its directory.  A level may require several approvals
+(``Level.required_approvals``): each one before the last is an
+``approval`` event that leaves the state as it was; they reset when the case
+moves to another level.
+
 Timers, per level, measured from the moment the case reached it in the
 route's business hours: ``warn`` (a reminder at ``warn_at`` of
 ``resolve_within``), ``ack`` (while open) and ``resolve``.  A breached ack or
@@ -26,12 +33,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .._errors import AlreadyExecuted, IllegalTransition
+from .._errors import AlreadyExecuted, IllegalTransition, NotADecider, NotAuthenticated
+from .._names import canonical_name
+from ..approvals import LinkBinding
 from ._model import Escalation, EscalationState, Event, Level, OnTimeout, Route
 
 __all__ = [
     "acknowledge",
     "cancel",
+    "check_binding",
     "claim_execution",
     "decide",
     "expand_deciders",
@@ -39,6 +49,7 @@ __all__ = [
     "level_timers",
     "may_decide",
     "new_escalation",
+    "own_case",
 ]
 
 Groups = Mapping[str, frozenset[str]]
@@ -57,10 +68,67 @@ def expand_deciders(level: Level, groups: Groups) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def may_decide(escalation: Escalation, by: str, by_groups: frozenset[str] = frozenset()) -> bool:
-    """True when user ``by`` (member of ``by_groups``) is a decider at the current level."""
-    allowed = escalation.deciders
-    return by in allowed or any(f"group:{g}" in allowed for g in by_groups)
+def may_decide(escalation: Escalation, user: str, directory: tuple[str, ...] | None) -> bool:
+    """True when the verified user ``user`` is a decider of ``escalation`` at its current level.
+
+    Both must list the user by id:
+
+    (a) ``escalation.deciders``, the snapshot taken when the case reached
+        its level (the level's deciders, every ``group:NAME`` expanded with
+        the groups of the router that opened or moved it); and
+    (b) ``directory``, the deciders of the case's route at that level as the
+        router deciding now defines the route and expands its own groups:
+        the stored case (which anyone with the store's credentials can
+        write) never widens who may decide.  ``None`` only when that router
+        does not know the route by name; then the snapshot alone counts.
+
+    Nothing else counts: a ``group:`` entry never matches a user id, and
+    the groups a caller says a user is in are not asked.  The four-eyes
+    rule (``own_case``) is checked separately.
+    """
+    if user.startswith("group:"):
+        return False
+    return user in escalation.deciders and (directory is None or user in directory)
+
+
+def own_case(escalation: Escalation, user: str) -> str | None:
+    """Why ``user`` may not act on ``escalation`` though listed (four eyes), or ``None``.
+
+    The agent that asked and the user it acted for never acknowledge or
+    decide their own case.
+    """
+    request = escalation.request
+    for field, why in (
+        ("agent", "the agent that asked may not decide its own case"),
+        ("on_behalf_of", "the user the agent acts for may not decide their own case"),
+    ):
+        value = request.get(field)
+        if isinstance(value, str) and value and _same_name(value, user):
+            return why
+    return None
+
+
+def _same_name(stored: str, user: str) -> bool:
+    try:
+        return canonical_name(stored, "name") == user
+    except ValueError:  # not a name any Identity can carry; compare as stored
+        return stored == user
+
+
+def check_binding(escalation: Escalation, binding: LinkBinding) -> None:
+    """Refuse (``NotAuthenticated``) a signed link not issued for this case as it is now.
+
+    The link must name this case, its current level and the fingerprint of
+    its request, and its token id must be in none of the case's events (a
+    link is used once).  Call it inside the store's atomic update, so two
+    racing uses of one token cannot both pass.
+    """
+    if binding.escalation_id != escalation.id or binding.level != escalation.level:
+        raise NotAuthenticated(escalation.id, "link for another case/level")
+    if binding.fingerprint != escalation.request.get("fingerprint"):
+        raise NotAuthenticated(escalation.id, "request changed")
+    if any(event.token == binding.token_id for event in escalation.history):
+        raise NotAuthenticated(escalation.id, "link already used")
 
 
 def level_timers(route: Route, index: int, start: datetime) -> dict[str, datetime | None]:
@@ -100,12 +168,19 @@ def new_escalation(
     )
 
 
-def acknowledge(escalation: Escalation, *, by: str, now: datetime) -> Escalation:
+def acknowledge(
+    escalation: Escalation,
+    *,
+    by: str,
+    now: datetime,
+    via: str = "",
+    token: str | None = None,
+) -> Escalation:
     """``open → acknowledged`` by a decider: the ack timer stops; the resolve timer runs on."""
     if escalation.state is not _OPEN:
         raise IllegalTransition(escalation.id, escalation.state.value, "acknowledge")
     return escalation.changed(
-        Event(at=now, kind="acknowledged", level=escalation.level, by=by),
+        Event(at=now, kind="acknowledged", level=escalation.level, by=by, via=via, token=token),
         state=_ACKNOWLEDGED,
         acknowledged_by=by,
         ack_due=None,
@@ -113,12 +188,49 @@ def acknowledge(escalation: Escalation, *, by: str, now: datetime) -> Escalation
 
 
 def decide(
-    escalation: Escalation, *, approve: bool, by: str, reason: str, now: datetime
+    escalation: Escalation,
+    *,
+    approve: bool,
+    by: str,
+    reason: str,
+    now: datetime,
+    via: str = "",
+    token: str | None = None,
+    required: int = 1,
 ) -> Escalation:
-    """``open | acknowledged → approved | rejected``: final; every timer stops."""
+    """``open | acknowledged → approved | rejected``: final; every timer stops.
+
+    When the level needs ``required`` approvals, each approval before the
+    last is recorded (an ``approval`` event, ``approvals`` grows) and the
+    state and timers stay as they are; one person approves once per level
+    (a second time: ``NotADecider``).  A rejection is always final.
+    """
     attempted = "approve" if approve else "reject"
     if escalation.state not in (_OPEN, _ACKNOWLEDGED):
         raise IllegalTransition(escalation.id, escalation.state.value, attempted)
+    if approve:
+        if by in escalation.approvals:
+            raise NotADecider(
+                escalation.id,
+                by,
+                escalation.level,
+                escalation.deciders,
+                why="already approved at this level",
+            )
+        if len(escalation.approvals) + 1 < required:
+            count = len(escalation.approvals) + 1
+            return escalation.changed(
+                Event(
+                    at=now,
+                    kind="approval",
+                    level=escalation.level,
+                    by=by,
+                    reason=reason or f"approval {count} of {required}",
+                    via=via,
+                    token=token,
+                ),
+                approvals=(*escalation.approvals, by),
+            )
     state = EscalationState.APPROVED if approve else EscalationState.REJECTED
     return escalation.changed(
         Event(
@@ -127,6 +239,8 @@ def decide(
             level=escalation.level,
             by=by,
             reason=reason,
+            via=via,
+            token=token,
         ),
         state=state,
         decided_by=by,
@@ -203,6 +317,7 @@ def fire_due(escalation: Escalation, now: datetime, groups: Groups) -> Escalatio
                     level=nxt,
                     state=_OPEN,
                     acknowledged_by=None,
+                    approvals=(),
                     level_started_at=now,
                     deciders=expand_deciders(route.level(nxt), groups),
                     **level_timers(route, nxt, now),

@@ -151,6 +151,10 @@ class MemoryStore:
                 if escalation_id is None or d.escalation_id == escalation_id
             ]
 
+    def is_admin(self) -> bool:
+        """``False``: memory has no users nor roles to say who administers it."""
+        return False
+
     def close(self) -> None:
         pass
 

@@ -100,7 +100,10 @@ class Level(BaseModel):
     moment the case reaches this level, in the route's business hours; a
     breach of either moves the case to the next level.  ``warn_at`` sends a
     reminder when that fraction of ``resolve_within`` has passed (``None``: no
-    reminder).
+    reminder).  ``required_approvals`` (1 to 10) is how many different
+    deciders must approve at this level before the case is approved (four
+    eyes: 2); one rejection is final.  Approvals do not carry over to the
+    next level.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -112,6 +115,7 @@ class Level(BaseModel):
     ack_within: timedelta | None = None
     resolve_within: timedelta
     warn_at: float | None = 0.75
+    required_approvals: int = Field(default=1, ge=1, le=10)
 
     @field_validator("notify", "deciders", mode="before")
     @classmethod
@@ -152,6 +156,18 @@ class Level(BaseModel):
         if value is not None and not 0 < value < 1:
             raise ValueError(f"warn_at is a fraction of resolve_within in (0, 1), got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _enough_deciders(self) -> Self:
+        # With only named users listed, more approvals than users could never be given.
+        if not any(who.startswith("group:") for who in self.deciders):
+            named = len(set(self.deciders))
+            if self.required_approvals > named:
+                raise ValueError(
+                    f"required_approvals is {self.required_approvals} but the level lists "
+                    f"only {named} decider(s) and no group: it could never be approved"
+                )
+        return self
 
     @model_validator(mode="after")
     def _ack_before_resolve(self) -> Self:
@@ -219,6 +235,7 @@ EventKind = Literal[
     "breached",
     "escalated",
     "acknowledged",
+    "approval",
     "approved",
     "rejected",
     "timed_out",
@@ -229,7 +246,15 @@ EventKind = Literal[
 
 
 class Event(BaseModel):
-    """One line of an escalation's history: what happened, when, at which level, by whom, why."""
+    """One line of an escalation's history: what happened, when, at which level, by whom, why.
+
+    For a human's act (``acknowledged``, ``approval``, ``approved``,
+    ``rejected``) ``via`` says how the decider was verified
+    (``Identity.via``) and ``token`` is the id of the signed link used, if
+    any: a token id already in a case's history is refused (used once).  An
+    ``approval`` event is one of several approvals a level requires
+    (``Level.required_approvals``); the case is still waiting.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -238,6 +263,8 @@ class Event(BaseModel):
     level: int
     by: str | None = None
     reason: str = ""
+    via: str = ""
+    token: str | None = None
 
 
 class Escalation(BaseModel):
@@ -249,7 +276,9 @@ class Escalation(BaseModel):
     the route when the case opened, so later edits to the configuration do
     not change a case in flight.  ``level`` counts steps through the route
     (see ``Route.level``); ``deciders`` are the user ids and ``group:`` entries
-    allowed at that level, groups expanded when the level began.
+    allowed at that level, groups expanded when the level began;
+    ``approvals`` who approved at that level so far, while the level needs
+    more than one approval (``Level.required_approvals``).
 
     ``external_id`` is the caller's own name for the case (a framework's
     tool-call id), unique in its store: opening again under it returns this
@@ -275,6 +304,7 @@ class Escalation(BaseModel):
     state: EscalationState = EscalationState.OPEN
     level: int = 0
     deciders: tuple[str, ...] = ()
+    approvals: tuple[str, ...] = ()
     opened_at: datetime
     level_started_at: datetime
     ack_due: datetime | None = None
@@ -405,7 +435,18 @@ class Notification(BaseModel):
     (a decision, a timeout or a cancellation: FYI).  ``recipients`` are the
     level's ``notify`` list, ``deciders`` who may decide, ``due`` the deadline
     now running, ``summary`` a one-line account of the request, ``commands``
-    the CLI lines a decider can run.
+    the CLI lines a decider can run.  ``args`` and ``context`` are the
+    request's arguments and context as the case stores them (redacted), so
+    approvers see what would run, not only the summary; ``None`` in a
+    notification made before they were carried.  ``fingerprint`` is the
+    case's request fingerprint (what Slack buttons are bound to).
+
+    ``links`` maps each user decider at the level to a signed decision link
+    (``handrail.approvals.DecisionLinks``), for ``opened``, ``escalated`` and
+    ``warning`` notices of a router with ``links=``.  The links are bearer
+    secrets: they are added as the notice is sent, never stored in the
+    outbox or the audit trail, and a channel must show each only to its
+    decider (and never log them).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -428,6 +469,10 @@ class Notification(BaseModel):
     reason: str = ""
     created_at: datetime
     commands: tuple[str, ...] = ()
+    args: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    fingerprint: str = ""
+    links: dict[str, str] = Field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         """The documented JSON payload webhooks receive (see docs/escalation-channels.md)."""

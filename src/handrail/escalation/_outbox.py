@@ -2,7 +2,8 @@
 
 Each move of a case writes its deliveries (one audit entry and one
 notification per new event) in the same transaction as the move
-(``_deliveries``); a tick claims the pending ones, sends the notifications
+(``_deliveries``); a tick claims the pending ones, signs the decision links
+the notices carry (``_links_for``: never stored), sends the notifications
 through the channels at once (``_send_all``) and settles each: done, or
 failed and retried with backoff until ``max_delivery_attempts``
 (``_settle``).  ``Outbox`` is a base of ``EscalationRouter``, not used on its
@@ -20,10 +21,15 @@ from typing import TYPE_CHECKING, cast
 from .._errors import ConfigurationError
 from ._audit_events import AUDIT_TARGET, EVENT_OUTCOMES, AuditEvents
 from ._model import Delivery, Escalation, Event, Notification
+from ._notice_links import LINK_KINDS, notice_links
 from ._summary import summarize
 
 if TYPE_CHECKING:
+    from ..approvals import DecisionLinks
     from ._channels import Channel
+
+# Per claimed delivery id: the links its notice carries, or why they could not be made.
+Links = dict[str, dict[str, str] | BaseException]
 
 __all__ = ["NOTIFY_TARGET", "Outbox"]
 
@@ -54,6 +60,7 @@ class Outbox(AuditEvents):
     store_hint: str | None
     delivery_backoff: timedelta
     max_delivery_attempts: int
+    links: DecisionLinks | None
 
     if TYPE_CHECKING:
 
@@ -106,9 +113,9 @@ class Outbox(AuditEvents):
             ()
             if escalation.is_terminal
             else (
-                f"handrail escalations ack {escalation.id} --by USER{store}",
-                f"handrail escalations approve {escalation.id} --by USER --reason '...'{store}",
-                f"handrail escalations reject {escalation.id} --by USER --reason '...'{store}",
+                f"handrail escalations ack {escalation.id}{store}",
+                f"handrail escalations approve {escalation.id} --reason '...'{store}",
+                f"handrail escalations reject {escalation.id} --reason '...'{store}",
             )
         )
         return Notification(
@@ -130,17 +137,53 @@ class Outbox(AuditEvents):
             reason=event.reason or str(escalation.decision.get("reason") or ""),
             created_at=event.at,
             commands=commands,
+            args=request.get("args"),
+            context=request.get("context"),
+            fingerprint=str(request.get("fingerprint") or ""),
         )
 
-    async def _send_all(self, claimed: Sequence[Delivery]) -> builtins.list[BaseException | None]:
-        """Send every claimed notification through its channels at once; collect failures."""
-        return list(await asyncio.gather(*(self._send(d) for d in claimed)))
+    def _links_for(self, claimed: Sequence[Delivery]) -> Links:
+        """Sign the decision links each claimed notice carries, reading each case now.
 
-    async def _send(self, delivery: Delivery) -> BaseException | None:
+        Store reads: run it in the store's thread, before ``_send_all``.
+        """
+        out: Links = {}
+        if self.links is None:
+            return out
+        cases: dict[str, Escalation | None] = {}  # one read per case, however many notices
+        for delivery in claimed:
+            notice = (
+                delivery.payload.get("notification") if delivery.target == NOTIFY_TARGET else None
+            )
+            if not isinstance(notice, dict) or notice.get("kind") not in LINK_KINDS:
+                continue
+            try:
+                if delivery.escalation_id not in cases:
+                    cases[delivery.escalation_id] = self.store.get(delivery.escalation_id)
+                case = cases[delivery.escalation_id]
+                out[delivery.id] = notice_links(self.links, case, notice.get("level", -1))
+            except Exception as exc:  # this notice fails and is retried; the others go
+                out[delivery.id] = exc
+        return out
+
+    async def _send_all(
+        self, claimed: Sequence[Delivery], links: Links | None = None
+    ) -> builtins.list[BaseException | None]:
+        """Send every claimed notification through its channels at once; collect failures."""
+        signed = links or {}
+        return list(await asyncio.gather(*(self._send(d, signed.get(d.id)) for d in claimed)))
+
+    async def _send(
+        self, delivery: Delivery, links: dict[str, str] | BaseException | None = None
+    ) -> BaseException | None:
         if delivery.target != NOTIFY_TARGET:
             return None  # audit entries are appended in _settle, in the store's thread
+        if isinstance(links, BaseException):
+            return links
         try:
             notice = Notification.model_validate(delivery.payload["notification"])
+            if links:
+                notice = notice.model_copy(update={"links": links})
             wanted = delivery.payload.get("channels")
             channels = list(self.channels.values())
             if wanted is not None:
@@ -157,7 +200,7 @@ class Outbox(AuditEvents):
             *(cast(Awaitable[None], ch.send(notice)) for ch in channels), return_exceptions=True
         )
         failures = [
-            f"{ch.name}: {type(r).__name__}: {r}"
+            f"{ch.name}: {type(r).__name__}: {_without_links(str(r), links)}"
             for ch, r in zip(channels, results, strict=True)
             if isinstance(r, BaseException)
         ]
@@ -219,6 +262,13 @@ class Outbox(AuditEvents):
         except Exception as exc:
             return exc
         return None
+
+
+def _without_links(message: str, links: dict[str, str] | None) -> str:
+    """``message`` with any signed link a channel's error quoted cut out: it is stored."""
+    for url in (links or {}).values():
+        message = message.replace(url, "[signed link]")
+    return message
 
 
 class _DeliveryFailed(Exception):

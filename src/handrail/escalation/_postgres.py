@@ -30,10 +30,17 @@ from typing import TYPE_CHECKING, Any, Self
 import pydantic_core
 from pydantic import ValidationError
 
-from .._errors import ConfigurationError, EscalationError, HandrailError, UnknownEscalation
+from .._errors import (
+    ConfigurationError,
+    EscalationError,
+    HandrailError,
+    NotAuthenticated,
+    UnknownEscalation,
+)
 from ._memory import _check_version
 from ._model import Delivery, Escalation, EscalationState
 from ._postgres_schema import (
+    DECISION_REFUSED,
     SCHEMA_VERSION,
     check_schema,
     outdated,
@@ -47,12 +54,18 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
 
-__all__ = ["PostgresStore", "upgrade_schema"]
+__all__ = ["ADMIN_ROLE", "PostgresStore", "upgrade_schema"]
 
 _INSTALL = "pip install 'handrail[postgres]'"
 
+ADMIN_ROLE = "handrail_admin"
+"""The role whose members administer escalations (``PostgresStore.is_admin``), by default."""
+
 _STATEMENTS = {
     "get": "SELECT body::text FROM {s}.escalations WHERE id = %s",
+    # No row when the role does not exist: nobody is its member.
+    "is_admin": "SELECT coalesce((SELECT pg_catalog.pg_has_role(current_user, oid, 'MEMBER') "
+    "FROM pg_catalog.pg_roles WHERE rolname = %s), false)",
     "find": "SELECT id, body::text FROM {s}.escalations WHERE external_id = %s",
     "lock": "SELECT body::text FROM {s}.escalations WHERE id = %s FOR UPDATE",
     # No conflict target: a taken id and a taken external id both insert nothing.  A
@@ -106,6 +119,13 @@ class PostgresStore:
     A committed change is as durable as the server makes it
     (``synchronous_commit``).
 
+    Only a database role with the decision grant (``UPDATE`` on the
+    schema's ``decision_grant`` table) may acknowledge, approve or reject:
+    a trigger refuses anyone else, and the store raises ``NotAuthenticated``
+    naming the missing grant (see ``docs/escalation-postgres.md``).
+    Members of ``admin_role`` (default ``handrail_admin``) are
+    administrators (``is_admin``).
+
     Thread-safe: one connection, one call at a time (open one store per
     process, or several for more parallelism); a connection the server
     dropped is replaced on the next call.  Raises ``ConfigurationError`` when
@@ -114,7 +134,16 @@ class PostgresStore:
     back, and ``HandrailError`` for any other database failure.
     """
 
-    __slots__ = ("_closed", "_connect_timeout", "_connection", "_lock", "_schema", "_sql", "_url")
+    __slots__ = (
+        "_admin_role",
+        "_closed",
+        "_connect_timeout",
+        "_connection",
+        "_lock",
+        "_schema",
+        "_sql",
+        "_url",
+    )
 
     def __init__(
         self,
@@ -123,8 +152,12 @@ class PostgresStore:
         schema: str = "public",
         connect_timeout: timedelta = timedelta(seconds=10),
         create: bool = True,
+        admin_role: str = ADMIN_ROLE,
     ) -> None:
         check_schema(schema)
+        if not isinstance(admin_role, str) or not admin_role:
+            raise ConfigurationError(f"admin_role must name a database role, got {admin_role!r}")
+        self._admin_role = admin_role
         _psycopg()  # fail first, and clearly, without the extra
         self._url = url
         self._schema = schema
@@ -151,6 +184,18 @@ class PostgresStore:
         """The schema the tables live in."""
         return self._schema
 
+    def is_admin(self) -> bool:
+        """Whether this connection's database role is a member of the admin role.
+
+        A member of ``admin_role`` (``handrail_admin`` unless given) may
+        decide in another decider's name from the CLI (``--as``); a
+        superuser is a member of every role.  ``False`` when no such role
+        exists.
+        """
+        with self._locked() as connection, _translated(self._url, "read the role"):
+            found = connection.execute(self._sql["is_admin"], (self._admin_role,)).fetchone()
+        return found is not None and found[0] is True
+
     def upgrade(self) -> int:
         """Create or migrate this store's tables; returns how many migration steps ran.
 
@@ -173,7 +218,7 @@ class PostgresStore:
         row = _row(escalation)
         with (
             self._locked() as connection,
-            _translated(self._url, f"create escalation {escalation.id}"),
+            _translated(self._url, f"create escalation {escalation.id}", case=escalation.id),
             connection.transaction(),
         ):
             inserted = connection.execute(self._sql["insert"], row).rowcount
@@ -240,7 +285,7 @@ class PostgresStore:
         """
         with (
             self._locked() as connection,
-            _translated(self._url, f"update escalation {escalation_id}"),
+            _translated(self._url, f"update escalation {escalation_id}", case=escalation_id),
             connection.transaction(),
         ):
             found = connection.execute(self._sql["lock"], (escalation_id,)).fetchone()
@@ -493,14 +538,30 @@ def _connect(url: str, timeout: timedelta) -> psycopg.Connection[Any]:
 
 
 @contextmanager
-def _translated(url: str, doing: str, kind: type[HandrailError] = HandrailError) -> Iterator[None]:
-    """psycopg's errors become ``kind`` (handrail's own pass through), password scrubbed."""
+def _translated(
+    url: str, doing: str, kind: type[HandrailError] = HandrailError, *, case: str = ""
+) -> Iterator[None]:
+    """psycopg's errors become ``kind`` (handrail's own pass through), password scrubbed.
+
+    The decision-grant trigger's refusal becomes ``NotAuthenticated`` for ``case``.
+    """
     import psycopg
 
     try:
         yield
     except psycopg.Error as exc:
+        if exc.sqlstate == DECISION_REFUSED:
+            raise _no_decision_grant(exc, url, case) from exc
         raise kind(f"{redact_url(url)}: cannot {doing}: {scrub(str(exc).strip(), url)}") from exc
+
+
+def _no_decision_grant(exc: psycopg.Error, url: str, case: str) -> NotAuthenticated:
+    """The trigger's refusal: which role may not do what, and the GRANT that would let it."""
+    diag = exc.diag
+    why = scrub(f"the database {diag.message_primary or 'role lacks the decision grant'}", url)
+    if diag.message_hint:
+        why += f" (an owner of the schema can run: {scrub(diag.message_hint, url)})"
+    return NotAuthenticated(case or diag.message_detail or "?", why)
 
 
 def _compile(schema: str) -> dict[str, sql.Composed]:

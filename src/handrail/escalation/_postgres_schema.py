@@ -17,7 +17,14 @@ from ._postgres_urls import redact_url
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["SCHEMA_VERSION", "check_schema", "outdated", "read_version", "upgrade_tables"]
+__all__ = [
+    "DECISION_REFUSED",
+    "SCHEMA_VERSION",
+    "check_schema",
+    "outdated",
+    "read_version",
+    "upgrade_tables",
+]
 
 _COMPONENT = "escalations"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -63,7 +70,76 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX escalations_external_id ON {s}.escalations (external_id) "
         "WHERE external_id IS NOT NULL",
     ),
+    # 3: only a role with the decision grant decides.  The agent's role must write
+    # this table (it opens, cancels and runs cases, and fires timers) yet must not
+    # be able to approve its own case, through handrail or with a bare UPDATE.
+    (
+        # Empty; UPDATE on it is the grant.  A table privilege, not a role: granting
+        # it needs no CREATEROLE, the owner holds it from the start, and it is per schema.
+        "CREATE TABLE {s}.decision_grant (granted boolean PRIMARY KEY CHECK (granted))",
+        "COMMENT ON TABLE {s}.decision_grant IS 'Empty.  A role with UPDATE on this table "
+        "may decide escalations in this schema (acknowledge, approve, reject): GRANT UPDATE "
+        "ON <schema>.decision_grant TO <role>.  See handrail docs/escalation-postgres.md.'",
+        # SECURITY INVOKER: current_user is whoever writes.  search_path pinned, so a
+        # role cannot shadow the built-ins this calls with functions of its own.
+        """CREATE FUNCTION {s}.check_decision_grant() RETURNS trigger
+        LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $check$
+        DECLARE
+            decided CONSTANT text[] := ARRAY['acknowledged', 'approved', 'rejected'];
+            old_body jsonb := CASE WHEN TG_OP = 'UPDATE' THEN OLD.body ELSE '{{}}' END;
+            old_state text := CASE WHEN TG_OP = 'UPDATE' THEN OLD.state END;
+            doing text;
+        BEGIN
+            IF has_table_privilege(format('%I.decision_grant', TG_TABLE_SCHEMA), 'UPDATE') THEN
+                RETURN NEW;
+            END IF;
+            IF NEW.state IS DISTINCT FROM old_state AND NEW.state = ANY (decided) THEN
+                doing := format('move it to %s', NEW.state);
+            ELSIF NEW.body->>'state' IS DISTINCT FROM old_body->>'state'
+                AND NEW.body->>'state' = ANY (decided) THEN
+                doing := format('move it to %s', NEW.body->>'state');
+            ELSIF jsonb_array_length(coalesce(NEW.body->'approvals', '[]'))
+                > jsonb_array_length(coalesce(old_body->'approvals', '[]')) THEN
+                doing := 'add an approval to it';
+            ELSIF NEW.body->'allowed' = 'true' AND old_body->'allowed' IS DISTINCT FROM 'true'
+                AND NOT (TG_OP = 'UPDATE' AND NEW.body->>'state' = 'expired'
+                         AND old_body->'allow_on_timeout' = 'true') THEN
+                doing := 'allow its action';
+            ELSIF TG_OP = 'UPDATE' AND (
+                NEW.id IS DISTINCT FROM OLD.id
+                OR NEW.body->'id' IS DISTINCT FROM OLD.body->'id'
+                OR NEW.body->'request' IS DISTINCT FROM OLD.body->'request'
+                OR NEW.body->'decision' IS DISTINCT FROM OLD.body->'decision'
+                OR NEW.body->'route' IS DISTINCT FROM OLD.body->'route'
+                OR NEW.body->'allow_on_timeout' IS DISTINCT FROM OLD.body->'allow_on_timeout') THEN
+                doing := 'change its id, request, decision or route';
+            -- A timer's move to the next level sets that level's deciders; nothing else may.
+            ELSIF TG_OP = 'UPDATE' AND NEW.body->'deciders' IS DISTINCT FROM old_body->'deciders'
+                AND NEW.body->'level' IS NOT DISTINCT FROM old_body->'level' THEN
+                doing := 'change who may decide it';
+            ELSIF TG_OP = 'UPDATE' AND coalesce(OLD.body->'executed_at', 'null') <> 'null'
+                AND NEW.body->'executed_at' IS DISTINCT FROM OLD.body->'executed_at' THEN
+                doing := 'undo its execution';
+            END IF;
+            IF doing IS NULL THEN
+                RETURN NEW;
+            END IF;
+            RAISE EXCEPTION USING
+                ERRCODE = 'HR001',
+                MESSAGE = format('role %I may not %s: it lacks the decision grant',
+                                 current_user, doing),
+                DETAIL = NEW.id,
+                HINT = format('GRANT UPDATE ON %I.decision_grant TO %I',
+                              TG_TABLE_SCHEMA, current_user);
+        END
+        $check$""",
+        "CREATE TRIGGER escalations_decision_grant BEFORE INSERT OR UPDATE ON {s}.escalations "
+        "FOR EACH ROW EXECUTE FUNCTION {s}.check_decision_grant()",
+    ),
 )
+
+DECISION_REFUSED = "HR001"
+"""The SQLSTATE the trigger raises when a role without the decision grant decides."""
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this release of handrail reads and writes."""

@@ -20,8 +20,10 @@ def resuming(escalation_id: str) -> Iterator[str]:
     human approved it, the call runs — once, across every worker, with the
     escalation id as its idempotency key; if it was rejected, expired
     (denied) or cancelled, the call is refused.  The call must be the same
-    request that escalated (action, principal, resource and arguments), or it
-    is refused.  Works in threads and async tasks (a ``ContextVar``).
+    request that escalated (its keyed fingerprint: action, principal,
+    resource, arguments and context), and the policy must still escalate it
+    by the same rule to the same route, or it is refused.  Works in threads
+    and async tasks (a ``ContextVar``).
     """
     if not isinstance(escalation_id, str) or not escalation_id:
         raise TypeError(f"resuming: expected an escalation id, got {escalation_id!r}")

@@ -36,15 +36,20 @@ from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pydantic import SecretBytes, SecretStr
+
 from .._encoding import plain
 from .._errors import (
     ConfigurationError,
     NotADecider,
+    NotAuthenticated,
     UnknownEscalation,
 )
+from .._keys import derive_key, read_key
 from .._names import canonical_name, canonical_names
+from .._text import printable
+from ..approvals import DecisionLinks, Identity
 from ..clock import Clock, SystemClock
-from ..identity import User
 from ..policy import ActionRequest, Decision, Effect
 from ..redaction import Redactor
 from ..telemetry import Telemetry, default_telemetry
@@ -64,8 +69,8 @@ from ._model import (
 from ._outbox import Outbox
 from ._router_checks import (
     check_channels,
-    check_decider,
     check_duration,
+    check_identity,
     check_routes,
     check_same_request,
     without_password,
@@ -77,12 +82,16 @@ if TYPE_CHECKING:
     from ..audit import AuditLog
     from ._channels import Channel
 
-__all__ = ["EscalationRouter", "TickReport"]
+__all__ = ["ROUTER_KEY_ENV", "EscalationRouter", "TickReport"]
+
+ROUTER_KEY_ENV = "HANDRAIL_ROUTER_KEY"
+"""The environment variable ``EscalationRouter(key=None)`` reads when it is built."""
 
 _LEASE = timedelta(seconds=60)
+# The label of the fingerprint's sub-key: the router key may key other things too.
+_FINGERPRINT_PURPOSE = b"handrail/fingerprint/v1"
 
 Resolved = Callable[[Escalation], object]
-Decider = str | User
 
 
 class TickReport(NamedTuple):
@@ -103,12 +112,20 @@ class EscalationRouter(Waiting, Outbox):
     ``clock`` is read for every deadline (inject ``FakeClock`` in tests);
     ``audit`` receives a record for every transition, refusal and failed
     delivery; ``groups`` maps group names to member user ids for
-    ``group:NAME`` deciders; ``on_resolved`` is called (in this process)
+    ``group:NAME`` deciders (the directory: see ``decide`` for who may
+    act); ``on_resolved`` is called (in this process)
     with every escalation this router moves to a final state.  ``store_hint``
     is the ``--store`` value printed in the CLI commands notifications carry.
+    ``key`` (at least 32 bytes; ``None`` reads ``HANDRAIL_ROUTER_KEY`` when
+    the router is built) keys the fingerprint that binds an approval to the
+    exact request (see ``fingerprint``); ``open``, ``preview`` and
+    ``fingerprint`` need it, reading and deciding cases does not.  It is
+    never shown (``repr``, errors, logs).
     Durations (``delivery_backoff``, ``poll_interval``: how often a wait
     looks at a case another process may change) are ``timedelta`` values; a
-    number is refused with ``ConfigurationError``.
+    number is refused with ``ConfigurationError``.  ``links`` signs a
+    decision link for each user decider into every notice that asks for a
+    decision (``Notification.links``), as it is sent: never stored.
 
     Thread-safe; the async methods may be used from any event loop.  Several
     routers (processes) may share one store: each due timer fires once.
@@ -132,8 +149,16 @@ class EscalationRouter(Waiting, Outbox):
         delivery_backoff: timedelta = timedelta(seconds=5),
         max_delivery_attempts: int = 10,
         poll_interval: timedelta = timedelta(milliseconds=200),
+        links: DecisionLinks | None = None,
+        key: SecretStr | str | bytes | None = None,
     ) -> None:
         self.routes = check_routes(routes)
+        # Read first: a bad key fails the build before a store is opened.  Only
+        # the derived sub-key is kept; the key itself is never stored or shown.
+        secret = read_key(key, argument="EscalationRouter: key", env=ROUTER_KEY_ENV)
+        self._fingerprint_key = (
+            None if secret is None else SecretBytes(derive_key(secret, _FINGERPRINT_PURPOSE))
+        )
         self._owns_store = not isinstance(store, EscalationStore)
         if isinstance(store, EscalationStore):
             self.store = store
@@ -167,6 +192,11 @@ class EscalationRouter(Waiting, Outbox):
         self.max_delivery_attempts = max_delivery_attempts
         self.poll_interval = check_duration("poll_interval", poll_interval)
         self._poll = self.poll_interval.total_seconds()
+        if links is not None and not isinstance(links, DecisionLinks):
+            raise ConfigurationError(
+                f"EscalationRouter: links must be a DecisionLinks, got {type(links).__name__}"
+            )
+        self.links = links
         self._changed = threading.Condition()
         self._generation = 0  # bumped under _changed by every change this router makes
 
@@ -179,19 +209,20 @@ class EscalationRouter(Waiting, Outbox):
         framework's tool-call id (a non-empty printable str of at most 256
         characters).  Opening is idempotent on it: a second ``open`` under
         the same external id for the same request (see
-        ``request_fingerprint``) returns the case opened first, and notifies
+        ``fingerprint``) returns the case opened first, and notifies
         and audits nothing again, however many routers and processes race to
         open it.  The case may be final by then: check ``.is_terminal``.
 
         Raises ``ExternalIdConflict`` if the external id already names a case
         for a different request (nothing is opened), and
-        ``ConfigurationError`` if the external id is malformed, the decision
-        does not escalate, names no known route, or has arguments that cannot
-        be fingerprinted: the caller must then refuse the action.
+        ``ConfigurationError`` if the router has no key, the external id is
+        malformed, the decision does not escalate, names no known route, or
+        holds values that cannot be fingerprinted: the caller must then
+        refuse the action.
         """
         route = self._route("open", decision)
         key = None if external_id is None else check_external_id(external_id)
-        request = self._snapshot(decision.request)  # first: it refuses what it cannot tell apart
+        request = self._snapshot(decision.request, "open")  # first: refuses what it cannot tell
         if key is not None:
             found = self.store.find(key)
             if found is not None:
@@ -236,11 +267,11 @@ class EscalationRouter(Waiting, Outbox):
         who would be told there, its deadlines and what its timeout would
         bring: what a shadow run records instead of opening a case.  Pure (no
         I/O), so there is no async twin.  Raises ``ConfigurationError`` as
-        ``open`` does: a decision that does not escalate, an unknown route,
-        arguments that cannot be fingerprinted.
+        ``open`` does: no router key, a decision that does not escalate, an
+        unknown route, values that cannot be fingerprinted.
         """
         route = self._route("preview", decision)
-        request_fingerprint(decision.request)
+        self._fingerprint(decision.request, "preview")
         level = route.level(0)
         rule = decision.rule
         on_timeout = route.on_timeout
@@ -257,58 +288,96 @@ class EscalationRouter(Waiting, Outbox):
             on_timeout=on_timeout,
         )
 
+    def fingerprint(self, request: ActionRequest) -> str:
+        """The keyed fingerprint of ``request``: what a case's approval is bound to.
+
+        ``request_fingerprint`` under this router's key; ``open`` stores it in
+        ``case.request["fingerprint"]`` and a resumed call must match it.
+        Pure (no I/O).  Raises ``ConfigurationError`` without a router key, or
+        for a request holding a value an approval could not tell apart.
+        """
+        return self._fingerprint(request, "fingerprint")
+
     # -- humans act ----------------------------------------------------------------
 
-    def acknowledge(self, escalation_id: str, *, by: Decider) -> Escalation:
-        """``open → acknowledged``: ``by`` (a decider at the current level) takes the case."""
-        who, groups = check_decider(by)
-        return self._change(
+    def acknowledge(self, escalation_id: str, *, by: Identity) -> Escalation:
+        """``open → acknowledged``: ``by`` (a decider at the current level) takes the case.
+
+        Who may act is as for ``decide``.
+        """
+        return self._act(
             escalation_id,
             "acknowledge",
-            who,
-            groups,
-            lambda e, now: _machine.acknowledge(e, by=who, now=now),
+            by,
+            lambda e, who, now: _machine.acknowledge(
+                e, by=who.user, now=now, via=who.via, token=_token(who)
+            ),
         )
 
-    async def aacknowledge(self, escalation_id: str, *, by: Decider) -> Escalation:
+    async def aacknowledge(self, escalation_id: str, *, by: Identity) -> Escalation:
         """``acknowledge`` for async code: the store work runs in a thread."""
         return await asyncio.to_thread(self.acknowledge, escalation_id, by=by)
 
     def decide(
-        self, escalation_id: str, *, approve: bool, by: Decider, reason: str = ""
+        self, escalation_id: str, *, approve: bool, by: Identity, reason: str = ""
     ) -> Escalation:
-        """Approve or reject: final.  Only a decider at the current level may; others are
-        refused with ``NotADecider`` (audited) and nothing changes."""
-        who, groups = check_decider(by)
-        return self._change(
+        """Approve or reject: final once the level's ``required_approvals`` are in.
+
+        ``by`` must be an ``Identity`` (an authenticator verified the
+        person); anything else (a user id, a ``User``) is refused with
+        ``NotAuthenticated``.  The user must be a decider at the case's
+        current level in the case's snapshot and, when this router knows the
+        route, in this router's directory too (the route's deciders, its
+        ``groups`` expanded: see ``_machine.may_decide``); never the agent
+        that asked nor the user it acts for (four eyes).  Otherwise
+        ``NotADecider``.  A signed link's ``Identity`` (``binding`` set) is
+        accepted only for this case at its current level and request
+        fingerprint, and once (``NotAuthenticated``).  Every refusal is
+        audited and changes nothing.
+
+        When the level requires more than one approval, each approval from
+        a different decider is recorded (``approvals``, an ``approval``
+        event) and the case waits for the next; a second approval by the
+        same person is refused (``NotADecider``); a rejection is final.
+        """
+        attempted = "approve" if approve else "reject"
+        return self._act(
             escalation_id,
-            "approve" if approve else "reject",
-            who,
-            groups,
-            lambda e, now: _machine.decide(e, approve=approve, by=who, reason=reason, now=now),
+            attempted,
+            by,
+            lambda e, who, now: _machine.decide(
+                e,
+                approve=approve,
+                by=who.user,
+                reason=reason,
+                now=now,
+                via=who.via,
+                token=_token(who),
+                required=self._required_approvals(e),
+            ),
         )
 
     async def adecide(
-        self, escalation_id: str, *, approve: bool, by: Decider, reason: str = ""
+        self, escalation_id: str, *, approve: bool, by: Identity, reason: str = ""
     ) -> Escalation:
         """``decide`` for async code: the store work runs in a thread."""
         return await asyncio.to_thread(
             self.decide, escalation_id, approve=approve, by=by, reason=reason
         )
 
-    def approve(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+    def approve(self, escalation_id: str, *, by: Identity, reason: str = "") -> Escalation:
         """``decide(approve=True)``."""
         return self.decide(escalation_id, approve=True, by=by, reason=reason)
 
-    async def aapprove(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+    async def aapprove(self, escalation_id: str, *, by: Identity, reason: str = "") -> Escalation:
         """``approve`` for async code: the store work runs in a thread."""
         return await self.adecide(escalation_id, approve=True, by=by, reason=reason)
 
-    def reject(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+    def reject(self, escalation_id: str, *, by: Identity, reason: str = "") -> Escalation:
         """``decide(approve=False)``."""
         return self.decide(escalation_id, approve=False, by=by, reason=reason)
 
-    async def areject(self, escalation_id: str, *, by: Decider, reason: str = "") -> Escalation:
+    async def areject(self, escalation_id: str, *, by: Identity, reason: str = "") -> Escalation:
         """``reject`` for async code: the store work runs in a thread."""
         return await self.adecide(escalation_id, approve=False, by=by, reason=reason)
 
@@ -318,7 +387,6 @@ class EscalationRouter(Waiting, Outbox):
             escalation_id,
             "cancel",
             None,
-            frozenset(),
             lambda e, now: _machine.cancel(e, by=by, reason=reason, now=now),
         )
 
@@ -338,7 +406,6 @@ class EscalationRouter(Waiting, Outbox):
             escalation_id,
             "execute",
             None,
-            frozenset(),
             lambda e, now: _machine.claim_execution(e, by=self.worker, now=now),
         )
 
@@ -424,7 +491,8 @@ class EscalationRouter(Waiting, Outbox):
             claimed = self.store.claim_deliveries(now, limit=self.batch_size, lease=_LEASE)
             if not claimed:
                 return TickReport(fired, 0, 0)
-            outcomes = asyncio.run(self._send_all(claimed))
+            links = self._links_for(claimed)
+            outcomes = asyncio.run(self._send_all(claimed, links))
             delivered, failed = self._settle(claimed, outcomes, now)
             return TickReport(fired, delivered, failed)
 
@@ -438,7 +506,8 @@ class EscalationRouter(Waiting, Outbox):
             )
             if not claimed:
                 return TickReport(fired, 0, 0)
-            outcomes = await self._send_all(claimed)
+            links = await asyncio.to_thread(self._links_for, claimed)
+            outcomes = await self._send_all(claimed, links)
             delivered, failed = await asyncio.to_thread(self._settle, claimed, outcomes, now)
             return TickReport(fired, delivered, failed)
 
@@ -496,24 +565,73 @@ class EscalationRouter(Waiting, Outbox):
             )
         return route
 
+    def _act(
+        self,
+        escalation_id: str,
+        attempted: str,
+        by: object,
+        move: Callable[[Escalation, Identity, datetime], Escalation],
+    ) -> Escalation:
+        """A human's act on a case, by a verified ``Identity`` only; refusals are audited."""
+        identity = check_identity(escalation_id, by)
+        if isinstance(identity, NotAuthenticated):
+            self._refused(
+                escalation_id, identity, attempted, self.clock.now(), by=_offered(by), level=None
+            )
+            raise identity
+        return self._change(
+            escalation_id, attempted, identity, lambda e, now: move(e, identity, now)
+        )
+
+    def _check_decider(self, current: Escalation, identity: Identity) -> None:
+        """Refuse ``identity`` unless it may act on ``current`` now (see ``decide``).
+
+        Runs inside the store's atomic update: the used-once check of a
+        signed link's token cannot race another use of it.
+        """
+        if identity.binding is not None:
+            _machine.check_binding(current, identity.binding)
+        if current.is_terminal:
+            return  # the move itself refuses (IllegalTransition): nothing is decided
+        user = identity.user
+        directory = self._directory(current)
+        allowed = current.deciders
+        if directory is not None:
+            allowed = tuple(who for who in allowed if who in directory)
+        why = _machine.own_case(current, user)
+        if why is not None:
+            raise NotADecider(current.id, user, current.level, allowed, why=why)
+        if not _machine.may_decide(current, user, directory):
+            raise NotADecider(current.id, user, current.level, allowed)
+
+    def _directory(self, escalation: Escalation) -> tuple[str, ...] | None:
+        """The deciders of the case's level by this router's route and groups (None: unknown)."""
+        route = self.routes.get(escalation.route.name)
+        if route is None:
+            return None
+        return _machine.expand_deciders(route.level(escalation.level), self.groups)
+
+    def _required_approvals(self, escalation: Escalation) -> int:
+        """How many approvals the case's level needs: the stricter of the case and this router."""
+        required = escalation.route.level(escalation.level).required_approvals
+        route = self.routes.get(escalation.route.name)
+        if route is not None:
+            required = max(required, route.level(escalation.level).required_approvals)
+        return required
+
     def _change(
         self,
         escalation_id: str,
         attempted: str,
-        who: str | None,
-        groups: frozenset[str],
+        identity: Identity | None,
         move: Callable[[Escalation, datetime], Escalation],
     ) -> Escalation:
         now = self.clock.now()
         done: list[tuple[Escalation, Escalation, list[Delivery]]] = []
 
         def change(current: Escalation) -> Change:
-            if (
-                who is not None
-                and not current.is_terminal
-                and not _machine.may_decide(current, who, groups)
-            ):
-                raise NotADecider(current.id, who, current.level, current.deciders)
+            if identity is not None:
+                self._check_decider(current, identity)
             new = move(current, now)
             deliveries = self._deliveries(current, new, now)
             done.append((current, new, deliveries))
@@ -523,7 +641,26 @@ class EscalationRouter(Waiting, Outbox):
             try:
                 new = self.store.update(escalation_id, change)
             except NotADecider as refusal:
-                self._refused(escalation_id, refusal, attempted, now)
+                self._refused(
+                    escalation_id,
+                    refusal,
+                    attempted,
+                    now,
+                    by=refusal.by,
+                    level=refusal.level,
+                    via="" if identity is None else identity.via,
+                )
+                raise
+            except NotAuthenticated as refusal:  # the router's check, or the store's grant
+                self._refused(
+                    escalation_id,
+                    refusal,
+                    attempted,
+                    now,
+                    by=self.worker if identity is None else identity.user,
+                    level=None,
+                    via="" if identity is None else identity.via,
+                )
                 raise
             self._after([(old, changed, deliveries) for old, changed, deliveries in done])
             return new
@@ -595,10 +732,22 @@ class EscalationRouter(Waiting, Outbox):
             self._generation += 1
             self._changed.notify_all()
 
-    def _snapshot(self, request: ActionRequest) -> dict[str, Any]:
+    def _fingerprint(self, request: ActionRequest, doing: str) -> str:
+        if self._fingerprint_key is None:
+            raise ConfigurationError(
+                f"EscalationRouter.{doing}: the router has no key, and an approval must be "
+                "bound to the exact request with a keyed fingerprint: pass "
+                f"EscalationRouter(..., key=...) or set ${ROUTER_KEY_ENV} (at least 32 bytes, "
+                "e.g. python -c 'import secrets; print(secrets.token_hex(32))'), the same key "
+                "in every process that opens or resumes cases"
+            )
+        return request_fingerprint(request, key=self._fingerprint_key.get_secret_value())
+
+    def _snapshot(self, request: ActionRequest, doing: str) -> dict[str, Any]:
         """The redacted, JSON-ready request an escalation keeps (and shows to humans)."""
         principal = request.principal
-        fingerprint = request_fingerprint(request)  # first: it refuses what it cannot tell apart
+        # First: it refuses what it cannot tell apart, and a router without a key.
+        fingerprint = self._fingerprint(request, doing)
         redactor = self.redactor
         resource = None if request.resource is None else plain(request.resource.model_dump())
         args, context = plain(request.args), plain(request.context)
@@ -627,3 +776,18 @@ class EscalationRouter(Waiting, Outbox):
         return tracer.start_as_current_span(
             f"handrail.escalation.{operation}", attributes=attributes
         )
+
+
+def _token(identity: Identity) -> str | None:
+    """The signed link's token id an act was made with, recorded so it is used once."""
+    return None if identity.binding is None else identity.binding.token_id
+
+
+def _offered(by: object) -> str:
+    """The name an unverified ``by`` offered, escaped and cut short: shown, never trusted."""
+    if isinstance(by, str):
+        shown = by
+    else:
+        user_id = getattr(by, "id", None)
+        shown = user_id if isinstance(user_id, str) else type(by).__name__
+    return printable(shown)[:200]

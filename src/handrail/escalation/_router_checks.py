@@ -9,21 +9,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigurationError, ExternalIdConflict
-from .._names import canonical_name
+from .._errors import ConfigurationError, ExternalIdConflict, NotAuthenticated
 from .._text import printable
-from ..identity import User
+from ..approvals import Identity
 from ..redaction import Redactor
 from ._model import Escalation, Route
 
 if TYPE_CHECKING:
     from ._channels import Channel
-    from ._router import Decider
 
 __all__ = [
     "check_channels",
-    "check_decider",
     "check_duration",
+    "check_identity",
     "check_routes",
     "check_same_request",
     "without_password",
@@ -59,12 +57,18 @@ def check_channels(channels: Sequence[Channel]) -> dict[str, Channel]:
     return found
 
 
-def check_decider(by: Decider) -> tuple[str, frozenset[str]]:
-    if isinstance(by, User):
-        return by.id, by.groups
-    if not isinstance(by, str) or not by:
-        raise ConfigurationError(f"'by' must be a user id or a User, got {by!r}")
-    return canonical_name(by, "'by'"), frozenset()
+def check_identity(escalation_id: str, by: object) -> Identity | NotAuthenticated:
+    """``by`` if it is a verified ``Identity``; else the ``NotAuthenticated`` to raise (and audit).
+
+    A user id or a ``User`` is only a name anyone can type, and a ``User``'s
+    own ``groups`` are the caller's say-so: neither is a decider.
+    """
+    if isinstance(by, Identity):
+        return by
+    return NotAuthenticated(
+        escalation_id,
+        f"a decision needs an Identity an authenticator verified, not a {type(by).__name__}",
+    )
 
 
 def check_same_request(

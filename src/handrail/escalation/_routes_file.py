@@ -14,6 +14,7 @@ The shape (YAML; TOML is the same data with ``[[routes]]`` and
             deciders: [maria, group:sales-leads]
             ack_within: 30m
             resolve_within: 4h
+            required_approvals: 1   # optional: how many different deciders must approve
     groups:                         # optional: group name -> member user ids
       sales-leads: [maria, li]
 
@@ -523,6 +524,12 @@ def _explain(exc: ValidationError) -> Iterator[tuple[Location, str]]:
             )
         elif "is not after start" in message and last == "hours":
             yield (*loc, "end"), message
+        elif loc[-1:] == ("required_approvals",) and kind.startswith(
+            ("greater_than", "less_than", "int")
+        ):
+            yield loc, f"expected a whole number from 1 to 10, got {describe(value)}"
+        elif "required_approvals" in message and kind == "value_error" and len(loc) == 2:
+            yield (*loc, "required_approvals"), message  # more approvals than deciders
         elif "ack_within" in message and kind == "value_error" and len(loc) == 2:
             yield (*loc, "ack_within"), message  # ack longer than resolve: point at ack
         elif kind == "string_type":

@@ -352,6 +352,14 @@ class SQLiteStore:
             raise self._failed("read pending deliveries", exc) from exc
         return [self._delivery(row) for row in rows]
 
+    def is_admin(self) -> bool:
+        """``False``: an SQLite file has no roles; whoever may write it may write anything.
+
+        So nobody may decide in another's name through it (``--as``); guard
+        the file with its permissions.
+        """
+        return False
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:

@@ -23,6 +23,10 @@ documents and guarantees four things, in every implementation:
    has writes nothing and returns that escalation, so routers opening the
    same external id at once (threads or processes) end with one case.
 
+A store also says whether whoever opened it is an administrator
+(``is_admin``), the one capability the ``handrail escalations --as`` option
+needs: only a store with roles of its own (PostgreSQL) can say yes.
+
 ``MemoryStore`` (tests), ``SQLiteStore`` (the embedded default) and
 ``PostgresStore`` (many workers) pass one shared contract suite.
 """
@@ -123,6 +127,16 @@ class EscalationStore(Protocol):
     def pending_deliveries(self, escalation_id: str | None = None) -> builtins.list[Delivery]:
         """Deliveries not yet done nor given up (all, or one escalation's), oldest first."""
         ...
+
+    def is_admin(self) -> bool:
+        """Whether the store's own access control says its user administers escalations.
+
+        An administrator may decide in another decider's name (``handrail
+        escalations approve ID --as USER``, recorded as such).  ``False``
+        unless the store has roles that can say so: a file or memory has
+        none, so a store without roles always answers ``False``.
+        """
+        return False
 
     def close(self) -> None:
         """Release connections and files.  Idempotent."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from .._errors import ConfigurationError
+from .._urls import check_base_url
 from ..clock import Clock
 from ..resilience import RetryPolicy
 from ._channel_checks import (
@@ -34,7 +35,7 @@ from ._channel_checks import (
     required_secret,
     secret_bytes,
 )
-from ._message import compose, slack_message
+from ._message import case_page, checked_link, compose, slack_message
 from ._model import Notification
 from ._posting import DEFAULT_RETRY, Poster
 
@@ -51,9 +52,11 @@ class WebhookChannel:
     """POSTs each notification's JSON payload to ``url``, signed with HMAC-SHA256.
 
     The body is ``notification.to_payload()`` as compact JSON with sorted
-    keys: the exact bytes signed.  Headers: ``Idempotency-Key`` (the
-    notification id, the same on every retry; not signed, so receivers
-    de-duplicate on the body's ``id``),
+    keys: the exact bytes signed.  It includes ``links``, each decider's
+    signed decision link: bearer secrets, so the receiver must be your own
+    service, hand each link only to its decider and never log or store it.
+    Headers: ``Idempotency-Key`` (the notification id, the same on every
+    retry; not signed, so receivers de-duplicate on the body's ``id``),
     ``X-Handrail-Timestamp`` (unix seconds, fresh per attempt) and, with a
     ``secret``, ``X-Handrail-Signature: sha256=<hex>`` over
     ``b"<timestamp>." + body``; check it with ``verify_signature``.
@@ -136,9 +139,25 @@ class WebhookChannel:
 class SlackWebhookChannel:
     """Posts each notification to a Slack incoming webhook, as Block Kit with a text fallback.
 
-    The message shows the summary (action, agent, on behalf of, resource,
-    reason), the level and recipients, the deadline (in the reader's time
-    zone, and relative), and the decide commands in a code block.  The URL
+    The message shows the summary, the action, agent, on behalf of,
+    resource and reason, the arguments and context (as stored: redacted),
+    the level and recipients, the deadline (in the reader's time zone, and
+    relative), and the decide commands in a code block.  It never shows the
+    notification's signed decision links: each is a bearer credential for
+    one decider, and a channel is read by many.  Deciders decide with the
+    buttons, or on the approval page: with ``page_url`` (where
+    ``handrail.web.approval_app`` is mounted, ``https://approvals.example.com``)
+    the message links to the case's page, ``{page_url}/cases/{escalation id}``,
+    which authenticates its viewer itself.  What the request
+    says appears only inside code spans and blocks, escaped so that it can
+    neither end them nor link, mention or format anything.
+
+    ``buttons=True`` adds Approve and Reject buttons (``action_id``
+    ``handrail_approve`` / ``handrail_reject``, ``value``
+    ``"<escalation id>|<level>|<fingerprint>"``) to messages that ask for a
+    decision; the Slack app's interactivity URL must point at a receiver
+    that verifies Slack's signature (``handrail.approvals.SlackInteractions``).
+    A button click proves who clicked only through that verification.  The URL
     is the credential (anyone holding it can post): pass it as a
     ``SecretStr`` from your secret store; it is never shown, only
     ``https://hooks.slack.com/***``.
@@ -149,13 +168,15 @@ class SlackWebhookChannel:
     Retrying after a timeout may post the message twice.
     """
 
-    __slots__ = ("_http", "name")
+    __slots__ = ("_http", "buttons", "name", "page_url")
 
     def __init__(
         self,
         url: SecretStr | str,
         *,
         name: str = "slack",
+        buttons: bool = False,
+        page_url: str | None = None,
         timeout: timedelta | float = 10.0,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         client: httpx.AsyncClient | None = None,
@@ -163,6 +184,14 @@ class SlackWebhookChannel:
     ) -> None:
         owner = "SlackWebhookChannel"
         self.name = check_name(name, owner)
+        if not isinstance(buttons, bool):
+            raise ConfigurationError(f"{owner}: buttons must be True or False, got {buttons!r}")
+        self.buttons = buttons
+        if page_url is not None:
+            page_url = checked_link(
+                f"{owner}: page_url", check_base_url(page_url, owner, "page_url")
+            )
+        self.page_url = page_url
         secret_url = required_secret(url, owner, "url")
         raw = secret_url.get_secret_value()
         display_url, url_secrets = check_http_url(raw, owner, "url", path_is_secret=True)
@@ -180,7 +209,11 @@ class SlackWebhookChannel:
 
     def message(self, notification: Notification) -> dict[str, Any]:
         """The Slack message ``send`` posts: ``{"text": ..., "blocks": [...]}``."""
-        return slack_message(compose(notification, self._http.clock.now()))
+        parts = compose(notification, self._http.clock.now())
+        page = (
+            None if self.page_url is None else case_page(self.page_url, notification.escalation_id)
+        )
+        return slack_message(parts, buttons=self.buttons, page=page)
 
     async def send(self, notification: Notification) -> None:
         """Post the message; raises ``httpx.HTTPError`` when Slack did not accept it."""
@@ -188,7 +221,10 @@ class SlackWebhookChannel:
         await self._http.post(body, _json_headers, notification.id)
 
     def __repr__(self) -> str:
-        return f"SlackWebhookChannel(name={self.name!r}, url={self._http.display_url!r})"
+        extra = ", buttons=True" if self.buttons else ""
+        if self.page_url is not None:
+            extra += f", page_url={self.page_url!r}"
+        return f"SlackWebhookChannel(name={self.name!r}, url={self._http.display_url!r}{extra})"
 
 
 def verify_signature(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Generator, Mapping
+from hmac import compare_digest
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
@@ -240,7 +241,15 @@ class _Call:
         try:
             if self.resume is not None:
                 case = yield _Get(router, self.resume)
-                _check_same_request(case, decision)
+                differs = _check_same_request(case, decision, router)
+                if differs is not None:
+                    self.decision = _denied(
+                        decision,
+                        f"escalation {case.id} does not cover this call: {differs} from what "
+                        "was escalated (an approval covers exactly one request)",
+                    )
+                    yield from self.finish("denied", escalation_id=case.id)
+                    raise PermissionDenied(self.decision)
             else:
                 case = yield _Open(router, decision, self.external_id)
         except (EscalationError, ConfigurationError) as exc:
@@ -430,14 +439,36 @@ def _preview(router: EscalationRouter, decision: Decision) -> EscalationPreview 
         return None  # shadow mode reports what it can; a missing route shows in `policy check`
 
 
-def _check_same_request(case: Escalation, decision: Decision) -> None:
-    from ..escalation import request_fingerprint
+def _check_same_request(
+    case: Escalation, decision: Decision, router: EscalationRouter
+) -> str | None:
+    """What of the resumed call differs from what ``case`` was opened for, or None.
 
-    if case.request.get("fingerprint") != request_fingerprint(decision.request):
-        raise ConfigurationError(
-            f"escalation {case.id} was opened for a different request "
-            "(action, principal, resource or arguments differ)"
+    The policy was evaluated again for the resumed call: an approval given
+    for one rule and route (sales leads, in staging) never covers a call the
+    policy now sends elsewhere (the CFO, in production).  The request itself
+    must have the case's keyed fingerprint (a case stored before fingerprints
+    were keyed never matches: fail closed).  Raises ``ConfigurationError``
+    when the router cannot fingerprint the call (no key, an unreadable value).
+    """
+    opened = case.decision
+    differs = [
+        name
+        for name, then, now in (
+            ("the effect", opened.get("effect"), decision.effect.value),
+            ("the rule", opened.get("rule_id"), decision.rule_id),
+            ("the route", case.route.name, decision.escalate_to),
         )
+        if then != now
+    ]
+    stored = str(case.request.get("fingerprint", "")).encode("utf-8", "surrogatepass")
+    if not compare_digest(stored, router.fingerprint(decision.request).encode("ascii")):
+        differs.append("the request (action, principal, resource, arguments or context)")
+    if not differs:
+        return None
+    if len(differs) == 1:
+        return f"{differs[0]} differs"
+    return f"{', '.join(differs[:-1])} and {differs[-1]} differ"
 
 
 def _denied(decision: Decision, reason: str) -> Decision:

@@ -1,6 +1,8 @@
 """``FakeApprover``: a scripted human, for testing code that escalates.
 
-It decides cases through the router's public API only (``list``, ``get``,
+A test double: it vouches for its decider itself (``Identity(user,
+method="test")``), which only code that verified the person may do.  Never
+use it outside tests.  It decides cases through the router's public API only (``list``, ``get``,
 ``approve``, ``reject``), as a person at the approval page would, so the
 code under test sees exactly what a real decision does: the audit record,
 the notifications, ``on_resolved``, the resumed call.
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ..identity import User
+from ..approvals import Identity
 
 if TYPE_CHECKING:
     from ..escalation import Escalation, EscalationRouter
@@ -36,21 +38,33 @@ class _Scripted:
 class FakeApprover:
     """A decider that approves or rejects escalations when the test says so.
 
-    ``decider`` (a user id or a ``User``) must be one the router accepts for
-    the cases it decides: a decider of their current level who did not ask
-    for them (otherwise the router refuses with ``NotADecider``, as it would
-    refuse a person).  Decide a case by id (``approve``, ``reject``), the
-    oldest waiting one (``approve_next``, ``reject_next``), or script the
-    coming decisions (``will_approve``, ``will_reject``) and apply them with
+    A test double: ``decider`` (a user id, or an ``Identity``) is taken as
+    verified, ``Identity(decider, method="test")``, with no authenticator
+    involved; production code decides with identities its authenticators
+    made.  The decider must be one the router accepts for the cases it
+    decides: a decider of their current level who neither is the agent nor
+    the user it acted for (otherwise the router refuses with
+    ``NotADecider``, as it would refuse a person).
+
+    Decide a case by id (``approve``, ``reject``), the oldest waiting one
+    (``approve_next``, ``reject_next``), or script the coming decisions
+    (``will_approve``, ``will_reject``) and apply them with
     ``decide_waiting()``, or from a background thread while the block of
     ``deciding()`` runs, for code that blocks until a human decides.
 
     Every decision made is in ``decided``, oldest first.  Thread-safe.
     """
 
-    def __init__(self, router: EscalationRouter, decider: str | User = "approver") -> None:
+    def __init__(self, router: EscalationRouter, decider: str | Identity = "approver") -> None:
+        if isinstance(decider, str):
+            decider = Identity(decider, method="test")
+        elif not isinstance(decider, Identity):
+            raise TypeError(
+                f"FakeApprover: decider must be a user id or an Identity, got "
+                f"{type(decider).__name__}"
+            )
         self.router = router
-        self.decider = decider
+        self.decider: Identity = decider
         self.decided: builtins.list[Escalation] = []
         self._script: deque[_Scripted] = deque()
         self._lock = threading.RLock()
@@ -163,7 +177,7 @@ class FakeApprover:
         return escalation
 
     def __repr__(self) -> str:
-        who = self.decider.id if isinstance(self.decider, User) else self.decider
         return (
-            f"FakeApprover(decider={who!r}, scripted={self.scripted}, decided={len(self.decided)})"
+            f"FakeApprover(decider={self.decider.user!r}, scripted={self.scripted}, "
+            f"decided={len(self.decided)})"
         )
