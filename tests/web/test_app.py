@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import subprocess
 import sys
 from datetime import timedelta
 
+import httpx
 import pytest
 import structlog.testing
 from pydantic import SecretStr
@@ -418,3 +420,17 @@ def test_a_wrong_argument_is_refused_when_the_app_is_built(router: EscalationRou
         approval_app(router, authenticators=["maria"])  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match="links needs a 'verify'"):
         approval_app(router, links="https://x")  # type: ignore[arg-type]
+
+
+def test_a_user_header_sent_twice_is_refused(app: Starlette) -> None:
+    """A second X-Forwarded-User (one a client slipped past the proxy) is refused, not picked."""
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            headers = [("X-Forwarded-User", "mallory"), ("X-Forwarded-User", "maria")]
+            return await client.get("/", headers=headers)
+
+    response = asyncio.run(send())
+    assert response.status_code == 403
+    assert "valid user id" in response.text
