@@ -84,9 +84,15 @@ def test_a_signed_link_rejects(
 
 
 def test_forged_expired_and_malformed_links_are_refused_without_echoing_the_token(
-    router: EscalationRouter, links: DecisionLinks, clock: FakeClock, page: Browserless
+    router: EscalationRouter,
+    links: DecisionLinks,
+    clock: FakeClock,
+    page: Browserless,
+    audit: AuditLog,
 ) -> None:
-    """A forged, an expired or a malformed link gets a 403 page saying why; nothing changes."""
+    """A forged, an expired or a malformed link gets a 403 page saying why; nothing changes.
+    The expired link names its case (its signature checked out): that refusal is audited on
+    it; a forged or malformed token names nothing to trust, and is only logged."""
     case = open_case(router)
     path = link_path(links, case)
     token = path.removeprefix("/link/")
@@ -101,12 +107,19 @@ def test_forged_expired_and_malformed_links_are_refused_without_echoing_the_toke
         assert "expired" in response.text
         assert token not in response.text
     assert router.get(case.id).state is EscalationState.OPEN
+    refused = [r for r in audit.records() if r.outcome == "refused"]
+    assert [(r.escalation_id, r.context["attempted"], r.context["via"]) for r in refused] == [
+        (case.id, "view", "signed-link"),
+        (case.id, "approve", "signed-link"),
+    ]
+    assert all(token not in r.model_dump_json() for r in refused)
 
 
 def test_a_used_link_is_refused(
-    router: EscalationRouter, links: DecisionLinks, page: Browserless
+    router: EscalationRouter, links: DecisionLinks, page: Browserless, audit: AuditLog
 ) -> None:
-    """A link decides once: opened or posted again it is refused with a 403 saying so."""
+    """A link decides once: opened or posted again it is refused with a 403 saying so, and
+    each refusal is audited."""
     case = open_case(router)
     path = link_path(links, case)
     assert page.post(path, {"decision": "approve"}).status_code == 200
@@ -115,12 +128,15 @@ def test_a_used_link_is_refused(
     assert "already used" in again.text
     assert page.post(path, {"decision": "reject"}).status_code == 403
     assert router.get(case.id).state is EscalationState.APPROVED
+    refused = [r for r in audit.records() if r.outcome == "refused"]
+    assert [r.context["attempted"] for r in refused] == ["view", "reject"]
 
 
 def test_a_link_for_another_level_or_request_is_refused(
-    router: EscalationRouter, links: DecisionLinks, page: Browserless
+    router: EscalationRouter, links: DecisionLinks, page: Browserless, audit: AuditLog
 ) -> None:
-    """A link bound to another level, or to another request's fingerprint, decides nothing."""
+    """A link bound to another level, or to another request's fingerprint, decides nothing;
+    each refusal (the page's own, and the router's) is in the audit trail."""
     case = open_case(router)
     stale = page.get(link_path(links, case, level=1))
     assert stale.status_code == 403
@@ -128,8 +144,13 @@ def test_a_link_for_another_level_or_request_is_refused(
     other = links.issue(escalation_id=case.id, level=0, decider="maria", fingerprint="0" * 64)
     response = page.post(f"/link/{other}", {"decision": "approve"})
     assert response.status_code == 403
-    assert "different request" in response.text
+    assert "request changed" in response.text
     assert router.get(case.id).state is EscalationState.OPEN
+    refused = [r for r in audit.records() if r.outcome == "refused"]
+    assert [(r.escalation_id, r.context["attempted"]) for r in refused] == [
+        (case.id, "view"),
+        (case.id, "approve"),
+    ]
 
 
 def test_a_link_to_a_non_decider_is_refused_by_the_router(
@@ -179,8 +200,11 @@ def test_the_inbox_lists_only_the_cases_the_user_may_decide(
     assert case.id not in page.as_user("maria").get("/").text  # decided: gone
 
 
-def test_pages_need_a_verified_sign_in(router: EscalationRouter, page: Browserless) -> None:
-    """No header is a 401; the header from outside the proxy's network is refused (403)."""
+def test_pages_need_a_verified_sign_in(
+    router: EscalationRouter, page: Browserless, audit: AuditLog
+) -> None:
+    """No header is a 401; the header from outside the proxy's network is refused (403), and
+    audited when it was aimed at a case."""
     case = open_case(router)
     assert page.get("/").status_code == 401
     assert page.get(f"/cases/{case.id}").status_code == 401
@@ -189,6 +213,10 @@ def test_pages_need_a_verified_sign_in(router: EscalationRouter, page: Browserle
     assert refused.status_code == 403
     assert "trusted proxies" in refused.text
     assert outside.post(f"/cases/{case.id}/decide", {"decision": "approve"}).status_code == 403
+    refused = [r for r in audit.records() if r.outcome == "refused"]
+    assert [(r.escalation_id, r.context["attempted"], r.context["via"]) for r in refused] == [
+        (case.id, "decide", "authenticator")
+    ]
 
 
 def test_the_case_page_is_shown_to_deciders_only(
@@ -217,9 +245,9 @@ def _csrf(body: str) -> str:
 
 
 def test_deciding_on_the_page_needs_the_forms_token(
-    router: EscalationRouter, page: Browserless
+    router: EscalationRouter, page: Browserless, audit: AuditLog
 ) -> None:
-    """Without the form's token, or with another case's or user's, the post is a 403."""
+    """Without the form's token, or with another case's or user's, the post is a 403, audited."""
     case = open_case(router)
     other = open_case(router)
     maria = page.as_user("maria")
@@ -234,6 +262,10 @@ def test_deciding_on_the_page_needs_the_forms_token(
     assert refused.status_code == 403
     assert "token" in refused.text
     assert router.get(case.id).state is EscalationState.OPEN
+    audited = [
+        (r.context["by"], r.context["attempted"]) for r in audit.records() if r.outcome == "refused"
+    ]
+    assert audited == [("maria", "approve")] * 3 + [("carl", "approve")]
 
     done = maria.post(decide, {"decision": "approve", "csrf": token, "reason": "ok"})
     assert done.status_code == 303

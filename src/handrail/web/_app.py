@@ -223,22 +223,28 @@ class _ApprovalPage:
         case = await self._case(request.path_params["escalation_id"])
         form = await _form(request)
         if not self.tokens.check(form.get("csrf"), identity.user, case.id, case.level):
-            raise _Refusal(
+            refusal = _Refusal(
                 403,
                 "Form refused",
                 "The form's token is missing or does not match this case at its current "
                 "level (the form is from another site, or the case moved on): open the case "
                 "page again and decide there.",
             )
+            await self._audit(case.id, refusal.why, _attempted(form), identity)
+            raise refusal
         await self._decide(case.id, form, identity)
         return RedirectResponse(case_href(_root(request), case.id), status_code=303)
 
     # -- signed links -----------------------------------------------------------------
 
     async def link(self, request: Request) -> HTMLResponse:
-        identity, binding = self._verified_link(request)
+        identity, binding = await self._verified_link(request, "view")
         case = await self._case(binding.escalation_id)
-        _check_link(case, binding)
+        try:
+            _check_link(case, binding)
+        except _Refusal as refusal:
+            await self._audit(case.id, refusal.why, "view", identity)
+            raise
         # The form posts back to this very address: the token is its credential,
         # and it is never written into the page.
         form = {"action": "", "csrf": ""}
@@ -246,10 +252,11 @@ class _ApprovalPage:
         return self._html(self.pages.case(case, root_path=_root(request), form=form, notice=notice))
 
     async def link_decide(self, request: Request) -> HTMLResponse:
-        identity, binding = self._verified_link(request)
-        case = await self._case(binding.escalation_id)
-        _check_link(case, binding)
         form = await _form(request)
+        identity, binding = await self._verified_link(request, _attempted(form))
+        case = await self._case(binding.escalation_id)
+        # No page-side check here: the router refuses a used, stale or misbound link
+        # inside its atomic update, and audits the refusal.
         decided = await self._decide(case.id, form, identity)
         notice = f"{_outcome(decided, identity.user)} This link is now used."
         return self._html(
@@ -313,6 +320,10 @@ class _ApprovalPage:
                 self.authenticators, http_request(request, await _body(request))
             )
         except NotAuthenticated as refused:
+            case_id = request.path_params.get("escalation_id")
+            if isinstance(case_id, str) and case_id:  # a spoofed header on a case's page
+                attempted = "decide" if request.method == "POST" else "view"
+                await self._audit(case_id, refused.why, attempted, None, "authenticator")
             raise _refusal(refused) from None
         if identity is None:
             raise _Refusal(
@@ -320,16 +331,41 @@ class _ApprovalPage:
             )
         return identity
 
-    def _verified_link(self, request: Request) -> tuple[Identity, LinkBinding]:
+    async def _verified_link(
+        self, request: Request, attempted: str
+    ) -> tuple[Identity, LinkBinding]:
         if self.links is None:
             raise _Refusal(404, "Signed links are off", "This page does not take signed links.")
         try:
             identity = self.links.verify(request.path_params["token"])
         except NotAuthenticated as refused:
+            # A case id is known only once the signature checked out (an expired
+            # link): audit it on that case.  A forged token names nothing to trust.
+            if refused.escalation_id:
+                await self._audit(
+                    refused.escalation_id, refused.why, attempted, None, "signed-link"
+                )
             raise _refusal(refused) from None
         if identity.binding is None:  # verify always binds; refuse rather than trust
             raise _Refusal(403, "Not authenticated", "the link is not bound to a case")
         return identity, identity.binding
+
+    async def _audit(
+        self,
+        escalation_id: str,
+        why: str,
+        attempted: str,
+        identity: Identity | None,
+        via: str = "",
+    ) -> None:
+        """Audit a refusal made here, before the router was asked (it audits its own)."""
+        await self.router.arecord_refusal(
+            escalation_id,
+            NotAuthenticated(escalation_id, why),
+            attempted=attempted,
+            by="" if identity is None else identity.user,
+            via=via if identity is None else identity.via,
+        )
 
     async def _case(self, escalation_id: str) -> Escalation:
         try:
@@ -361,6 +397,12 @@ class _ApprovalPage:
     @staticmethod
     def _html(html: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(html, status_code=status)
+
+
+def _attempted(form: FormData) -> str:
+    """The act a posted form asked for, as the audit trail names it."""
+    decision = form.get("decision")
+    return decision if decision in ("approve", "reject") else "decide"
 
 
 def _outcome(decided: Escalation, user: str) -> str:
