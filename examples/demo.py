@@ -398,6 +398,7 @@ async def decide_on_the_page(router: EscalationRouter, links: DecisionLinks, lin
         )
     return (
         opened.status_code == 200
+        and args.get("discount_pct") == "35 int"  # the page shows what would run
         and decided.status_code == 200
         and again.status_code == 403
         and fake.status_code == 403
@@ -471,6 +472,8 @@ def escalation(policy: Policy, directory: Path) -> bool:
                 print(f"  a second resume: {type(again).__name__}")
         history = router.get(case).history
         print("  history: " + " → ".join(f"{e.kind}@L{e.level}" for e in history))
+        # Who approved, and how the router verified them: dana, by her signed link.
+        via_link = [(e.by, e.via.partition(" ")[0]) for e in history if e.kind == "approved"]
         router.store.close()
         agent_ok = log.verify().ok
 
@@ -478,7 +481,13 @@ def escalation(policy: Policy, directory: Path) -> bool:
     shown = handrail_cli(
         directory, "escalations", "show", case, "--store", store_path, keep=the_decision
     )
-    return page_ok and shown.returncode == 0 and agent_ok and crm.calls == 2
+    return (
+        page_ok
+        and via_link == [("dana", "signed-link")]
+        and shown.returncode == 0
+        and agent_ok
+        and crm.calls == 2
+    )
 
 
 def example(name: str) -> ModuleType:
