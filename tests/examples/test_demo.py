@@ -54,7 +54,7 @@ def test_demo_runs_and_prints_the_tour() -> None:
     )
     # Spent and forged links are refused, and nothing more is decided.
     assert lines[opened + 3] == (
-        "  the same link again: HTTP 403, This link was already used: a link decides once."
+        "  the same link again: HTTP 403, link already used"
     )
     forged = lines[opened + 4]
     assert forged.startswith("  a forged link (one character changed): HTTP 403, bad signature")
