@@ -53,9 +53,7 @@ def test_demo_runs_and_prints_the_tour() -> None:
         "  she approves with a reason: HTTP 200, Approved by dana. This link is now used."
     )
     # Spent and forged links are refused, and nothing more is decided.
-    assert lines[opened + 3] == (
-        "  the same link again: HTTP 403, link already used"
-    )
+    assert lines[opened + 3] == ("  the same link again: HTTP 403, link already used")
     forged = lines[opened + 4]
     assert forged.startswith("  a forged link (one character changed): HTTP 403, bad signature")
     # The approval went through the link: the history says how dana was verified.
