@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-min lint bench format reference clean
+.PHONY: demo test test-min browser lint bench format reference clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+# The approval page's browser test drives Debian's chromium (never a browser
+# Playwright downloads): installed here when missing, as root or through sudo.
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+browser:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium)
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90
 
 # The suite against the oldest dependency versions pyproject.toml allows.
 MIN_VENV := .venv-min
-test-min:
+test-min: browser
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(MIN_VENV)/bin/python -m pip install --quiet -e '.[dev]' -c .ci/minimum-versions.txt

@@ -4,11 +4,15 @@ Loads ``policies/crm-agent.yaml``, decides a dozen requests the assistant
 makes for Acme's sales staff, explains one decision in full, and runs the
 policy's own test cases.  Then runs three of the assistant's tools behind a
 ``Guard`` against a flaky CRM, writing an audit log, and verifies the log's
-hash chain.  Last, a discount that needs a manager: the escalation opens on
+hash chain.  Then a discount that needs a manager: the escalation opens on
 the route in ``routes/sales.yaml``, the team lead misses the half-hour
-acknowledgement deadline on an accelerated clock, the case moves up to the
-sales director, who approves it from the ``handrail`` command line, and the
-assistant's retried call runs, once.  Finally the assistant reads contacts from
+acknowledgement deadline on an accelerated clock, and the case moves up to the
+sales director.  Her notice carries her own signed link; she opens it on the
+approval page (``handrail.web``, called in process: no port, no server), sees
+the real arguments, and approves; the same link used again, and a forged one,
+are refused.  The assistant's retried call runs, once, and ``handrail
+escalations show`` tells from a terminal how the approver was verified.
+Finally the assistant reads contacts from
 the example CRM server (``crm/``) through a connector — messy records set
 aside in quarantine — and updates one contact twice: in shadow mode (nothing
 is sent) and for real.  Run it from the repository root::
@@ -18,15 +22,17 @@ is sent) and for real.  Run it from the repository root::
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
 import importlib.util
 import os
-import pwd
 import secrets
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -45,6 +51,7 @@ from handrail import (
     User,
     acting_as,
 )
+from handrail.approvals import DecisionLinks
 from handrail.audit import AuditLog
 from handrail.connectors import JSONLQuarantine
 from handrail.escalation import (
@@ -59,6 +66,7 @@ from handrail.policy import PolicyCases
 from handrail.resilience import RetryPolicy, current_idempotency_key
 from handrail.shadow import ShadowResult
 from handrail.testing import FakeClock
+from handrail.web import approval_app
 
 EXAMPLES = Path(__file__).resolve().parent
 POLICIES = EXAMPLES / "policies"
@@ -69,6 +77,12 @@ TUESDAY_MORNING = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
 # makes one per run; in production it is one secret, at least 32 bytes, shared by every
 # process that opens or resumes cases, from your secret store (or HANDRAIL_ROUTER_KEY).
 ROUTER_KEY = secrets.token_bytes(32)
+# The signed decision links' key, and the approval page's form key: secrets as well, one
+# per deployment in production (the links key may be the router key; separate is cleaner).
+LINKS_KEY = secrets.token_bytes(32)
+PAGE_SECRET = secrets.token_bytes(32)
+# Where the approval page is mounted: the links in the notices point there.
+APPROVALS_URL = "https://approvals.acme.com"
 
 PEOPLE = {
     "alice": User(id="alice", roles=frozenset({"sales_rep"}), groups=frozenset({"sales"})),
@@ -226,11 +240,19 @@ def show(notification: Notification) -> None:
     """The escalation channel of this demo: print what Slack or email would carry."""
     to = ", ".join(notification.recipients)
     due = f", due {notification.due:%a %H:%M} UTC" if notification.due else ""
-    print(f"  [notify {notification.kind} · level {notification.level_name} → {to}{due}]")
+    # Who got a signed link, never the link: a channel many people read shows none.
+    signed = f"; links for {', '.join(sorted(notification.links))}" if notification.links else ""
+    print(f"  [notify {notification.kind} · level {notification.level_name} → {to}{due}{signed}]")
 
 
-def handrail_cli(directory: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run the ``handrail`` command as a person would, in a separate process."""
+def handrail_cli(
+    directory: Path, *args: str | Path, keep: Callable[[str], bool] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``handrail`` command as a person would, in a separate process.
+
+    With ``keep``, only the output lines it keeps are printed (``…`` marks the
+    lines left out), so the tour stays short.
+    """
     command = [sys.executable, "-m", "handrail", *map(str, args)]
     shown = (f"'{a}'" if " " in str(a) else str(a) for a in args)
     print(
@@ -241,32 +263,173 @@ def handrail_cli(directory: Path, *args: str | Path) -> subprocess.CompletedProc
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    elided = False
     for line in (done.stdout + done.stderr).splitlines():
-        print(f"    {line}")
+        if keep is None or done.returncode != 0 or keep(line):
+            print(f"    {line}")
+            elided = False
+        elif not elided:
+            print("    …")
+            elided = True
     return done
 
 
+def the_decision(line: str) -> bool:
+    """From ``handrail escalations show``: the outcome, and the history's last two rows."""
+    words = line.split()
+    return (
+        words[:1] == ["outcome:"]
+        or words[1:2] == ["EVENT"]  # the history's header
+        # A history row: AT (two words), EVENT, LEVEL, BY (and how verified), REASON.
+        or words[2:3] in (["approved"], ["executed"])
+    )
+
+
+class Mailboxes:
+    """Each decider's own inbox, in process: the demo's stand-in for their email.
+
+    A signed link is a bearer secret (like a password-reset link): whoever holds
+    it decides as its decider.  So a notice's ``links`` are never shown in the
+    shared channel (``show`` above, like Slack, prints only who got one); each
+    link goes to its own decider's mailbox and nobody else's, as
+    ``EmailChannel(deciders=...)`` does in production.
+    """
+
+    def __init__(self) -> None:
+        self.links: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
+
+    def deliver(self, notification: Notification) -> None:
+        for decider, link in notification.links.items():
+            self.links[decider].append((notification.kind, link))
+
+
+class PageText(HTMLParser):
+    """What a person reads on the approval page: each table's rows, each element's text by id."""
+
+    VOID = frozenset({"br", "hr", "img", "input", "link", "meta", "source", "wbr"})
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: dict[str, list[list[str]]] = collections.defaultdict(list)
+        self.text: dict[str, str] = collections.defaultdict(str)
+        self._ids: list[str] = []  # the id of each open element ("" for none)
+        self._table = ""
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.VOID:
+            return
+        element_id = dict(attrs).get("id") or ""
+        self._ids.append(element_id)
+        if tag == "table":
+            self._table = element_id
+        elif tag == "tr" and self._table:
+            self.rows[self._table].append([])
+        elif tag in ("th", "td") and self.rows[self._table]:
+            self.rows[self._table][-1].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self.VOID and self._ids:
+            self._ids.pop()
+        if tag == "table":
+            self._table = ""
+
+    def handle_data(self, data: str) -> None:
+        for element_id in filter(None, self._ids):
+            self.text[element_id] += data
+        if self._table and self.rows[self._table] and self.rows[self._table][-1]:
+            self.rows[self._table][-1][-1] += data
+
+    def said(self, element_id: str) -> str:
+        """The text of one element, on one line."""
+        return " ".join(self.text[element_id].split())
+
+    def table(self, table_id: str) -> dict[str, str]:
+        """A two-column table (the page's arguments, its request) as name -> shown value."""
+        rows = (row for row in self.rows[table_id] if len(row) == 2)
+        return {" ".join(name.split()): " ".join(value.split()) for name, value in rows}
+
+
+def forged(link: str) -> str:
+    """``link`` with one character of its signature changed: what a guesser would try."""
+    at = link.rindex(".") + 10  # inside the signature, clear of its last (padding) character
+    return link[:at] + ("A" if link[at] != "A" else "B") + link[at + 1 :]
+
+
+async def decide_on_the_page(router: EscalationRouter, links: DecisionLinks, link: str) -> bool:
+    """Dana opens her signed link on the approval page, approves, and the link is spent.
+
+    The page is an ASGI app, so httpx calls it in process (no port, no server);
+    in production it is mounted in your service behind TLS.
+    """
+    page = approval_app(router, links=links, secret=PAGE_SECRET, title="Acme approvals")
+    transport = httpx.ASGITransport(app=page)
+    async with httpx.AsyncClient(transport=transport, base_url=APPROVALS_URL) as browser:
+        opened = await browser.get(link)
+        shown = PageText(opened.text)
+        request, args = shown.table("request"), shown.table("args")
+        print(
+            f"  she opens it: HTTP {opened.status_code}, {request.get('Action')} for "
+            f"{request.get('On behalf of')} by {request.get('Agent')}, "
+            f"state {shown.said('state')}"
+        )
+        # Each argument's cell is its value then its type ("35 int"): what would run.
+        print(
+            "    arguments: "
+            + "; ".join(f"{name} = {cell.rpartition(' ')[0]}" for name, cell in args.items())
+        )
+        decided = await browser.post(
+            link, data={"decision": "approve", "reason": "multi-year renewal; margin checked"}
+        )
+        result = PageText(decided.text)
+        print(
+            f"  she approves with a reason: HTTP {decided.status_code}, "
+            f"{result.said('notice') or result.said('why')}"
+        )
+        again = await browser.post(link, data={"decision": "approve", "reason": "once more"})
+        print(
+            f"  the same link again: HTTP {again.status_code}, {PageText(again.text).said('why')}"
+        )
+        fake = await browser.get(forged(link))
+        print(
+            f"  a forged link (one character changed): HTTP {fake.status_code}, "
+            f"{PageText(fake.text).said('why')}"
+        )
+    return (
+        opened.status_code == 200
+        and args.get("discount_pct") == "35 int"  # the page shows what would run
+        and decided.status_code == 200
+        and again.status_code == 403
+        and fake.status_code == 403
+    )
+
+
 def escalation(policy: Policy, directory: Path) -> bool:
-    """A 35 % discount: escalated, breached, moved up, approved from the CLI, run once."""
+    """A 35 % discount: escalated, breached, moved up, approved through a signed link, run once."""
     routes = load_routes(ROUTES)
     clock = FakeClock(TUESDAY_MORNING)
     store_path = directory / "escalations.db"
     crm = FlakyCRM()
     crm.calls = 1  # the CRM is healthy in this part
-    # The CLI decides as the OS user running it: you stand in for a sales lead here.
-    you = pwd.getpwuid(os.geteuid()).pw_name
-    groups = {**routes.groups, "sales-leads": routes.groups["sales-leads"] | {you}}
+    mailboxes = Mailboxes()
+    # The same DecisionLinks signs the links in the notices and verifies them on the page.
+    links = DecisionLinks(LINKS_KEY, base_url=APPROVALS_URL, clock=clock)
 
     with AuditLog.jsonl(directory / "agent-audit.jsonl") as log:
         router = EscalationRouter(
             routes.routes,
             SQLiteStore(store_path),
-            channels=[CallableChannel(show, name="slack")],
+            channels=[
+                CallableChannel(show, name="slack"),
+                CallableChannel(mailboxes.deliver, name="email"),
+            ],
             clock=clock,
             audit=log,
-            groups=groups,
+            groups=routes.groups,
             store_hint=str(store_path),
             key=ROUTER_KEY,
+            links=links,
         )
         guard = Guard(policy, audit=log, escalations=router)
 
@@ -294,45 +457,37 @@ def escalation(policy: Policy, directory: Path) -> bool:
             f"  case is at level {moved.level} ({moved.route.level(moved.level).name}), "
             f"deciders {', '.join(moved.deciders)}"
         )
-        router.store.close()
+        # Dana reads her own mail: the escalated notice's link for her, and only hers.
+        link = next(url for kind, url in mailboxes.links["dana"] if kind == "escalated")
+        # Printed only up to its signature (which is what makes it a credential).
+        print(f"  dana's mailbox: her signed link {link[: len(APPROVALS_URL) + 16]}…")
+        page_ok = asyncio.run(decide_on_the_page(router, links, link))
 
-    print(f"  A sales lead (you, OS user {you}) decides from a terminal:")
-    common = ("--store", store_path)
-    handrail_cli(directory, "escalations", "list", *common)
-    approved = handrail_cli(
-        directory,
-        "escalations",
-        "approve",
-        case,
-        "--reason",
-        "multi-year renewal; margin checked",
-        *common,
-        "--audit",
-        directory / "decisions.jsonl",
-    )
-
-    with AuditLog.jsonl(directory / "agent-audit.jsonl") as log:
-        router = EscalationRouter(
-            routes.routes, SQLiteStore(store_path), clock=clock, audit=log, key=ROUTER_KEY
-        )
-        guard = Guard(policy, audit=log, escalations=router)
-        update = guard.protect("crm.opportunity.update", is_write=True)(
-            update_opportunity.__wrapped__  # the same tool, behind the new guard
-        )
         print("  The assistant retries the same call under the escalation:")
         with acting_as(alice), resuming(case):
-            update("opp-9", discount_pct=35)
+            update_opportunity("opp-9", discount_pct=35)
             try:
-                update("opp-9", discount_pct=35)
+                update_opportunity("opp-9", discount_pct=35)
             except Exception as again:  # AlreadyExecuted: it never runs twice
                 print(f"  a second resume: {type(again).__name__}")
         history = router.get(case).history
         print("  history: " + " → ".join(f"{e.kind}@L{e.level}" for e in history))
+        # Who approved, and how the router verified them: dana, by her signed link.
+        via_link = [(e.by, e.via.partition(" ")[0]) for e in history if e.kind == "approved"]
         router.store.close()
         agent_ok = log.verify().ok
-    with AuditLog.open(directory / "decisions.jsonl", read_only=True) as decisions:
-        decisions_ok = decisions.verify().ok
-    return approved.returncode == 0 and agent_ok and decisions_ok and crm.calls == 2
+
+    print("  From a terminal, the case and how each decider was verified:")
+    shown = handrail_cli(
+        directory, "escalations", "show", case, "--store", store_path, keep=the_decision
+    )
+    return (
+        page_ok
+        and via_link == [("dana", "signed-link")]
+        and shown.returncode == 0
+        and agent_ok
+        and crm.calls == 2
+    )
 
 
 def example(name: str) -> ModuleType:

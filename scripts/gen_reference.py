@@ -41,6 +41,7 @@ PUBLIC = (
     "handrail.telemetry",
     "handrail.testing",
     "handrail.testing.conformance",
+    "handrail.web",
 )
 """The namespaces whose ``__all__`` is semver-stable, in the order the page lists them."""
 

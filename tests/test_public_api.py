@@ -21,6 +21,7 @@ import handrail.telemetry
 import handrail.testing
 import handrail.testing.conformance
 import handrail.testing.contracts
+import handrail.web
 
 
 def test_all_names_are_exported() -> None:
@@ -43,6 +44,7 @@ def test_all_names_are_exported() -> None:
         handrail.testing,
         handrail.testing.conformance,
         handrail.testing.contracts,
+        handrail.web,
     ):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

@@ -434,6 +434,53 @@ class EscalationRouter(Waiting, Outbox):
         """``cancel`` for async code: the store work runs in a thread."""
         return await asyncio.to_thread(self.cancel, escalation_id, reason=reason, by=by)
 
+    def record_refusal(
+        self,
+        escalation_id: str,
+        refusal: NotAuthenticated | NotADecider,
+        *,
+        attempted: str,
+        by: str = "",
+        via: str = "",
+    ) -> None:
+        """Audit a refusal an authenticator or a front end made before the router was asked.
+
+        For an approval service that refused an act on case ``escalation_id``
+        itself (an expired or reused link, a form token that does not match,
+        a spoofed header on a case's page): the audit trail records it as the
+        router's own refusals are, with ``attempted`` (``approve``, ``reject``,
+        ``acknowledge``, ``view``), the name offered (``by``, shown escaped,
+        never trusted) and how it came (``via``).  A case that does not exist
+        gets telemetry only.  Changes nothing; never raises for a failed
+        record (it is logged).
+        """
+        try:
+            self._refused(
+                escalation_id,
+                refusal,
+                printable(attempted)[:40],
+                self.clock.now(),
+                by=printable(by)[:256],
+                level=None,
+                via=printable(via)[:256],
+            )
+        except Exception as exc:  # the refusal stands; report what could not be recorded
+            self._log_error("audit_failed", exc, escalation_id=escalation_id)
+
+    async def arecord_refusal(
+        self,
+        escalation_id: str,
+        refusal: NotAuthenticated | NotADecider,
+        *,
+        attempted: str,
+        by: str = "",
+        via: str = "",
+    ) -> None:
+        """``record_refusal`` for async code: the store work runs in a thread."""
+        await asyncio.to_thread(
+            self.record_refusal, escalation_id, refusal, attempted=attempted, by=by, via=via
+        )
+
     def claim_execution(self, escalation_id: str) -> Escalation:
         """Mark the approved action as executing, once across every worker.
 
