@@ -434,8 +434,8 @@ def test_a_refusal_made_before_the_router_is_audited_through_record_refusal(
     router: EscalationRouter, audit: AuditLog
 ) -> None:
     """An approval service that refuses a credential itself (an expired link) records it with
-    ``record_refusal``: one `refused` record on the case, the offered name escaped; a case that
-    does not exist gets none, and only the router's refusal kinds and attempts are taken."""
+    ``record_refusal``: one `refused` record on the case, the offered name escaped, nothing
+    changed; a case that does not exist gets none."""
     case = router.open(decision())
     expired = NotAuthenticated(case.id, "expired link")
     router.record_refusal(case.id, expired, attempted="approve", by="maria\x1b[2J", via="link")
@@ -448,8 +448,4 @@ def test_a_refusal_made_before_the_router_is_audited_through_record_refusal(
     assert record.reason is not None
     assert "expired link" in record.reason
     assert len([r for r in audit.records() if r.outcome == "refused"]) == 1
-    with pytest.raises(TypeError):
-        router.record_refusal(case.id, ValueError("x"), attempted="approve", by="m")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="attempted"):
-        router.record_refusal(case.id, expired, attempted="cancel", by="m")
     assert router.get(case.id) == case

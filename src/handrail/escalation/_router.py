@@ -381,44 +381,6 @@ class EscalationRouter(Waiting, Outbox):
         """``reject`` for async code: the store work runs in a thread."""
         return await self.adecide(escalation_id, approve=False, by=by, reason=reason)
 
-    def record_refusal(
-        self,
-        escalation_id: str,
-        refusal: NotAuthenticated | NotADecider,
-        *,
-        attempted: str,
-        by: str,
-        via: str = "",
-    ) -> None:
-        """Audit a decision refused before it reached the router, as the router audits its own.
-
-        An approval service refuses some attempts itself: an expired link,
-        an unmapped Slack user, the CLI's ``--as`` without the admin role.
-        Recording them here keeps "every refusal is audited" true for those
-        too.  ``attempted`` is ``acknowledge``, ``approve`` or ``reject``;
-        ``by`` the name offered and ``via`` how (shown escaped, never
-        trusted).  A case that does not exist gets telemetry only.
-        """
-        if not isinstance(refusal, NotAuthenticated | NotADecider):
-            raise TypeError(
-                "record_refusal: refusal must be a NotAuthenticated or NotADecider, got "
-                f"{type(refusal).__name__}"
-            )
-        if attempted not in ("acknowledge", "approve", "reject"):
-            raise ValueError(
-                f"record_refusal: attempted must be acknowledge, approve or reject, "
-                f"got {printable(str(attempted))[:40]!r}"
-            )
-        self._refused(
-            escalation_id,
-            refusal,
-            attempted,
-            self.clock.now(),
-            by=printable(by)[:200],
-            level=None,
-            via=printable(via)[:200],
-        )
-
     def cancel(self, escalation_id: str, *, reason: str = "", by: str | None = None) -> Escalation:
         """``→ cancelled``: the agent withdrew the request; it will not run."""
         return self._change(
