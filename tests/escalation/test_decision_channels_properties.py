@@ -32,6 +32,7 @@ credential names a real case.  A verified decider's attempt on a final case is a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -40,6 +41,7 @@ import io
 import json
 import os
 import pwd
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -47,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+import httpx
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -59,7 +62,13 @@ from hypothesis.stateful import (
 )
 
 from handrail import ActionRequest, HandrailError, Policy, Principal, User
-from handrail.approvals import DecisionLinks, Identity, SlackAction, SlackInteractions
+from handrail.approvals import (
+    DecisionLinks,
+    Identity,
+    SlackAction,
+    SlackInteractions,
+    TrustedHeaderAuthenticator,
+)
 from handrail.audit import AuditLog, AuditRecord
 from handrail.cli import main
 from handrail.escalation import (
@@ -71,6 +80,7 @@ from handrail.escalation import (
     Route,
 )
 from handrail.testing import FakeClock
+from handrail.web import approval_app
 
 ME = pwd.getpwuid(os.geteuid()).pw_name  # the OS user the CLI decides as
 T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
@@ -80,6 +90,8 @@ KEY = "contract-router-key-0123456789abcdef"
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 LINK_TTL = 6 * HOUR
 BASE_URL = "https://approvals.example.com"
+PROXY, ELSEWHERE = "127.0.0.1", "192.0.2.7"  # the SSO proxy's address, and anyone else's
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 AGENT, ON_BEHALF_OF = "bot", "ann"
 # The agent and the user it acts for are listed at both levels: only four eyes refuses them.
@@ -209,6 +221,15 @@ class DecisionChannels(RuleBasedStateMachine):
         )
         self.links = DecisionLinks(KEY, base_url=BASE_URL, ttl=LINK_TTL, clock=self.clock)
         self.slack = SlackInteractions(SLACK_SECRET, users=SLACK_USERS, clock=self.clock)
+        self.app = approval_app(
+            self.router,
+            links=self.links,
+            authenticators=[
+                TrustedHeaderAuthenticator("x-forwarded-user", proxies=[f"{PROXY}/32"])
+            ],
+            slack=self.slack,
+            secret=KEY,
+        )
         self.open_case(250_000)
 
     def teardown(self) -> None:
@@ -583,6 +604,147 @@ class DecisionChannels(RuleBasedStateMachine):
             assert expected == NOT_A_DECIDER
             assert f"{ME!r} may not decide" in err.getvalue(), err.getvalue()
             self.refused(case, verb, ME)
+
+    @precondition(lambda self: bool(self.cases))
+    @rule(
+        data=st.data(),
+        verb=st.sampled_from(["approve", "approve", "reject"]),
+        kind=st.sampled_from(
+            ["fresh", "fresh", "stale level", "other request", "forged", "expired", "reuse"]
+        ),
+    )
+    def page_link(self, data: st.DataObject, verb: str, kind: str) -> None:
+        """The approval page: a decider posts the decision to their signed link."""
+        case = data.draw(st.sampled_from(self.cases))
+        user = data.draw(self.people(case))
+        if kind == "reuse" and self.links_issued:
+            link = data.draw(st.sampled_from(self.links_issued))
+            user = link.user
+        else:
+            link = self.issue(case, user, kind)
+        token = link.token
+        if kind == "forged":
+            body, _, signature = token.partition(".")
+            token = f"{body}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+        case = next(c for c in self.cases if c.id == link.binding.escalation_id)
+        reply = self.http("POST", f"/link/{token}", data={"decision": verb, "reason": "ok"})
+        assert link.token not in reply.text  # a link is never echoed back
+        if kind == "forged":  # names no case worth trusting: refused, not audited
+            assert reply.status_code == 403
+            return
+        if self.clock.now().timestamp() >= link.expires:  # signed, so its case is authentic
+            assert reply.status_code == 403
+            self.refused(case, verb, "")
+            return
+        self.expect_reply(case, verb, user, link.binding, reply)
+
+    @precondition(lambda self: bool(self.cases))
+    @rule(
+        data=st.data(),
+        verb=st.sampled_from(["approve", "approve", "reject"]),
+        spoofed=st.sampled_from([False, False, False, True]),
+    )
+    def page_sso(self, data: st.DataObject, verb: str, spoofed: bool) -> None:
+        """The approval page behind an SSO proxy: open the case, post the form with its token."""
+        case = data.draw(st.sampled_from(self.cases))
+        user = data.draw(self.people(case))
+        sso = {"x-forwarded-user": user}
+        if spoofed:  # the header from anywhere but the proxy
+            form = {"decision": verb, "csrf": "x"}
+            reply = self.http("POST", f"/cases/{case.id}/decide", headers=sso, data=form,
+                              client=ELSEWHERE)  # fmt: skip
+            assert reply.status_code == 403
+            self.refused(case, "decide", "")
+            return
+        page = self.http("GET", f"/cases/{case.id}", headers=sso)
+        found = CSRF.search(page.text)
+        offered = (
+            case.state not in FINAL
+            and user in self.deciders[case.level]
+            and user not in (AGENT, ON_BEHALF_OF, *case.approvals)
+        )
+        assert (found is not None) == offered, (user, case, page.status_code)
+        form = {"decision": verb, "reason": "ok", "csrf": found.group(1) if found else ""}
+        reply = self.http("POST", f"/cases/{case.id}/decide", headers=sso, data=form)
+        if not offered:  # no form for them: the post is refused on the page, and audited
+            assert reply.status_code == 403
+            self.refused(case, verb, user)
+            return
+        assert self.expect(case, verb, user, None) == ACCEPTED
+        assert reply.status_code == 303
+        self.accept(case, verb, user, None)
+
+    @precondition(lambda self: bool(self.cases))
+    @rule(
+        data=st.data(),
+        approve=st.booleans(),
+        slack_user=st.sampled_from([*SLACK_USERS, "UNOBODY"]),
+        kind=st.sampled_from(
+            ["good", "good", "wrong secret", "stale timestamp", "stale level", "replay"]
+        ),
+    )
+    def page_slack(self, data: st.DataObject, approve: bool, slack_user: str, kind: str) -> None:
+        """Slack's callback posted to the approval page's /slack/actions."""
+        case = data.draw(st.sampled_from(self.cases))
+        if kind == "replay" and self.clicks:
+            click = data.draw(st.sampled_from(self.clicks))
+            case = next(c for c in self.cases if c.id == click.binding.escalation_id)
+        else:
+            click = self.sign_click(case, approve, slack_user, kind)
+        headers = {**click.headers, "content-type": "application/x-www-form-urlencoded"}
+        reply = self.http("POST", "/slack/actions", headers=headers, content=click.body)
+        stale = abs(self.clock.now().timestamp() - click.timestamp) > 300
+        if stale or click.kind == "wrong secret":  # names no case worth trusting
+            assert reply.status_code == 401
+            return
+        verb = "approve" if click.approve else "reject"
+        if click.user is None:  # Slack signed it: an authentic case, an unmapped clicker
+            assert reply.status_code == 401
+            self.refused(case, "decide", "")
+            return
+        assert reply.status_code == 200
+        text = reply.json()["text"]
+        expected = self.expect(case, verb, click.user, click.binding)
+        assert text.startswith("Case " if expected == ACCEPTED else "Refused: "), (expected, text)
+        if expected == ACCEPTED:
+            self.accept(case, verb, click.user, click.binding)
+        elif expected != FINAL_ALREADY:
+            self.refused(case, verb, click.user)
+
+    def expect_reply(
+        self, case: Case, verb: str, user: str, binding: Binding | None, reply: httpx.Response
+    ) -> None:
+        """The page's answer to a decision the router made: as the model expects."""
+        expected = self.expect(case, verb, user, binding)
+        status = {ACCEPTED: 200, FINAL_ALREADY: 409}.get(expected, 403)
+        assert reply.status_code == status, (expected, reply.status_code, reply.text[-300:])
+        if expected == ACCEPTED:
+            self.accept(case, verb, user, binding)
+        elif expected != FINAL_ALREADY:
+            self.refused(case, verb, user)
+
+    def http(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+        content: bytes | None = None,
+        client: str = PROXY,
+    ) -> httpx.Response:
+        """One request to the approval page, in process (``httpx.ASGITransport``)."""
+
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app, client=(client, 50_000))
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://approvals.test"
+            ) as browser:
+                return await browser.request(
+                    method, path, headers=headers, data=data, content=content
+                )
+
+        return asyncio.run(send())
 
     # -- invariants ------------------------------------------------------------------------
 
