@@ -2,8 +2,8 @@
 current level who is neither the agent nor the user it acts for; every refusal is audited.
 
 A Hypothesis state machine opens cases on a real router over a real SQLite file, moves the
-clock past deadlines (the case changes level), and tries decisions (acknowledge, approve,
-reject) through every channel:
+clock past deadlines (the case changes level, or expires), and tries decisions (acknowledge,
+approve, reject) through every channel:
 
 * the Python API, with a verified ``Identity`` of anyone (a decider of this level, of the
   other level, an outsider, the agent, the user it acts for) or an unverified ``str`` / ``User``;
@@ -13,21 +13,28 @@ reject) through every channel:
   wrong secret, stale timestamp, unmapped Slack user, a button for a stale level or another
   request, or a replayed body;
 * the CLI (``handrail escalations ack|approve|reject``) as the OS user running the tests, who
-  is a decider at some levels of the route and not at others, with and without ``--as``.
+  is a decider at some levels of the route and not at others, with and without ``--as``;
+* the approval page (``handrail.web.approval_app`` over ``httpx.ASGITransport``): a decision
+  posted to a signed link, the SSO case page's form (its token taken from the page, or none
+  when the page offers no form), a sign-in header from outside the proxy, and Slack's
+  callbacks through ``/slack/actions``.
 
 The model predicts each attempt: accepted, refused by the router (``NotAuthenticated`` or
-``NotADecider``, or exit 1 from the CLI), refused because the case is final
-(``IllegalTransition``), or refused by the authenticator before the router saw it.  After every
-step: the case is as the model says; its history holds exactly the accepted decisions, each by
-a listed decider of its level who is not the agent nor the user; each router refusal left
-exactly one ``refused`` record (the router's log or the CLI's own).
+``NotADecider``; exit 1 from the CLI; 403 or a "Refused" Slack reply from the page), refused
+because the case is final (``IllegalTransition``, 409), or refused before the router.  After
+every step: each case is as the model says; its history holds exactly the accepted decisions,
+each by a listed decider of its level who is not the agent nor the user, with how they were
+verified; and each case has exactly as many ``refused`` records (the router's log and the
+CLI's own) as refusals the model counted, each naming the attempt and who was offered.
 
-What the library does not audit, by design, and this test pins: a credential the authenticator
-refuses itself (a forged or expired link, a bad or stale Slack signature, an unmapped Slack
-user) never reaches the router, so the library writes no record; the approval service that
-called the authenticator must record it with ``EscalationRouter.record_refusal`` when the
-credential names a real case.  A verified decider's attempt on a final case is an
-``IllegalTransition`` (nothing decided, not audited).
+Which refusals are audited: every one the router makes, every one the CLI or the page makes
+before asking it (``EscalationRouter.record_refusal``) when the credential names its case
+authentically (an expired link, an unmapped Slack user: their signatures checked out;
+``--as`` without the admin role).  A credential whose signature fails (a forged link, a
+Slack callback with a wrong secret or a stale timestamp) names no case worth trusting: no
+record.  Calling an authenticator directly (``links.verify``, ``slack.verify``) audits
+nothing: there is no router to record it; the page is what records those.  A verified
+decider's attempt on a final case is an ``IllegalTransition``: nothing decided, no record.
 """
 
 from __future__ import annotations
