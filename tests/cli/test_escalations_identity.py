@@ -139,6 +139,38 @@ def test_as_is_refused_on_sqlite_which_has_no_roles(
     assert "an SQLite file or memory has no roles" in err
     assert err.count("\n") == 1
     assert stored(db, case.id).state is EscalationState.OPEN
+    # A refused decision, so audited like the router's own refusals: who was named, and how.
+    with AuditLog.open(audit, read_only=True) as log:
+        [record] = log.records()
+    attempted = "acknowledge" if command == "ack" else command
+    assert (record.outcome.value, record.escalation_id, record.context["by"]) == (
+        "refused", case.id, "maria",
+    )  # fmt: skip
+    assert (record.context["attempted"], record.context["authenticated"]) == (attempted, False)
+    assert record.context["via"] == f"--as by os-user uid {os.geteuid()}"
+    assert record.reason is not None
+    assert "--as maria refused" in record.reason
+
+
+@pytest.mark.parametrize("command", ["ack", "approve", "reject"])
+def test_an_os_user_without_a_name_is_refused_and_audited(
+    db: Path, audit: Path, command: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A uid the password database does not name verifies nobody: exit 1, and the refused
+    decision is in the audit trail under the uid."""
+    case = open_case(db, ["maria", ME])
+
+    def nameless(uid: int) -> pwd.struct_passwd:
+        raise KeyError(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", nameless)
+    reason = () if command == "ack" else ("--reason", "ok")
+    code, out, err = run(capsys, command, case.id, *reason, "--store", db)
+    assert (code, out) == (1, "")
+    assert "has no name in the password database" in err
+    assert stored(db, case.id).state is EscalationState.OPEN
+    assert records(audit) == [("refused", f"uid {os.geteuid()}")]
 
 
 @pytest.mark.parametrize("command", ["ack", "approve", "reject", "cancel"])

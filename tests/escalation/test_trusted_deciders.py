@@ -428,3 +428,24 @@ def test_two_threads_racing_one_token_on_sqlite_one_wins(tmp_path: Path, clock: 
     assert len(stored.approvals) == 1
     for s in stores:
         s.close()
+
+
+def test_a_refusal_made_before_the_router_is_audited_through_record_refusal(
+    router: EscalationRouter, audit: AuditLog
+) -> None:
+    """An approval service that refuses a credential itself (an expired link) records it with
+    ``record_refusal``: one `refused` record on the case, the offered name escaped, nothing
+    changed; a case that does not exist gets none."""
+    case = router.open(decision())
+    expired = NotAuthenticated(case.id, "expired link")
+    router.record_refusal(case.id, expired, attempted="approve", by="maria\x1b[2J", via="link")
+    router.record_refusal("no-such-case", expired, attempted="approve", by="maria")
+    [record] = refusals(audit, case.id)
+    assert (record.context["by"], record.context["attempted"], record.context["via"]) == (
+        printable("maria\x1b[2J"), "approve", "link",
+    )  # fmt: skip
+    assert (record.context["authenticated"], record.context["level"]) == (False, 0)
+    assert record.reason is not None
+    assert "expired link" in record.reason
+    assert len([r for r in audit.records() if r.outcome == "refused"]) == 1
+    assert router.get(case.id) == case

@@ -127,6 +127,30 @@ def test_refusals_are_told_to_the_clicker_and_audited(
     assert page.post_raw("/slack/actions", body, headers).status_code == 401
 
 
+def test_an_unmapped_slack_user_is_audited_on_the_case_a_forged_click_on_none(
+    router: EscalationRouter, clock: FakeClock, slack_app: Starlette, audit: AuditLog
+) -> None:
+    """Slack signed the click, so the case it names is authentic: a Slack user not mapped to a
+    decider is a refused decision on it, audited as an expired link is.  A click whose
+    signature fails names nothing to trust: no record."""
+    case = open_case(router)
+    page = Browserless(slack_app)
+    body, headers = click(case, clock, secret="not-the-secret")
+    assert page.post_raw("/slack/actions", body, headers).status_code == 401
+    assert [r for r in audit.records() if r.outcome == "refused"] == []
+    body, headers = click(case, clock, user="U0NOBODY")
+    refused = page.post_raw("/slack/actions", body, headers)
+    assert refused.status_code == 401
+    assert "not mapped to a decider" in refused.text
+    [record] = [r for r in audit.records() if r.outcome == "refused"]
+    assert (record.escalation_id, record.context["via"], record.context["by"]) == (
+        case.id, "slack", "",
+    )  # fmt: skip
+    assert record.reason is not None
+    assert "U0NOBODY is not mapped" in record.reason
+    assert router.get(case.id).state is EscalationState.OPEN
+
+
 def test_without_slack_the_endpoint_is_not_there(router: EscalationRouter) -> None:
     """No ``slack`` verifier: 404."""
     reply = Browserless(approval_app(router)).post_raw("/slack/actions", b"payload={}", {})

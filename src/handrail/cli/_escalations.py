@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .._errors import ConfigurationError, HandrailError, PolicyError
+from .._errors import ConfigurationError, HandrailError, NotAuthenticated, PolicyError
 from .._names import canonical_name
 from ..approvals import Identity, OSUserAuthenticator
 from ..escalation import (
@@ -295,19 +295,33 @@ class _Session:
     routes: RoutesFile | None
     store: EscalationStore
 
-    def decider(self, args: argparse.Namespace) -> Identity:
-        """Who decides: the verified OS user, or (``--as``) a user an administrator names."""
-        me = OSUserAuthenticator().identity(args.id)
+    def decider(self, args: argparse.Namespace, attempted: str) -> Identity:
+        """Who decides: the verified OS user, or (``--as``) a user an administrator names.
+
+        A refusal here (no named OS user, ``--as`` without the admin role) is
+        a refused decision like the router's own: audited before it is raised.
+        """
+        try:
+            me = OSUserAuthenticator().identity(args.id)
+        except NotAuthenticated as nobody:
+            self.router.record_refusal(
+                args.id, nobody, attempted=attempted, by=f"uid {os.geteuid()}", via="os-user"
+            )
+            raise
         if args.as_user is None:
             return me
         if not self.store.is_admin():
-            raise _Failed(
-                f"error: escalation {args.id}: --as {args.as_user} refused: only an "
-                f"administrator of the store may decide in another's name, and "
-                f"{self.store!r} does not say {me.user} is one (an SQLite file or memory "
-                "has no roles to say so; in PostgreSQL the database role must be a member "
-                f"of handrail_admin); decide as yourself, without --as"
+            refusal = NotAuthenticated(
+                args.id,
+                f"--as {args.as_user} refused: only an administrator of the store may decide "
+                f"in another's name, and {self.store!r} does not say {me.user} is one (an "
+                "SQLite file or memory has no roles to say so; in PostgreSQL the database role "
+                "must be a member of handrail_admin); decide as yourself, without --as",
             )
+            self.router.record_refusal(
+                args.id, refusal, attempted=attempted, by=args.as_user, via=f"--as by {me.via}"
+            )
+            raise refusal
         return Identity(user=args.as_user, method="admin", detail=f"os user {me.user}")
 
 
@@ -405,14 +419,17 @@ def _show(args: argparse.Namespace) -> int:
 
 def _ack(args: argparse.Namespace) -> int:
     with _session(args, audited=True) as session:
-        escalation = session.router.acknowledge(args.id, by=session.decider(args))
+        escalation = session.router.acknowledge(args.id, by=session.decider(args, "acknowledge"))
     return _done(args, escalation, f"decide by {_time(escalation.resolve_due)}")
 
 
 def _decide(args: argparse.Namespace) -> int:
     with _session(args, audited=True) as session:
         escalation = session.router.decide(
-            args.id, approve=args.approve, by=session.decider(args), reason=args.reason
+            args.id,
+            approve=args.approve,
+            by=session.decider(args, "approve" if args.approve else "reject"),
+            reason=args.reason,
         )
     after = "the action may run, once" if args.approve else "the action will not run"
     return _done(args, escalation, after)

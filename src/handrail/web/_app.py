@@ -273,6 +273,10 @@ class _ApprovalPage:
         try:
             action = await run_in_threadpool(self.slack.verify, headers, body)
         except NotAuthenticated as refused:
+            # Slack's signature checked out when the refusal names a case (a Slack user
+            # not mapped to a decider): audit it there, as an expired link is.
+            if refused.escalation_id:
+                await self._audit(refused.escalation_id, refused.why, "decide", None, "slack")
             self._log_refusal(request, 401, refused.why)
             return PlainTextResponse(f"refused: {printable(refused.why)}", status_code=401)
         identity = action.identity
