@@ -113,7 +113,10 @@ class NotADecider(EscalationError):
 
 
 class NotAuthenticated(EscalationError):
-    """The decider's identity was not verified; nothing changed, and the refusal is audited.
+    """The decider's identity was not verified; nothing changed.
+
+    The router audits every refusal it makes; a front end audits its own on
+    the case they name (``EscalationRouter.record_refusal``).
 
     Raised for a decision made without an ``Identity`` (a bare name), and by
     authenticators for a forged, expired, reused or misbound credential.

@@ -33,8 +33,9 @@ authentically (an expired link, an unmapped Slack user: their signatures checked
 ``--as`` without the admin role).  A credential whose signature fails (a forged link, a
 Slack callback with a wrong secret or a stale timestamp) names no case worth trusting: no
 record.  Calling an authenticator directly (``links.verify``, ``slack.verify``) audits
-nothing: there is no router to record it; the page is what records those.  A verified
-decider's attempt on a final case is an ``IllegalTransition``: nothing decided, no record.
+nothing: there is no router to record it; the page is what records those.  A listed
+decider's attempt on a final case is an ``IllegalTransition``: nothing decided, no record;
+anyone else's is a ``NotADecider``, audited, as on an open case.
 """
 
 from __future__ import annotations
@@ -256,10 +257,10 @@ class DecisionChannels(RuleBasedStateMachine):
             or binding.token_id in case.tokens
         ):
             return NOT_AUTHENTICATED
+        if user in (AGENT, ON_BEHALF_OF) or user not in self.deciders[case.level]:
+            return NOT_A_DECIDER  # final or not: a non-decider learns nothing of the case
         if case.state in FINAL:
             return FINAL_ALREADY
-        if user in (AGENT, ON_BEHALF_OF) or user not in self.deciders[case.level]:
-            return NOT_A_DECIDER
         if verb == "acknowledge":
             return ACCEPTED if case.state == "open" else FINAL_ALREADY
         if verb == "approve" and user in case.approvals:

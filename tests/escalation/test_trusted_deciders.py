@@ -21,6 +21,7 @@ from handrail.escalation import (
     EscalationRouter,
     EscalationState,
     EscalationStore,
+    IllegalTransition,
     Level,
     MemoryStore,
     NotADecider,
@@ -449,3 +450,20 @@ def test_a_refusal_made_before_the_router_is_audited_through_record_refusal(
     assert "expired link" in record.reason
     assert len([r for r in audit.records() if r.outcome == "refused"]) == 1
     assert router.get(case.id) == case
+
+
+def test_a_non_decider_on_a_final_case_is_refused_as_one_and_audited(
+    router: EscalationRouter, audit: AuditLog
+) -> None:
+    """On a decided case an outsider gets NotADecider (audited), not the case's state; a listed
+    decider gets IllegalTransition (nothing to decide, nothing recorded)."""
+    case = router.open(decision())
+    router.approve(case.id, by=verified("maria"))
+    with pytest.raises(NotADecider):
+        router.reject(case.id, by=verified("mallory"))
+    with pytest.raises(NotADecider, match="agent that asked"):
+        router.reject(case.id, by=verified("bot"))
+    assert [r.context["by"] for r in refusals(audit, case.id)] == ["mallory", "bot"]
+    with pytest.raises(IllegalTransition):
+        router.reject(case.id, by=verified("lena"))
+    assert len(refusals(audit, case.id)) == 2

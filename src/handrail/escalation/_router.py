@@ -638,8 +638,6 @@ class EscalationRouter(Waiting, Outbox):
         """
         if identity.binding is not None:
             _machine.check_binding(current, identity.binding)
-        if current.is_terminal:
-            return  # the move itself refuses (IllegalTransition): nothing is decided
         user = identity.user
         directory = self._directory(current)
         allowed = current.deciders
@@ -649,7 +647,10 @@ class EscalationRouter(Waiting, Outbox):
         if why is not None:
             raise NotADecider(current.id, user, current.level, allowed, why=why)
         if not _machine.may_decide(current, user, directory):
+            # Before the final-state check: a non-decider learns nothing about the case,
+            # and the attempt is audited.
             raise NotADecider(current.id, user, current.level, allowed)
+        # A decider acting on a final case: the move itself refuses (IllegalTransition).
 
     def _directory(self, escalation: Escalation) -> tuple[str, ...] | None:
         """The deciders of the case's level by this router's route and groups (None: unknown)."""
