@@ -260,13 +260,11 @@ class RouterMachine(RuleBasedStateMachine):
         except NotAuthenticated:
             assert not isinstance(who, Identity)
             self.refusals += 1
-        except IllegalTransition:
+        except IllegalTransition:  # only a listed decider learns that the case moved on
             assert isinstance(who, Identity)
-            assert before.is_terminal or (
-                before.state is EscalationState.ACKNOWLEDGED and _may_decide(before, name)
-            )
-        except NotADecider:
-            assert not before.is_terminal
+            assert _may_decide(before, name)
+            assert before.is_terminal or before.state is EscalationState.ACKNOWLEDGED
+        except NotADecider:  # open or final alike
             assert not _may_decide(before, name)
             self.refusals += 1
         else:
@@ -291,11 +289,11 @@ class RouterMachine(RuleBasedStateMachine):
         except NotAuthenticated:
             assert not isinstance(who, Identity)
             self.refusals += 1
-        except IllegalTransition:
+        except IllegalTransition:  # only a listed decider learns that the case is final
             assert isinstance(who, Identity)
             assert before.is_terminal
-        except NotADecider:
-            assert not before.is_terminal
+            assert _may_decide(before, name)
+        except NotADecider:  # open or final alike
             assert not _may_decide(before, name)
             self.refusals += 1
         else:
