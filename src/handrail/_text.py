@@ -13,7 +13,6 @@ inert there (see docs/escalation-channels.md for the substitutions).
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from ._errors import PolicyProblem
@@ -84,6 +83,8 @@ def slack_text(text: str, limit: int | None = None) -> str:
 
 def html_text(text: str) -> str:
     """``text`` for an HTML page or mail: ``printable``, then ``html.escape`` (quotes too)."""
+    import html  # loaded with the first page or mail, not with `import handrail`
+
     return html.escape(printable(text), quote=True)
 
 
